@@ -1,0 +1,1 @@
+"""Ready-made grammars shipped with structgen (installed as ``structgen.grammars``)."""

@@ -1,0 +1,1 @@
+"""Static-analysis monitors: a second mask source intersected with the grammar's."""
