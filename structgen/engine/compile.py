@@ -1,0 +1,74 @@
+"""Compile entry point with a cache, and a byte-level acceptance check for tests/tools."""
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+
+from ..grammar.ir import Grammar
+from .compiled import CompiledGrammar
+
+_CACHE: "OrderedDict[tuple[str, str], CompiledGrammar]" = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+CACHE_SIZE = 64
+
+
+def grammar_fingerprint(grammar: Grammar) -> str:
+    text = grammar.to_text() + "\n%conflicts " + str(getattr(grammar, "lexeme_conflicts", "union"))
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def _tokenizer_key(tokenizer) -> str:
+    fp = getattr(tokenizer, "fingerprint", None)
+    return fp if isinstance(fp, str) else f"id:{id(tokenizer)}"
+
+
+def compile_grammar(grammar: Grammar, tokenizer, *, cache: bool = True,
+                    max_dfa_states: int = 100_000) -> CompiledGrammar:
+    """Compile ``grammar`` for ``tokenizer`` (a :class:`structgen.vocab.TokenizerInfo`).
+
+    Results are cached by grammar fingerprint and tokenizer fingerprint.
+    """
+    if not cache:
+        return CompiledGrammar(grammar, tokenizer, max_dfa_states=max_dfa_states)
+    key = (grammar_fingerprint(grammar), _tokenizer_key(tokenizer))
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
+    compiled = CompiledGrammar(grammar, tokenizer, max_dfa_states=max_dfa_states)
+    with _CACHE_LOCK:
+        _CACHE[key] = compiled
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return compiled
+
+
+class _ByteTokenizer:
+    """256 one-byte tokens + EOS: lets the engine check raw text without a real tokenizer."""
+
+    def __init__(self):
+        self.token_bytes = [bytes([i]) for i in range(256)] + [b""]
+        self.vocab_size = 257
+        self.eos_ids = frozenset({256})
+        self.special_ids = frozenset({256})
+        self.fingerprint = "structgen-bytes-v1"
+        self.hf_tokenizer = None
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+
+_BYTE_TOKENIZER = _ByteTokenizer()
+
+
+def byte_level_tokenizer() -> _ByteTokenizer:
+    return _BYTE_TOKENIZER
+
+
+def accepts_text(grammar: Grammar | CompiledGrammar, text: str | bytes) -> bool:
+    """True iff ``text`` is a complete sentence of ``grammar`` (byte-level check)."""
+    compiled = grammar if isinstance(grammar, CompiledGrammar) else compile_grammar(grammar, _BYTE_TOKENIZER)
+    m = compiled.matcher()
+    return m.accept_string(text) and m.is_accepting()

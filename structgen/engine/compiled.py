@@ -1,0 +1,188 @@
+"""A grammar compiled against one tokenizer: lexer tables, parser tables, token trie, mask caches.
+
+Compilation is cheap on purpose (terminal DFAs + integer rules); the expensive
+part of a mask, walking the token trie, is done lazily per lexer state and
+cached, so big grammars never pay for states they do not visit.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import GrammarError
+from ..grammar.ir import Grammar
+from .earley import EarleySet, ParserTables, Production
+from .lexer import LexerTables
+from .trie import TokenTrie, build_token_trie
+from .walk import run_walk
+
+ROOT_GROUP = 0
+
+
+@dataclass
+class WalkResult:
+    full: np.ndarray                                  # uint32 words: tokens allowed regardless of the parser
+    groups: list[tuple[frozenset[int], int]]          # (accepting terminals, boundary node group id)
+    visited: int
+
+
+_TRIE_CACHE: "weakref.WeakKeyDictionary[object, TokenTrie]" = weakref.WeakKeyDictionary()
+_TRIE_LOCK = threading.Lock()
+
+
+def token_trie_for(tokenizer) -> TokenTrie:
+    """Trie of a tokenizer's tokens (special tokens excluded), built once per tokenizer object."""
+    with _TRIE_LOCK:
+        trie = _TRIE_CACHE.get(tokenizer)
+        if trie is None:
+            trie = build_token_trie(list(tokenizer.token_bytes), tokenizer.vocab_size,
+                                    excluded=set(tokenizer.special_ids) | set(tokenizer.eos_ids))
+            _TRIE_CACHE[tokenizer] = trie
+        return trie
+
+
+class CompiledGrammar:
+    """Everything needed to build matchers for ``grammar`` over ``tokenizer``."""
+
+    def __init__(self, grammar: Grammar, tokenizer, *, max_dfa_states: int = 100_000):
+        grammar.validate()
+        self.grammar = grammar
+        self.tokenizer = tokenizer
+        self.vocab_size = int(tokenizer.vocab_size)
+        self.mask_words = (self.vocab_size + 31) // 32
+        term_names = list(grammar.terminals)
+        self.terminal_ids = {n: i for i, n in enumerate(term_names)}
+        self.lexer = LexerTables(term_names, [grammar.terminals[n] for n in term_names],
+                                 max_states=max_dfa_states, source=grammar.source)
+        nt_names = ["<start>"] + list(grammar.rules)
+        nt_ids = {n: i for i, n in enumerate(nt_names)}
+        prods = [Production(0, (nt_ids[grammar.start],))]
+        for name, alts in grammar.rules.items():
+            for alt in alts:
+                prods.append(Production(nt_ids[name], tuple(
+                    nt_ids[s] if s in nt_ids else -(self.terminal_ids[s] + 1) for s in alt)))
+        terms = [grammar.terminals[n] for n in term_names]
+        self.parser = ParserTables(
+            prods, len(nt_names), 0, frozenset(self.terminal_ids[n] for n in grammar.ignore),
+            terminal_priority=[t.priority for t in terms],
+            terminal_is_literal=[t.literal is not None for t in terms],
+            resolve_conflicts=getattr(grammar, "lexeme_conflicts", "union") == "priority")
+        self.trie = token_trie_for(tokenizer)
+        self.eos_ids = np.array(sorted(tokenizer.eos_ids), dtype=np.int64)
+        self.initial_set = EarleySet.initial(self.parser)
+        self._walk_cache: dict[tuple[int, int], WalkResult] = {}
+        self._groups: list[np.ndarray] = [np.array([0], dtype=np.int32)]
+        self._group_ids: dict[tuple[int, ...], int] = {(0,): ROOT_GROUP}
+        self._lock = threading.RLock()
+        self.stats = {"walks": 0, "visited_nodes": 0}
+
+    # ----- lexer / parser glue -------------------------------------------------
+    def lexer_start(self, pset: EarleySet) -> int:
+        vid = pset.lexer_start
+        if vid is None:
+            vid = self.lexer.start_vector(pset.expected | self.parser.ignore)
+            pset.lexer_start = vid
+        return vid
+
+    def advance_bytes(self, pset: EarleySet, vid: int, nonempty: bool, data: bytes):
+        """State after ``data`` or None; the pure-Python reference of the trie walk."""
+        lexer = self.lexer
+        for b in data:
+            nxt = lexer.step(vid, b)
+            if not nxt:
+                if not nonempty:
+                    return None
+                acc = lexer.accepting_terminals(vid)
+                if not acc:
+                    return None
+                pset2 = pset.advance(acc)
+                if pset2 is None:
+                    return None
+                pset = pset2
+                vid = self.lexer_start(pset)
+                nxt = lexer.step(vid, b)
+                if not nxt:
+                    return None
+            vid = lexer.intern(nxt)
+            nonempty = True
+        return pset, vid, nonempty
+
+    def can_end(self, pset: EarleySet, vid: int, nonempty: bool) -> bool:
+        if not nonempty:
+            return pset.accepting
+        acc = self.lexer.accepting_terminals(vid)
+        if not acc:
+            return False
+        nxt = pset.advance(acc)
+        return nxt is not None and nxt.accepting
+
+    # ----- masks ------------------------------------------------------------------
+    def _group(self, nodes: list[int]) -> int:
+        key = tuple(nodes)
+        gid = self._group_ids.get(key)
+        if gid is None:
+            gid = len(self._groups)
+            self._groups.append(np.array(nodes, dtype=np.int32))
+            self._group_ids[key] = gid
+        return gid
+
+    def walk(self, group: int, vid: int) -> WalkResult:
+        key = (group, vid)
+        res = self._walk_cache.get(key)
+        if res is not None:
+            return res
+        with self._lock:
+            res = self._walk_cache.get(key)
+            if res is not None:
+                return res
+            init = self.lexer.vectors[vid]
+            mask, b_node, b_st, b_len, acc_buf, nb, na, visited, _ = run_walk(
+                self.trie, self.lexer, init, self._groups[group])
+            by_acc: dict[frozenset[int], list[int]] = {}
+            if nb:
+                acc_cache: dict[tuple[int, int], frozenset[int]] = {}
+                for k in range(nb):
+                    st, ln = int(b_st[k]), int(b_len[k])
+                    acc = acc_cache.get((st, ln))
+                    if acc is None:
+                        acc = frozenset(int(x) for x in acc_buf[st:st + ln])
+                        acc_cache[(st, ln)] = acc
+                    by_acc.setdefault(acc, []).append(int(b_node[k]))
+            groups = [(acc, self._group(nodes)) for acc, nodes in by_acc.items()]
+            res = WalkResult(full=mask, groups=groups, visited=int(visited))
+            self._walk_cache[key] = res
+            self.stats["walks"] += 1
+            self.stats["visited_nodes"] += int(visited)
+            return res
+
+    def token_mask(self, pset: EarleySet, vid: int, nonempty: bool) -> np.ndarray:
+        """uint32 words; bit t set iff token t may come next (EOS bits included)."""
+        res = self.walk(ROOT_GROUP, vid)
+        mask = res.full.copy()
+        stack = [(res, pset)]
+        while stack:
+            r, p = stack.pop()
+            for acc, gid in r.groups:
+                p2 = p.advance(acc)
+                if p2 is None:
+                    continue
+                r2 = self.walk(gid, self.lexer_start(p2))
+                mask |= r2.full
+                if r2.groups:
+                    stack.append((r2, p2))
+        if len(self.eos_ids) and self.can_end(pset, vid, nonempty):
+            for t in self.eos_ids:
+                mask[t >> 5] |= np.uint32(1 << (int(t) & 31))
+        return mask
+
+    def matcher(self):
+        from .matcher import Matcher
+        return Matcher(self)
+
+
+def check_grammar_usable(grammar: Grammar) -> None:
+    if not grammar.terminals:
+        raise GrammarError("grammar has no terminals", source=grammar.source)

@@ -1,0 +1,100 @@
+"""Token trie in flat preorder arrays, the shape the numba mask walk needs.
+
+Sorting the token byte strings lexicographically yields the trie's preorder
+directly: each token adds one node per byte after its longest common prefix
+with the previous token.  So the whole trie is built from sorted bytes with
+no pointer structure at all.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+
+@dataclass
+class TokenTrie:
+    node_byte: np.ndarray      # uint8 [N]; node 0 is the root (byte unused)
+    node_depth: np.ndarray     # int32 [N]; root has depth 0
+    subtree_end: np.ndarray    # int32 [N]; one past the last descendant (preorder)
+    tok_start: np.ndarray      # int32 [N + 1]; CSR offsets into tok_ids of tokens ending at each node
+    tok_ids: np.ndarray        # int32 [M]
+    token_node: np.ndarray     # int32 [V]; node where each token ends, -1 if not in the trie
+    vocab_size: int
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.node_byte.shape[0])
+
+
+@numba.njit(cache=True)
+def _build_preorder(flat: np.ndarray, offsets: np.ndarray, order: np.ndarray, n_nodes_max: int):
+    node_byte = np.zeros(n_nodes_max, dtype=np.uint8)
+    node_depth = np.zeros(n_nodes_max, dtype=np.int32)
+    token_node = np.full(order.shape[0], -1, dtype=np.int32)
+    n = 1  # root
+    path = np.zeros(4096, dtype=np.int32)  # node index at each depth along the current path
+    prev_start = 0
+    prev_len = 0
+    for k in range(order.shape[0]):
+        t = order[k]
+        s = offsets[t]
+        ln = offsets[t + 1] - s
+        # longest common prefix with previous token in sorted order
+        lcp = 0
+        lim = min(ln, prev_len)
+        while lcp < lim and flat[s + lcp] == flat[prev_start + lcp]:
+            lcp += 1
+        for d in range(lcp, ln):
+            node_byte[n] = flat[s + d]
+            node_depth[n] = d + 1
+            path[d + 1] = n
+            n += 1
+        token_node[k] = path[ln] if ln > 0 else 0
+        prev_start = s
+        prev_len = ln
+    return node_byte[:n], node_depth[:n], token_node
+
+
+@numba.njit(cache=True)
+def _subtree_ends(node_depth: np.ndarray) -> np.ndarray:
+    n = node_depth.shape[0]
+    end = np.full(n, n, dtype=np.int32)
+    stack = np.zeros(4097, dtype=np.int32)
+    top = 0
+    for i in range(n):
+        d = node_depth[i]
+        while top > 0 and node_depth[stack[top - 1]] >= d:
+            end[stack[top - 1]] = i
+            top -= 1
+        stack[top] = i
+        top += 1
+    return end
+
+
+def build_token_trie(token_bytes: list[bytes], vocab_size: int, excluded: set[int] | frozenset[int] = frozenset()) -> TokenTrie:
+    """Build the trie of every token with non-empty bytes that is not excluded."""
+    ids = [i for i, b in enumerate(token_bytes) if b and i not in excluded and i < vocab_size]
+    if any(len(token_bytes[i]) > 4000 for i in ids):
+        raise ValueError("token longer than 4000 bytes: not supported by the token trie")
+    ids.sort(key=lambda i: token_bytes[i])
+    lens = np.array([len(token_bytes[i]) for i in ids], dtype=np.int64)
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    flat = np.frombuffer(b"".join(token_bytes[i] for i in ids), dtype=np.uint8)
+    order = np.arange(len(ids), dtype=np.int64)
+    node_byte, node_depth, tok_node_sorted = _build_preorder(flat, offsets, order, int(offsets[-1]) + 1)
+    subtree_end = _subtree_ends(node_depth)
+    n = node_byte.shape[0]
+    token_node = np.full(vocab_size, -1, dtype=np.int32)
+    ids_arr = np.array(ids, dtype=np.int32)
+    token_node[ids_arr] = tok_node_sorted
+    # CSR of tokens per node
+    counts = np.bincount(tok_node_sorted, minlength=n).astype(np.int32)
+    tok_start = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(counts, out=tok_start[1:])
+    order_by_node = np.argsort(tok_node_sorted, kind="stable")
+    tok_ids = ids_arr[order_by_node].astype(np.int32)
+    return TokenTrie(node_byte=node_byte, node_depth=node_depth, subtree_end=subtree_end,
+                     tok_start=tok_start, tok_ids=tok_ids, token_node=token_node, vocab_size=vocab_size)

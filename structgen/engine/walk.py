@@ -1,0 +1,120 @@
+"""The token-trie walk: the hot path of mask computation (numba).
+
+Walk the trie's preorder arrays carrying the vector of live lexer states.
+A subtree is cut as soon as every lexer state dies.  Two outcomes per node:
+
+* still alive  -> every token ending here is allowed *whatever the parser
+  state*, because the live terminals were all expected by the parser;
+* all dead right after an accepting state -> a lexeme boundary: the token
+  continues into a new lexeme, which needs the parser.  The walk records
+  (node, accepting terminals) and the caller resumes from that node with the
+  lexer restarted for the parser's next expected terminals.
+
+The result depends only on (start nodes, lexer vector), so callers cache it.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True)
+def walk_kernel(node_byte, node_depth, subtree_end, tok_start, tok_ids,
+                trans, acc_term, init_states, starts, mask_words,
+                max_boundaries, max_acc):
+    """Returns (mask, b_node, b_acc_start, b_acc_len, acc_buf, n_boundaries, n_acc, visited, overflow)."""
+    mask = np.zeros(mask_words, dtype=np.uint32)
+    b_node = np.empty(max_boundaries, dtype=np.int32)
+    b_acc_start = np.empty(max_boundaries, dtype=np.int32)
+    b_acc_len = np.empty(max_boundaries, dtype=np.int32)
+    acc_buf = np.empty(max_acc, dtype=np.int32)
+    nb = 0
+    na = 0
+    visited = 0
+    overflow = False
+    k0 = init_states.shape[0]
+    maxd = 4100
+    states = np.empty((maxd, max(k0, 1)), dtype=np.int32)
+    counts = np.zeros(maxd, dtype=np.int32)
+    # per level: acc list already recorded for this parent (start,len), or -1
+    rec_start = np.full(maxd, -1, dtype=np.int32)
+    rec_len = np.zeros(maxd, dtype=np.int32)
+    rec_owner = np.full(maxd, -1, dtype=np.int32)
+    owner = np.full(maxd, -1, dtype=np.int32)  # node id at each level (root walk: -1 at level 0)
+    for j in range(k0):
+        states[0, j] = init_states[j]
+    counts[0] = k0
+    for si in range(starts.shape[0]):
+        first = starts[si]
+        if first == 0:
+            lo = 1
+            hi = node_byte.shape[0]
+            base = 0
+        else:
+            lo = first
+            hi = subtree_end[first]
+            base = node_depth[first] - 1
+        owner[0] = -1 - si
+        i = lo
+        while i < hi:
+            visited += 1
+            d = node_depth[i] - base
+            b = node_byte[i]
+            pc = counts[d - 1]
+            c = 0
+            for j in range(pc):
+                s = trans[states[d - 1, j], b]
+                if s >= 0:
+                    states[d, c] = s
+                    c += 1
+            if c == 0:
+                # lexeme cannot continue with this byte: boundary if parent accepted
+                has_acc = False
+                for j in range(pc):
+                    if acc_term[states[d - 1, j]] >= 0:
+                        has_acc = True
+                        break
+                if has_acc:
+                    if nb >= max_boundaries:
+                        overflow = True
+                        return mask, b_node, b_acc_start, b_acc_len, acc_buf, nb, na, visited, overflow
+                    par = owner[d - 1]
+                    if rec_owner[d - 1] != par or rec_start[d - 1] < 0:
+                        if na + pc > max_acc:
+                            overflow = True
+                            return mask, b_node, b_acc_start, b_acc_len, acc_buf, nb, na, visited, overflow
+                        st = na
+                        for j in range(pc):
+                            t = acc_term[states[d - 1, j]]
+                            if t >= 0:
+                                acc_buf[na] = t
+                                na += 1
+                        rec_start[d - 1] = st
+                        rec_len[d - 1] = na - st
+                        rec_owner[d - 1] = par
+                    b_node[nb] = i
+                    b_acc_start[nb] = rec_start[d - 1]
+                    b_acc_len[nb] = rec_len[d - 1]
+                    nb += 1
+                i = subtree_end[i]
+                continue
+            counts[d] = c
+            owner[d] = i
+            for q in range(tok_start[i], tok_start[i + 1]):
+                t = tok_ids[q]
+                mask[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+            i += 1
+    return mask, b_node, b_acc_start, b_acc_len, acc_buf, nb, na, visited, overflow
+
+
+def run_walk(trie, lexer, init_states: np.ndarray, starts: np.ndarray):
+    """Run the kernel, growing the boundary buffers until they suffice."""
+    words = (trie.vocab_size + 31) // 32
+    max_b, max_a = 1024, 8192
+    while True:
+        out = walk_kernel(trie.node_byte, trie.node_depth, trie.subtree_end, trie.tok_start, trie.tok_ids,
+                          lexer.trans, lexer.acc_term, init_states, starts, words, max_b, max_a)
+        if not out[8]:
+            return out
+        max_b *= 4
+        max_a *= 4
