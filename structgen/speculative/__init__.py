@@ -1,1 +1,14 @@
-"""speculative package."""
+"""Speculative constrained decoding: drafters + one-pass verification with the KV cache.
+
+`constrained_decode` is the non-speculative reference; `speculative_decode` produces the
+same greedy output (and the same sampling distribution) in fewer target calls.
+"""
+from .decode import DecodeResult, constrained_decode
+from .drafters import (DraftLength, DraftModelDrafter, DraftProposal, Drafter, JumpForwardDrafter,
+                       LayerSkipDrafter, PromptLookupDrafter, StepFeedback, TokenRecyclingDrafter)
+from .sampling import GREEDY, SamplingParams
+from .verify import AcceptanceRule, speculative_decode
+
+__all__ = ["AcceptanceRule", "DecodeResult", "DraftLength", "DraftModelDrafter", "DraftProposal", "Drafter",
+           "GREEDY", "JumpForwardDrafter", "LayerSkipDrafter", "PromptLookupDrafter", "SamplingParams",
+           "StepFeedback", "TokenRecyclingDrafter", "constrained_decode", "speculative_decode"]

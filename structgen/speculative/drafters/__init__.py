@@ -1,0 +1,11 @@
+"""Drafters: draft model, prompt lookup, token recycling, layer skipping, jump-forward."""
+from .base import DraftLength, DraftProposal, Drafter, StepFeedback, take_valid
+from .jumpforward import JumpForwardDrafter
+from .model import AutoregressiveDrafter, DraftModelDrafter
+from .ngram import PromptLookupDrafter
+from .recycling import TokenRecyclingDrafter
+from .selfspec import LayerSkipDrafter
+
+__all__ = ["AutoregressiveDrafter", "DraftLength", "DraftModelDrafter", "DraftProposal", "Drafter",
+           "JumpForwardDrafter", "LayerSkipDrafter", "PromptLookupDrafter", "StepFeedback",
+           "TokenRecyclingDrafter", "take_valid"]

@@ -1,0 +1,91 @@
+"""The pluggable drafter interface and the draft-length policies.
+
+A drafter proposes up to k next tokens. It may use the matcher to keep its draft
+grammatical but must hand it back in the state it received (advance, then roll back).
+`draft_probs` is the distribution each draft token was drawn from (rows [k, V]);
+None means every token is a point mass (deterministic / model-free draft), which the
+verifier handles as q = one-hot.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from structgen.errors import GenerationError
+
+from ..sampling import GREEDY, SamplingParams
+
+
+@dataclass
+class DraftProposal:
+    tokens: list[int]
+    draft_probs: torch.Tensor | None = None   # float64 [len(tokens), V] or None (point masses)
+
+    def __post_init__(self) -> None:
+        if self.draft_probs is not None and self.draft_probs.shape[0] != len(self.tokens):
+            raise GenerationError(
+                f"DraftProposal has {len(self.tokens)} tokens but {self.draft_probs.shape[0]} probability rows")
+
+
+@dataclass
+class StepFeedback:
+    """What the target saw in one forward: tokens fed and their raw (unmasked) logits."""
+
+    fed_tokens: list[int]
+    logits: torch.Tensor              # [len(fed_tokens), V]; row j predicts the token after fed_tokens[j]
+    accepted: int = 0                 # draft tokens accepted this step
+    new_tokens: list[int] = field(default_factory=list)
+
+
+class Drafter(ABC):
+    """Proposes draft tokens; `update` receives the target's verdict after each step."""
+
+    #: set True to receive target logits in `update` (costs a top-k over the logits)
+    needs_feedback: bool = False
+    name: str = "drafter"
+
+    def reset(self, prompt_ids: Sequence[int], sampling: SamplingParams = GREEDY,
+              generator: torch.Generator | None = None) -> None:
+        """Start of a new generation."""
+        self.sampling = sampling
+        self.generator = generator
+
+    @abstractmethod
+    def propose(self, context_ids: Sequence[int], matcher, k: int) -> DraftProposal:
+        """Up to k tokens continuing `context_ids` (prompt + output so far)."""
+
+    def update(self, feedback: StepFeedback) -> None:
+        """Called after prefill and after each verification (when needs_feedback)."""
+
+
+@dataclass(frozen=True)
+class DraftLength:
+    """Fixed length (threshold=None) or SpecDec++-style adaptive stop.
+
+    Adaptive: stop once the estimated chance that some draft token so far is rejected,
+    1 - prod_i q_i(d_i) with q the draft's own probability of its token, exceeds `threshold`.
+    """
+
+    max_tokens: int = 8
+    threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 1:
+            raise GenerationError(f"DraftLength.max_tokens must be >= 1, got {self.max_tokens}")
+        if self.threshold is not None and not 0 < self.threshold < 1:
+            raise GenerationError(f"DraftLength.threshold must be in (0, 1), got {self.threshold}")
+
+    def should_stop(self, survival: float) -> bool:
+        """`survival` = product of draft probabilities of the tokens drafted so far."""
+        return self.threshold is not None and 1.0 - survival > self.threshold
+
+
+def take_valid(matcher, tokens: Sequence[int]) -> list[int]:
+    """Longest grammatical prefix of `tokens` (all of them when unconstrained)."""
+    tokens = list(tokens)
+    if matcher is None or not tokens:
+        return tokens
+    return tokens[: matcher.validate_tokens(tokens)]

@@ -1,0 +1,56 @@
+"""Prompt lookup: copy what followed an earlier occurrence of the current n-gram.
+
+Searches prompt + output for the last `n` tokens (longest n first, most recent match
+first) and proposes the tokens that followed. Among the matches of the longest n it
+keeps the candidate with the longest grammatical prefix, so grammar-invalid copies
+do not waste the verification pass.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from structgen.errors import GenerationError
+
+from .base import DraftProposal, Drafter, take_valid
+
+
+class PromptLookupDrafter(Drafter):
+    name = "prompt-lookup"
+
+    def __init__(self, max_ngram: int = 3, min_ngram: int = 1, max_tokens: int = 8,
+                 max_candidates: int = 4) -> None:
+        if not 1 <= min_ngram <= max_ngram:
+            raise GenerationError(f"need 1 <= min_ngram <= max_ngram, got {min_ngram}, {max_ngram}")
+        self.max_ngram, self.min_ngram = max_ngram, min_ngram
+        self.max_tokens, self.max_candidates = max_tokens, max_candidates
+
+    def candidates(self, context_ids: Sequence[int], k: int) -> list[list[int]]:
+        """Continuations of the most recent matches of the longest matching suffix n-gram."""
+        ctx = np.asarray(context_ids, dtype=np.int64)
+        L = len(ctx)
+        for n in range(min(self.max_ngram, L - 1), self.min_ngram - 1, -1):
+            pattern = ctx[L - n:]
+            # windows starting at 0 .. L-n-1 (exclude the suffix itself)
+            windows = np.lib.stride_tricks.sliding_window_view(ctx[: L - 1], n)
+            hits = np.flatnonzero((windows == pattern).all(axis=1))
+            if hits.size == 0:
+                continue
+            out = []
+            for start in hits[::-1][: self.max_candidates]:
+                cont = ctx[start + n: start + n + k].tolist()
+                if cont:
+                    out.append(cont)
+            if out:
+                return out
+        return []
+
+    def propose(self, context_ids: Sequence[int], matcher, k: int) -> DraftProposal:
+        k = min(k, self.max_tokens)
+        best: list[int] = []
+        for cand in self.candidates(context_ids, k) if k > 0 else []:
+            valid = take_valid(matcher, cand)
+            if len(valid) > len(best):
+                best = valid
+        return DraftProposal(best)

@@ -1,0 +1,187 @@
+"""Speculative constrained decoding: draft, mask, verify in one target pass, roll back.
+
+Invariant between steps: the target cache holds every token but the last one
+("pending"); a step feeds [pending] + draft, so row i of the logits predicts draft[i]
+and the last row gives the bonus token. The matcher is advanced along the draft to get
+the mask at every position, rolled back, then advanced along what was accepted.
+
+Greedy: accept draft[i] iff it is the masked arg-max, so the output equals
+`constrained_decode` token for token. Sampling: standard speculative rejection sampling
+on the masked target distribution p and the draft's distribution q (one-hot for
+deterministic drafts): accept with prob min(1, p/q), else draw from max(0, p - q)
+normalised; all accepted -> draw the bonus from p. Output follows exactly the
+distribution of non-speculative constrained sampling.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+
+from structgen.errors import GenerationError
+
+from .decode import DecodeResult, prompt_ids, resolve_eos
+from .drafters.base import DraftProposal, Drafter, StepFeedback, take_valid
+from .kv import KVSequence, model_vocab_size
+from .sampling import GREEDY, SamplingParams, allowed_mask, distribution, greedy_token, sample
+
+
+class AcceptanceRule:
+    """Speculative rejection sampling; subclass only to test that the tests have power."""
+
+    def accept(self, p: torch.Tensor, q: torch.Tensor, token: int, generator) -> bool:
+        ratio = float(p[token]) / float(q[token]) if float(q[token]) > 0 else 0.0
+        if ratio >= 1.0:
+            return True
+        return float(torch.rand((), generator=generator, dtype=torch.float64)) < ratio
+
+    def residual(self, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        r = torch.clamp(p - q, min=0.0)
+        total = float(r.sum())
+        return r / total if total > 0 else p
+
+
+def _onehot(token: int, vocab: int) -> torch.Tensor:
+    q = torch.zeros(vocab, dtype=torch.float64)
+    q[token] = 1.0
+    return q
+
+
+def _align(row: torch.Tensor, vocab: int) -> torch.Tensor:
+    """Draft distribution over the target's vocabulary (pad with zeros / cut extra ids)."""
+    row = row.to(torch.float64)
+    if row.shape[0] == vocab:
+        return row
+    if row.shape[0] > vocab:
+        return row[:vocab]
+    return torch.cat([row, torch.zeros(vocab - row.shape[0], dtype=torch.float64)])
+
+
+def speculative_decode(model, input_ids, matcher, drafter: Drafter | None, max_new_tokens: int = 64,
+                       sampling: SamplingParams = GREEDY, *, num_draft_tokens: int = 8,
+                       eos_token_ids: Iterable[int] | None = None,
+                       generator: torch.Generator | None = None,
+                       rule: AcceptanceRule | None = None) -> DecodeResult:
+    """Speculative version of `constrained_decode` with the same arguments plus a drafter.
+
+    `drafter=None` gives one token per target call (useful as a control).
+    `result.stats` holds steps, drafted/accepted counts and the accepted length per step.
+    """
+    prompt = prompt_ids(input_ids)
+    eos = resolve_eos(model, eos_token_ids)
+    vocab = model_vocab_size(model)
+    rule = rule or AcceptanceRule()
+    target = KVSequence(model)
+    t0 = time.perf_counter()
+    draft_time = 0.0
+    if drafter is not None:
+        drafter.reset(prompt, sampling, generator)
+    if len(prompt) > 1:
+        logits = target.feed(prompt[:-1], last_only=not (drafter is not None and drafter.needs_feedback))
+        if drafter is not None and drafter.needs_feedback:
+            drafter.update(StepFeedback(prompt[:-1], logits))
+    seq = list(prompt)
+    out: list[int] = []
+    accepted_lengths: list[int] = []
+    drafted = 0
+    finish = "length"
+    while len(out) < max_new_tokens:
+        budget = max_new_tokens - len(out) - 1
+        proposal = DraftProposal([])
+        if drafter is not None and budget > 0:
+            td = time.perf_counter()
+            proposal = drafter.propose(seq, matcher, min(budget, num_draft_tokens))
+            draft_time += time.perf_counter() - td
+        draft = take_valid(matcher, proposal.tokens[: min(budget, num_draft_tokens)])
+        for i, tok in enumerate(draft):             # nothing is verified after an EOS
+            if tok in eos:
+                draft = draft[: i + 1]
+                break
+        drafted += len(draft)
+        step = _verify(target, seq, draft, proposal, matcher, vocab, eos, sampling, generator, rule, len(out))
+        if drafter is not None and drafter.needs_feedback:
+            drafter.update(StepFeedback(step.fed, step.logits, step.accepted, step.new))
+        accepted_lengths.append(step.accepted)
+        seq.extend(step.new)
+        out.extend(step.new)
+        if step.eos:
+            finish = "eos"
+            break
+    stats = {"steps": len(accepted_lengths), "drafted": drafted, "accepted": sum(accepted_lengths),
+             "accepted_per_step": accepted_lengths, "draft_time": draft_time,
+             "mean_accepted": sum(accepted_lengths) / max(1, len(accepted_lengths))}
+    return DecodeResult(out, finish, target.calls, time.perf_counter() - t0, stats)
+
+
+@dataclass
+class _Verdict:
+    fed: list[int]
+    logits: torch.Tensor
+    accepted: int
+    new: list[int]
+    eos: bool
+
+
+def _verify(target: KVSequence, seq: list[int], draft: list[int], proposal: DraftProposal, matcher,
+            vocab: int, eos: frozenset[int], sampling: SamplingParams, generator, rule: AcceptanceRule,
+            produced: int) -> _Verdict:
+    """One target pass over [pending] + draft; returns accepted draft count and new tokens."""
+    base = len(seq) - 1
+    fed = [seq[-1]] + draft
+    logits = target.feed(fed)                                   # [k+1, V]
+    masks: list[torch.Tensor | None] = []
+    if matcher is not None:
+        for i in range(len(draft) + 1):
+            masks.append(allowed_mask(matcher, vocab))
+            if i < len(draft) and not matcher.accept_token(draft[i]):
+                raise GenerationError(f"matcher refused draft token {draft[i]} it had validated")
+        if draft:
+            matcher.rollback(len(draft))
+    else:
+        masks = [None] * (len(draft) + 1)
+
+    new: list[int] = []
+    accepted = 0
+    for i, tok in enumerate(draft + [None]):
+        where = f"output token {produced + i}"
+        if tok is None:                                         # every draft accepted: bonus token
+            new.append(_pick(logits[i], masks[i], sampling, generator, where))
+            break
+        if not sampling.do_sample:
+            best = greedy_token(logits[i], masks[i], where)
+            if best == tok:
+                new.append(tok)
+                accepted += 1
+                if tok in eos:
+                    break
+                continue
+            new.append(best)
+            break
+        p = distribution(logits[i], masks[i], sampling, where)
+        q = _align(proposal.draft_probs[i], vocab) if proposal.draft_probs is not None else _onehot(tok, vocab)
+        if rule.accept(p, q, tok, generator):
+            new.append(tok)
+            accepted += 1
+            if tok in eos:
+                break
+            continue
+        new.append(sample(rule.residual(p, q), generator))
+        break
+
+    # target cache must hold seq + accepted drafts (everything but the new last token)
+    target.truncate(base + 1 + accepted)
+    hit_eos = False
+    for tok in new:
+        if matcher is not None and not matcher.accept_token(tok):
+            raise GenerationError(f"the matcher refused token {tok} that its mask allowed")
+        if tok in eos or (matcher is not None and matcher.is_terminated()):
+            hit_eos = True
+    return _Verdict(fed, logits, accepted, new, hit_eos)
+
+
+def _pick(logits, mask, sampling, generator, where) -> int:
+    if not sampling.do_sample:
+        return greedy_token(logits, mask, where)
+    return sample(distribution(logits, mask, sampling, where), generator)
