@@ -1,0 +1,72 @@
+"""LRU cache of compiled grammars, so repeated calls never recompile.
+
+Key = (constraint's canonical hash, tokenizer fingerprint).  The front-end
+grammar build and the engine compile both happen once per key.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+
+
+class GrammarCache:
+    """Thread-safe LRU: ``get(constraint, tokenizer_info) -> CompiledGrammar``."""
+
+    def __init__(self, maxsize: int = 128):
+        if maxsize < 1:
+            raise ValueError("maxsize must be >= 1")
+        self.maxsize = maxsize
+        self.stats = CacheStats()
+        self._items: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def key(self, constraint, tokenizer_info) -> tuple[str, str]:
+        return (constraint.key, str(tokenizer_info.fingerprint))
+
+    def __contains__(self, item) -> bool:
+        constraint, tokenizer_info = item
+        return self.key(constraint, tokenizer_info) in self._items
+
+    def get(self, constraint, tokenizer_info):
+        """The compiled grammar for this constraint and tokenizer (compiling on a miss)."""
+        key = self.key(constraint, tokenizer_info)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.stats.hits += 1
+                return self._items[key]
+        compiled = _compile(constraint, tokenizer_info)  # outside the lock: compiles may be slow
+        with self._lock:
+            self.stats.misses += 1
+            self._items[key] = compiled
+            self._items.move_to_end(key)
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+                self.stats.evictions += 1
+        return compiled
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.stats = CacheStats()
+
+
+def _compile(constraint, tokenizer_info):
+    from ..engine import compile_grammar
+    return compile_grammar(constraint.grammar(), tokenizer_info)
+
+
+#: the process-wide cache used by :func:`structgen.api.generate` unless one is passed
+default_cache = GrammarCache()
