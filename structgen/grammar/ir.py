@@ -67,6 +67,10 @@ class Grammar:
     terminals: dict[str, Terminal] = field(default_factory=dict)
     ignore: list[str] = field(default_factory=list)
     source: str | None = None  # file name or front-end, for error messages
+    # when several terminals match the same lexeme: "union" keeps them all
+    # (exact CFG semantics), "priority" keeps the highest priority, literals
+    # first (Lark's lexer behaviour; used by the Lark front-end)
+    lexeme_conflicts: str = "union"
 
     def validate(self) -> None:
         """Reject undefined symbols, unreachable or unproductive rules, empty languages."""
