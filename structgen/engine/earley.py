@@ -8,6 +8,7 @@ actually accepted).  Nullable nonterminals use the Aycock-Horspool fix.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 
@@ -33,6 +34,9 @@ class ParserTables:
         self.terminal_priority = terminal_priority
         self.terminal_is_literal = terminal_is_literal
         self.resolve_conflicts = resolve_conflicts
+        # hash-consing: structurally equal sets are one object, so memoized
+        # steps and mask caches are shared across different token paths
+        self.interned: "weakref.WeakValueDictionary[frozenset, EarleySet]" = weakref.WeakValueDictionary()
 
     def _nullable(self, n: int) -> list[bool]:
         nullable = [False] * n
@@ -143,7 +147,11 @@ class EarleySet:
             for (p, d, o) in self.scan_index[t]:
                 kernel.append((p, d + 1, o))
         if kernel:
-            nxt: EarleySet | None = EarleySet(tables, kernel, self.depth + 1)
+            kkey = frozenset((p, d, id(o)) for (p, d, o) in kernel)
+            nxt = tables.interned.get(kkey)
+            if nxt is None:
+                nxt = EarleySet(tables, kernel, self.depth + 1)
+                tables.interned[kkey] = nxt
         elif terminals & tables.ignore:
             nxt = self
         else:
