@@ -1,0 +1,214 @@
+"""Uniform adapters over structgen, xgrammar and llguidance for benchmarks.
+
+Every engine is driven the same way on the same tokenizer and token
+sequences: compile (timed), then for each token fill a mask (timed), check the
+token is allowed, consume it; at the end check EOS is allowed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CORPORA = Path(os.environ.get("STRUCTGEN_CORPORA", Path(__file__).resolve().parents[1].parent / "shared" / "corpora"))
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def bit_is_set(words: np.ndarray, t: int) -> bool:
+    return bool((int(words[t >> 5]) >> (t & 31)) & 1)
+
+
+@dataclass
+class ReplayResult:
+    compile_s: float | None = None
+    mask_s: list[float] = field(default_factory=list)
+    error: str | None = None          # compile error / unsupported
+    accepted_all: bool = False        # every token allowed and EOS allowed at the end
+    refused_at: int | None = None
+
+
+class Engine:
+    name = "?"
+
+    def compile(self, kind: str, source):  # kind: "json_schema" | "lark" | "gbnf" | "regex"
+        raise NotImplementedError
+
+    def replay(self, compiled, tokens: list[int]) -> tuple[list[float], bool, int | None]:
+        raise NotImplementedError
+
+
+class StructgenEngine(Engine):
+    name = "structgen"
+
+    def __init__(self, tokenizer_info):
+        self.tok = tokenizer_info
+
+    def compile(self, kind, source):
+        from structgen.engine import compile_grammar
+        from structgen.grammar import grammar_from_gbnf, grammar_from_lark, grammar_from_regex
+        if kind == "json_schema":
+            from structgen.schema import grammar_from_json_schema
+            g = grammar_from_json_schema(source)
+        elif kind == "lark":
+            g = grammar_from_lark(source)
+        elif kind == "gbnf":
+            g = grammar_from_gbnf(source)
+        elif kind == "regex":
+            g = grammar_from_regex(source)
+        else:
+            raise ValueError(kind)
+        return compile_grammar(g, self.tok, cache=False)
+
+    def replay(self, compiled, tokens):
+        m = compiled.matcher()
+        times = []
+        for i, t in enumerate(tokens):
+            t0 = time.perf_counter()
+            words = m.next_token_mask_words()
+            times.append(time.perf_counter() - t0)
+            if not bit_is_set(words, t) or not m.accept_token(t):
+                return times, False, i
+        t0 = time.perf_counter()
+        words = m.next_token_mask_words()
+        times.append(time.perf_counter() - t0)
+        eos_ok = any(bit_is_set(words, e) for e in self.tok.eos_ids)
+        return times, eos_ok, None if eos_ok else len(tokens)
+
+
+class XGrammarEngine(Engine):
+    name = "xgrammar"
+
+    def __init__(self, hf_tokenizer, vocab_size: int):
+        import xgrammar as xgr
+        self.xgr = xgr
+        self.info = xgr.TokenizerInfo.from_huggingface(hf_tokenizer, vocab_size=vocab_size)
+        self.vocab_size = vocab_size
+
+    def compile(self, kind, source):
+        # a fresh compiler per grammar: no cross-grammar cache hits in timings
+        compiler = self.xgr.GrammarCompiler(self.info, max_threads=1, cache_enabled=False)
+        if kind == "json_schema":
+            return compiler.compile_json_schema(json.dumps(source) if not isinstance(source, str) else source)
+        if kind == "gbnf":
+            return compiler.compile_grammar(source)
+        if kind == "regex":
+            return compiler.compile_regex(source)
+        raise NotImplementedError(f"xgrammar has no {kind} front-end")
+
+    def replay(self, compiled, tokens):
+        m = self.xgr.GrammarMatcher(compiled)
+        bm = self.xgr.allocate_token_bitmask(1, self.vocab_size)
+        times = []
+        for i, t in enumerate(tokens):
+            t0 = time.perf_counter()
+            m.fill_next_token_bitmask(bm)
+            times.append(time.perf_counter() - t0)
+            if not bit_is_set(bm[0].numpy(), t) or not m.accept_token(t):
+                return times, False, i
+        t0 = time.perf_counter()
+        m.fill_next_token_bitmask(bm)
+        times.append(time.perf_counter() - t0)
+        words = bm[0].numpy()
+        eos_ok = any(bit_is_set(words, e) for e in self.info.stop_token_ids)
+        return times, eos_ok, None if eos_ok else len(tokens)
+
+
+class LLGuidanceEngine(Engine):
+    name = "llguidance"
+
+    def __init__(self, hf_tokenizer, vocab_size: int):
+        import llguidance
+        import llguidance.hf
+        self.llg = llguidance
+        self.tok = llguidance.hf.from_tokenizer(hf_tokenizer, n_vocab=vocab_size)
+        self.vocab_size = vocab_size
+        self.eos = self.tok.eos_token
+
+    def compile(self, kind, source):
+        L = self.llg.LLMatcher
+        if kind == "json_schema":
+            g = L.grammar_from_json_schema(json.dumps(source) if not isinstance(source, str) else source)
+        elif kind == "lark":
+            g = L.grammar_from_lark(source)
+        elif kind == "gbnf":
+            from llguidance.gbnf_to_lark import gbnf_to_lark
+            g = L.grammar_from_lark(gbnf_to_lark(source))
+        elif kind == "regex":
+            g = L.grammar_from_regex(source)
+        else:
+            raise ValueError(kind)
+        m = L(self.tok, g, log_level=0)
+        if m.is_error():
+            raise RuntimeError(m.get_error())
+        return g
+
+    def replay(self, compiled, tokens):
+        import llguidance.torch as lt
+        m = self.llg.LLMatcher(self.tok, compiled, log_level=0)
+        bm = lt.allocate_token_bitmask(1, self.vocab_size)
+        times = []
+        for i, t in enumerate(tokens):
+            t0 = time.perf_counter()
+            lt.fill_next_token_bitmask(m, bm)
+            times.append(time.perf_counter() - t0)
+            if not bit_is_set(bm[0].numpy(), t) or not m.consume_token(t):
+                return times, False, i
+        t0 = time.perf_counter()
+        lt.fill_next_token_bitmask(m, bm)
+        times.append(time.perf_counter() - t0)
+        eos_ok = bit_is_set(bm[0].numpy(), self.eos)
+        return times, eos_ok, None if eos_ok else len(tokens)
+
+
+def run_case(engine: Engine, kind: str, source, token_seqs: list[list[int]]) -> dict:
+    out = {"engine": engine.name, "compile_s": None, "error": None, "mask_s": [], "accepted": 0, "refused": 0}
+    try:
+        t0 = time.perf_counter()
+        compiled = engine.compile(kind, source)
+        out["compile_s"] = time.perf_counter() - t0
+    except Exception as exc:  # peers raise their own types; we record, never crash the run
+        out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        return out
+    for seq in token_seqs:
+        times, ok, _ = engine.replay(compiled, seq)
+        out["mask_s"].extend(times)
+        out["accepted" if ok else "refused"] += 1
+    return out
+
+
+def percentiles(xs: list[float], qs=(50, 90, 99)) -> dict:
+    if not xs:
+        return {f"p{q}": None for q in qs} | {"max": None}
+    a = np.array(xs)
+    return {f"p{q}": float(np.percentile(a, q)) for q in qs} | {"max": float(a.max())}
+
+
+def fmt_us(x):
+    return "-" if x is None else f"{x * 1e6:,.0f}"
+
+
+def fmt_ms(x):
+    return "-" if x is None else f"{x * 1e3:,.1f}"
+
+
+def write_json(name: str, payload) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / name
+    path.write_text(json.dumps(payload, indent=1, default=float))
+    return path
+
+
+def load_qwen(vocab_model: str = "qwen2.5-coder-0.5b"):
+    """(hf_tokenizer, TokenizerInfo, model vocab size) for the benchmark vocabulary."""
+    from structgen.models import load_tokenizer, load_tokenizer_info, model_vocab_size
+    hf = load_tokenizer(vocab_model)
+    info = load_tokenizer_info(vocab_model)
+    return hf, info, info.vocab_size
+
+
+_ = torch  # torch is imported so peers' torch helpers find it initialised
