@@ -159,7 +159,13 @@ class CompiledGrammar:
             return res
 
     def token_mask(self, pset: EarleySet, vid: int, nonempty: bool) -> np.ndarray:
-        """uint32 words; bit t set iff token t may come next (EOS bits included)."""
+        """uint32 words; bit t set iff token t may come next (EOS bits included).
+
+        The result is cached on the (hash-consed) Earley set; callers must not modify it.
+        """
+        cached = pset.mask_cache.get((vid, nonempty))
+        if cached is not None:
+            return cached
         res = self.walk(ROOT_GROUP, vid)
         mask = res.full.copy()
         stack = [(res, pset)]
@@ -176,6 +182,8 @@ class CompiledGrammar:
         if len(self.eos_ids) and self.can_end(pset, vid, nonempty):
             for t in self.eos_ids:
                 mask[t >> 5] |= np.uint32(1 << (int(t) & 31))
+        mask.flags.writeable = False
+        pset.mask_cache[(vid, nonempty)] = mask
         return mask
 
     def matcher(self):

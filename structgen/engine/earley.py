@@ -62,7 +62,7 @@ class ParserTables:
 
 class EarleySet:
     __slots__ = ("tables", "items", "_keys", "waiting", "scan_index", "expected", "accepting",
-                 "memo", "lexer_start", "depth", "__weakref__")
+                 "memo", "lexer_start", "depth", "mask_cache", "__weakref__")
 
     def __init__(self, tables: ParserTables, kernel: list[tuple[int, int, "EarleySet"]], depth: int):
         self.tables = tables
@@ -72,6 +72,7 @@ class EarleySet:
         self.scan_index: dict[int, list[tuple[int, int, EarleySet]]] = {}
         self.memo: dict[frozenset[int], EarleySet | None] = {}
         self.lexer_start: int | None = None
+        self.mask_cache: dict = {}
         self.depth = depth
         self._closure(kernel)
         self.expected = frozenset(self.scan_index)
@@ -87,6 +88,7 @@ class EarleySet:
         s.tables = tables
         s.items, s._keys, s.waiting, s.scan_index, s.memo = [], set(), {}, {}, {}
         s.lexer_start = None
+        s.mask_cache = {}
         s.depth = 0
         s._closure([(p, 0, s) for p in tables.by_lhs[tables.start]])
         s.expected = frozenset(s.scan_index)

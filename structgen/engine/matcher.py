@@ -156,8 +156,12 @@ class Matcher:
         if isinstance(bitmask, np.ndarray):
             bitmask[index, :words.shape[0]] = words
             return
-        import torch
-        bitmask[index, :words.shape[0]].copy_(torch.from_numpy(words))
+        row = bitmask[index, :words.shape[0]]
+        if row.device.type == "cpu":
+            row.numpy()[:] = words
+        else:
+            import torch
+            row.copy_(torch.from_numpy(words.copy()))
 
     def allowed_token_ids(self) -> np.ndarray:
         words = self.next_token_mask_words()

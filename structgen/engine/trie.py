@@ -22,6 +22,7 @@ class TokenTrie:
     tok_ids: np.ndarray        # int32 [M]
     token_node: np.ndarray     # int32 [V]; node where each token ends, -1 if not in the trie
     vocab_size: int
+    max_depth: int = 0
 
     @property
     def n_nodes(self) -> int:
@@ -97,4 +98,5 @@ def build_token_trie(token_bytes: list[bytes], vocab_size: int, excluded: set[in
     order_by_node = np.argsort(tok_node_sorted, kind="stable")
     tok_ids = ids_arr[order_by_node].astype(np.int32)
     return TokenTrie(node_byte=node_byte, node_depth=node_depth, subtree_end=subtree_end,
-                     tok_start=tok_start, tok_ids=tok_ids, token_node=token_node, vocab_size=vocab_size)
+                     tok_start=tok_start, tok_ids=tok_ids, token_node=token_node, vocab_size=vocab_size,
+                     max_depth=int(node_depth.max()) if len(node_depth) else 0)

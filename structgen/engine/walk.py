@@ -21,7 +21,7 @@ import numpy as np
 @numba.njit(cache=True)
 def walk_kernel(node_byte, node_depth, subtree_end, tok_start, tok_ids,
                 trans, acc_term, init_states, starts, mask_words,
-                max_boundaries, max_acc):
+                max_boundaries, max_acc, max_depth):
     """Returns (mask, b_node, b_acc_start, b_acc_len, acc_buf, n_boundaries, n_acc, visited, overflow)."""
     mask = np.zeros(mask_words, dtype=np.uint32)
     b_node = np.empty(max_boundaries, dtype=np.int32)
@@ -33,7 +33,7 @@ def walk_kernel(node_byte, node_depth, subtree_end, tok_start, tok_ids,
     visited = 0
     overflow = False
     k0 = init_states.shape[0]
-    maxd = 4100
+    maxd = max_depth + 2
     states = np.empty((maxd, max(k0, 1)), dtype=np.int32)
     counts = np.zeros(maxd, dtype=np.int32)
     # per level: acc list already recorded for this parent (start,len), or -1
@@ -113,7 +113,8 @@ def run_walk(trie, lexer, init_states: np.ndarray, starts: np.ndarray):
     max_b, max_a = 1024, 8192
     while True:
         out = walk_kernel(trie.node_byte, trie.node_depth, trie.subtree_end, trie.tok_start, trie.tok_ids,
-                          lexer.trans, lexer.acc_term, init_states, starts, words, max_b, max_a)
+                          lexer.trans, lexer.acc_term, init_states, starts, words, max_b, max_a,
+                          trie.max_depth)
         if not out[8]:
             return out
         max_b *= 4
