@@ -14,7 +14,7 @@ CACHE_SIZE = 64
 
 
 def grammar_fingerprint(grammar: Grammar) -> str:
-    text = grammar.to_text() + "\n%conflicts " + str(getattr(grammar, "lexeme_conflicts", "union"))
+    text = grammar.to_text() + "\n%conflicts " + str(grammar.lexeme_conflicts) + " " + ",".join(sorted(grammar.keywords))
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 

@@ -68,7 +68,8 @@ class CompiledGrammar:
         self.parser = ParserTables(
             prods, len(nt_names), 0, frozenset(self.terminal_ids[n] for n in grammar.ignore),
             terminal_priority=[t.priority for t in terms],
-            terminal_is_literal=[t.literal is not None for t in terms],
+            terminal_is_literal=[t.literal is not None or n in grammar.keywords
+                                 for n, t in zip(term_names, terms)],
             resolve_conflicts=getattr(grammar, "lexeme_conflicts", "union") == "priority")
         self.trie = token_trie_for(tokenizer)
         self.eos_ids = np.array(sorted(tokenizer.eos_ids), dtype=np.int64)

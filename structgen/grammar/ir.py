@@ -71,6 +71,9 @@ class Grammar:
     # (exact CFG semantics), "priority" keeps the highest priority, literals
     # first (Lark's lexer behaviour; used by the Lark front-end)
     lexeme_conflicts: str = "union"
+    # terminals that count as keywords in "priority" resolution besides literals
+    # (e.g. Lark's case-insensitive strings, which become regexes)
+    keywords: frozenset = frozenset()
 
     def validate(self) -> None:
         """Reject undefined symbols, unreachable or unproductive rules, empty languages."""

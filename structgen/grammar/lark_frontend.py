@@ -109,7 +109,8 @@ def _from_lark_object(parser, start: str, source: str | None) -> Grammar:
             for sym in alt:
                 if sym not in rules and sym not in terminals:
                     raise GrammarError(f"rule {name} uses {sym}, which has no definition", source=source)
+    keywords = frozenset(n for n in terminals if type(term_defs[n].pattern).__name__ == "PatternStr")
     g = Grammar(start=start, rules=rules, terminals=terminals, ignore=ignore, source=source or "lark grammar",
-                lexeme_conflicts="priority")
+                lexeme_conflicts="priority", keywords=keywords)
     g.validate()
     return g

@@ -1,8 +1,9 @@
 """Load a model and its tokenizer from a registry name, a .gguf file or an HF directory.
 
-Turning a GGUF vocabulary into a transformers tokenizer takes seconds, so the result is
-saved once with `save_pretrained` into the cache (keyed by the GGUF's path, size and
-mtime) and reloaded from there; tokenizers are also kept per process.
+Turning a GGUF vocabulary into a transformers tokenizer takes seconds and de-quantizing
+its weights tens of seconds, so both results are saved once with `save_pretrained` into
+the cache (keyed by the GGUF's path, size and mtime) and reloaded from there;
+tokenizers are also kept per process.
 """
 from __future__ import annotations
 
@@ -120,10 +121,60 @@ def load_tokenizer(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> Any:
     return tok
 
 
-def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, dtype: Any = None) -> tuple[Any, Any]:
+def _converted_dir(gguf: Path, dtype: Any) -> Path:
+    st = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    return cache_dir() / "converted" / f"{gguf.stem}-{key}-{str(dtype).replace('torch.', '')}"
+
+
+def _load_gguf_weights(source: ModelSource, dtype: Any, cache: bool) -> Any:
+    """De-quantizing a GGUF in transformers takes ~20 s even for 135M parameters, so the
+    converted weights are saved once as safetensors and reloaded from there (~1 s)."""
+    from transformers import AutoModelForCausalLM
+    gguf = source.gguf
+    assert gguf is not None
+    saved = _converted_dir(gguf, dtype)
+    if cache and (saved / "config.json").is_file():
+        try:
+            return AutoModelForCausalLM.from_pretrained(saved, dtype=dtype)
+        except Exception:  # a damaged cache entry: rebuild it below
+            shutil.rmtree(saved, ignore_errors=True)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            source.directory, gguf_file=source.gguf_file, dtype=dtype)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load model weights from GGUF file {gguf}: "
+                             f"{type(exc).__name__}: {exc}") from exc
+    if cache and os.environ.get("STRUCTGEN_NO_MODEL_CACHE") != "1":
+        tmp = saved.with_name(f".{saved.name}.{os.getpid()}.tmp")
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            _save_dequantized(model, tmp)
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, saved)
+        except OSError:
+            pass  # another process won the race, or the disk is full: the model is loaded anyway
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return model
+
+
+def _save_dequantized(model: Any, directory: Path) -> None:
+    """save_pretrained refuses GGUF-loaded models, but transformers has already
+    de-quantized every weight to a plain tensor: drop the GGUF marker and save."""
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(directory)
+
+
+def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, dtype: Any = None, *,
+               cache: bool = True) -> tuple[Any, Any]:
     """(model, tokenizer) for a registry name, .gguf file or HF directory; eval mode, CPU.
 
-    GGUF weights are de-quantized to `dtype` (default torch.float32).
+    GGUF weights are de-quantized to `dtype` (default torch.float32); with `cache` the
+    de-quantized weights are kept in the cache directory (STRUCTGEN_NO_MODEL_CACHE=1
+    turns writing them off).
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -131,12 +182,14 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, dtype: Any = Non
         dtype = torch.float32
     source = resolve(name_or_path)
     tokenizer = load_tokenizer(name_or_path)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(
-            source.directory, gguf_file=source.gguf_file, dtype=dtype)
-    except Exception as exc:
-        raise ModelLoadError(f"cannot load model weights from {source.describe()}: "
-                             f"{type(exc).__name__}: {exc}") from exc
+    if source.gguf is not None:
+        model = _load_gguf_weights(source, dtype, cache)
+    else:
+        try:
+            model = AutoModelForCausalLM.from_pretrained(source.directory, dtype=dtype)
+        except Exception as exc:
+            raise ModelLoadError(f"cannot load model weights from {source.directory}: "
+                                 f"{type(exc).__name__}: {exc}") from exc
     model.eval()
     return model, tokenizer
 

@@ -47,8 +47,8 @@ class KVSequence:
         return len(self.tokens)
 
     @torch.inference_mode()
-    def feed(self, tokens: Sequence[int], last_only: bool = False) -> torch.Tensor:
-        """Append `tokens`, return their logits [n, V] (or [1, V] for the last one)."""
+    def feed(self, tokens: Sequence[int], last_only: bool = False, keep: int | None = None) -> torch.Tensor:
+        """Append `tokens`, return their logits [n, V] (only the last one / last `keep` if asked)."""
         if not tokens:
             raise GenerationError("KVSequence.feed needs at least one token")
         ids = torch.tensor([list(tokens)], dtype=torch.long)
@@ -56,7 +56,9 @@ class KVSequence:
         pos = torch.arange(start, start + len(tokens)).unsqueeze(0)
         kwargs = {self._kw: self.cache, "use_cache": True, "position_ids": pos}
         if last_only:
-            kwargs["logits_to_keep"] = 1
+            keep = 1
+        if keep is not None and keep < len(tokens):
+            kwargs["logits_to_keep"] = keep
         out = self.model(input_ids=ids, **kwargs)
         self.calls += 1
         self.tokens.extend(int(t) for t in tokens)

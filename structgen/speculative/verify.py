@@ -1,8 +1,9 @@
 """Speculative constrained decoding: draft, mask, verify in one target pass, roll back.
 
-Invariant between steps: the target cache holds every token but the last one
-("pending"); a step feeds [pending] + draft, so row i of the logits predicts draft[i]
-and the last row gives the bonus token. The matcher is advanced along the draft to get
+Invariant between steps: the target cache holds every token but the last one; a step
+feeds the uncached tokens + draft (the first step is the prompt prefill), so of the
+last k+1 logits rows, row i predicts draft[i] and the last row gives the bonus token.
+The matcher is advanced along the draft to get
 the mask at every position, rolled back, then advanced along what was accepted.
 
 Greedy: accept draft[i] iff it is the masked arg-max, so the output equals
@@ -26,6 +27,9 @@ from .decode import DecodeResult, prompt_ids, resolve_eos
 from .drafters.base import DraftProposal, Drafter, StepFeedback, take_valid
 from .kv import KVSequence, model_vocab_size
 from .sampling import GREEDY, SamplingParams, allowed_mask, distribution, greedy_token, sample
+
+
+PREFILL_FEEDBACK = 512   # prompt positions whose logits feed learning drafters (token recycling, calibration)
 
 
 class AcceptanceRule:
@@ -76,12 +80,9 @@ def speculative_decode(model, input_ids, matcher, drafter: Drafter | None, max_n
     target = KVSequence(model)
     t0 = time.perf_counter()
     draft_time = 0.0
+    feedback = drafter is not None and drafter.needs_feedback
     if drafter is not None:
         drafter.reset(prompt, sampling, generator)
-    if len(prompt) > 1:
-        logits = target.feed(prompt[:-1], last_only=not (drafter is not None and drafter.needs_feedback))
-        if drafter is not None and drafter.needs_feedback:
-            drafter.update(StepFeedback(prompt[:-1], logits))
     seq = list(prompt)
     out: list[int] = []
     accepted_lengths: list[int] = []
@@ -100,8 +101,9 @@ def speculative_decode(model, input_ids, matcher, drafter: Drafter | None, max_n
                 draft = draft[: i + 1]
                 break
         drafted += len(draft)
-        step = _verify(target, seq, draft, proposal, matcher, vocab, eos, sampling, generator, rule, len(out))
-        if drafter is not None and drafter.needs_feedback:
+        extra = min(len(seq) - 1, PREFILL_FEEDBACK) if feedback and not out else 0
+        step = _verify(target, seq, draft, proposal, matcher, vocab, eos, sampling, generator, rule, len(out), extra)
+        if feedback:
             drafter.update(StepFeedback(step.fed, step.logits, step.accepted, step.new))
         accepted_lengths.append(step.accepted)
         seq.extend(step.new)
@@ -126,11 +128,17 @@ class _Verdict:
 
 def _verify(target: KVSequence, seq: list[int], draft: list[int], proposal: DraftProposal, matcher,
             vocab: int, eos: frozenset[int], sampling: SamplingParams, generator, rule: AcceptanceRule,
-            produced: int) -> _Verdict:
-    """One target pass over [pending] + draft; returns accepted draft count and new tokens."""
-    base = len(seq) - 1
-    fed = [seq[-1]] + draft
-    logits = target.feed(fed)                                   # [k+1, V]
+            produced: int, extra: int = 0) -> _Verdict:
+    """One target pass over the uncached tokens + draft (the first pass is the prefill).
+
+    Returns the accepted draft count and the new tokens; `extra` more logits rows (prompt
+    positions) are kept for drafters that learn from the target.
+    """
+    fed = seq[len(target):] + draft
+    keep = len(draft) + 1 + extra
+    all_logits = target.feed(fed, keep=keep)
+    logits = all_logits[-(len(draft) + 1):]                      # row i predicts draft[i]
+    fed = fed[-all_logits.shape[0]:]
     masks: list[torch.Tensor | None] = []
     if matcher is not None:
         for i in range(len(draft) + 1):
@@ -171,14 +179,14 @@ def _verify(target: KVSequence, seq: list[int], draft: list[int], proposal: Draf
         break
 
     # target cache must hold seq + accepted drafts (everything but the new last token)
-    target.truncate(base + 1 + accepted)
+    target.truncate(len(seq) + accepted)
     hit_eos = False
     for tok in new:
         if matcher is not None and not matcher.accept_token(tok):
             raise GenerationError(f"the matcher refused token {tok} that its mask allowed")
         if tok in eos or (matcher is not None and matcher.is_terminated()):
             hit_eos = True
-    return _Verdict(fed, logits, accepted, new, hit_eos)
+    return _Verdict(fed, all_logits, accepted, new, hit_eos)
 
 
 def _pick(logits, mask, sampling, generator, where) -> int:

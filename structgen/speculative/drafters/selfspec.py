@@ -54,9 +54,9 @@ class _SkipSequence(KVSequence):
         super().__init__(model)
         self.skip = tuple(skip)
 
-    def feed(self, tokens, last_only: bool = False):
+    def feed(self, tokens, last_only: bool = False, keep: int | None = None):
         with skipping(self.model, self.skip):
-            return super().feed(tokens, last_only)
+            return super().feed(tokens, last_only, keep)
 
 
 def candidate_skip_sets(n_layers: int, ratio: float, n_random: int = 3, seed: int = 0) -> list[tuple[int, ...]]:
