@@ -1,0 +1,105 @@
+"""Entry points: ``grammar_from_json_schema`` and ``json_object_grammar``.
+
+Documented choices (see also the module docstrings of numbers/formats/emit):
+
+* Every keyword is enforced exactly, listed as an annotation, or refused
+  (``UnsupportedKeywordError``; ``strict=False`` warns and relaxes *that*
+  keyword to a superset).  ``x-*`` extension keywords are annotations.
+* ``additionalProperties`` defaults to true (the spec); ``close_objects=True``
+  makes the default false for generation.  Undeclared keys may repeat
+  (duplicate detection among arbitrary keys is not context-free); declared
+  keys appear at most once and required ones exactly once.
+* ``property_order="schema"``: declared properties in schema order (optional
+  ones may be absent), then undeclared ones.  ``"any"``: any order (exact;
+  at most 8 declared properties per object).  Constant objects follow the
+  same policy (their keys are treated like required properties).
+* Numbers: exponent notation only for unconstrained ``number``; see numbers.py.
+* Strings: ``format`` is asserted (not just annotated); ``pattern`` uses
+  ECMAScript search semantics.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+
+from ..errors import SchemaError
+from ..grammar.ir import Grammar
+from .emit import Emitter
+from .lower import Lowerer
+from .nodes import ANY
+
+DRAFTS = {"2020-12": jsonschema.Draft202012Validator, "2019-09": jsonschema.Draft201909Validator,
+          "draft7": jsonschema.Draft7Validator}
+
+
+def detect_draft(schema: Any, draft: str | None) -> str:
+    if draft is not None:
+        if draft in ("7", "draft-07"):
+            draft = "draft7"
+        if draft not in DRAFTS:
+            raise SchemaError(f"unsupported draft {draft!r} (supported: {', '.join(DRAFTS)})", pointer="#/$schema")
+        return draft
+    uri = schema.get("$schema") if isinstance(schema, dict) else None
+    if not uri:
+        return "2020-12"
+    if "2020-12" in uri:
+        return "2020-12"
+    if "2019-09" in uri:
+        return "2019-09"
+    if "draft-07" in uri or "draft-06" in uri:
+        return "draft7"
+    raise SchemaError(f"unsupported $schema {uri!r} (supported: 2020-12, 2019-09, draft-07, draft-06)",
+                      pointer="#/$schema", keyword="$schema")
+
+
+def grammar_from_json_schema(schema: dict | str | bool, *, strict: bool = True, whitespace: str = "compact",
+                             max_whitespace: int = 4, property_order: str = "schema",
+                             close_objects: bool = False, max_depth: int = 16, draft: str | None = None,
+                             remotes: dict[str, Any] | None = None, max_rules: int = 200_000) -> Grammar:
+    """Compile a JSON Schema into a :class:`Grammar` whose language is exactly the valid JSON texts
+    (modulo the documented spelling restrictions), or raise a :class:`SchemaError` subclass."""
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except json.JSONDecodeError as e:
+            raise SchemaError(f"schema is not valid JSON: {e}", pointer="#") from None
+    if property_order not in ("schema", "any"):
+        raise ValueError("property_order must be 'schema' or 'any'")
+    if max_whitespace < 1:
+        raise ValueError("max_whitespace must be >= 1")
+    d = detect_draft(schema, draft)
+    try:
+        DRAFTS[d].check_schema(schema)
+    except jsonschema.SchemaError as e:
+        ptr = "#" + "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in e.absolute_path)
+        raise SchemaError(f"schema is not valid against its metaschema: {e.message}", pointer=ptr,
+                          keyword=str(e.validator)) from None
+    low = Lowerer(schema, draft=d, strict=strict, close_objects=close_objects, max_depth=max_depth,
+                  remotes=remotes)
+    root = low.lower(schema, low.root_uri, "#")
+    em = Emitter(low.algebra, low.resolve, low.refuse, whitespace=whitespace, max_whitespace=max_whitespace,
+                 property_order=property_order, max_rules=max_rules)
+    return em.finish(em.emit(root))
+
+
+def json_object_grammar(*, object_only: bool = True, whitespace: str = "compact", max_whitespace: int = 4) -> Grammar:
+    """Any JSON object (``response_format={"type": "json_object"}``), or any JSON value."""
+    schema: dict = {"type": "object"} if object_only else {}
+    if object_only:
+        from .lower import Lowerer as _L  # noqa: F401  (kept simple: compile the schema)
+        return grammar_from_json_schema(schema, whitespace=whitespace, max_whitespace=max_whitespace)
+    em = Emitter(None, lambda k: ANY, lambda *a: None, whitespace=whitespace,  # type: ignore[arg-type]
+                 max_whitespace=max_whitespace, property_order="schema")
+    return em.finish(em.json_any())
+
+
+def load_remotes(directory: str, base: str = "http://localhost:1234/") -> dict[str, Any]:
+    """Remote documents for the JSON-Schema-Test-Suite (``remotes/`` served at localhost:1234)."""
+    import pathlib
+    out: dict[str, Any] = {}
+    root = pathlib.Path(directory)
+    for p in root.rglob("*.json"):
+        out[base + p.relative_to(root).as_posix()] = json.loads(p.read_text())
+    return out

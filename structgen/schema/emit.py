@@ -1,0 +1,460 @@
+"""IR nodes -> grammar rules and JSON-lexeme terminals (one nonterminal per distinct node).
+
+Lexemes: punctuation literals, ``true``/``false``/``null``, number regexes,
+``json_string`` terminals for strings and keys, and (flexible whitespace) one
+bounded whitespace terminal.  JSON lexemes are self-delimiting, so maximal
+munch among the allowed terminals is exact.
+
+Objects are state machines over (slot, property count); arrays over
+(position, contains count[, used values for uniqueItems]).  Unproductive
+states are pruned at the end instead of being predicted up front.
+"""
+from __future__ import annotations
+
+from itertools import count as _count
+from typing import Callable
+
+from ..errors import CompileLimitError, SchemaError
+from ..grammar.ir import Grammar, GrammarBuilder, Terminal
+from .algebra import Algebra, Refused, py_search
+from .nodes import (ANY, AnyNode, Arr, Bool, Const, NeverNode, Node, Null, Num, Obj, Ref, Str, Union,
+                    canonical, union)
+from .numbers import NumberRefused, number_regexes
+from .strings import ANY_CHARS, length_regex, not_in_set, quote, search_regex
+
+
+class Emitter:
+    def __init__(self, algebra: Algebra, resolve: Callable[[str], Node], refuse: Callable[[str, str, str], None], *,
+                 whitespace: str, max_whitespace: int, property_order: str, max_any_order: int = 8,
+                 max_rules: int = 200_000, max_states: int = 50_000):
+        self.A, self.resolve, self.refuse = algebra, resolve, refuse
+        self.b = GrammarBuilder(source="json-schema")
+        self.property_order = property_order
+        self.max_any_order = max_any_order
+        self.max_rules, self.max_states = max_rules, max_states
+        self.memo: dict[Node, str | None] = {}
+        self.ws: str | None = None
+        if whitespace == "flexible":
+            t = self.b.terminal(Terminal(regex=r"[ \t\n\r]{1,%d}" % max_whitespace), name="WS")
+            self.ws = self.b.rule("ws", [(t,), ()])
+        elif whitespace != "compact":
+            raise ValueError(f"whitespace must be 'compact' or 'flexible', not {whitespace!r}")
+        self._json_any: str | None = None
+        self._states = 0
+
+    # ------------------------------------------------------------ helpers
+    def _w(self, *syms: str | None) -> tuple[str, ...]:
+        """A sequence with the whitespace nonterminal where ``None`` stands."""
+        out = []
+        for s in syms:
+            if s is None:
+                if self.ws:
+                    out.append(self.ws)
+            else:
+                out.append(s)
+        return tuple(out)
+
+    def _lit(self, text: str) -> str:
+        return self.b.literal(text)
+
+    def _check_limits(self) -> None:
+        n = len(self.b.rules) + len(self.b.terminals)
+        if n > self.max_rules:
+            raise CompileLimitError(f"JSON schema grammar exceeds {self.max_rules} rules+terminals")
+
+    def _state(self) -> None:
+        self._states += 1
+        if self._states > self.max_states:
+            raise CompileLimitError(f"JSON schema grammar exceeds {self.max_states} object/array states")
+
+    # ------------------------------------------------------------ dispatch
+    def emit(self, n: Node) -> str | None:
+        if n in self.memo:
+            return self.memo[n]
+        self._check_limits()
+        if isinstance(n, NeverNode):
+            return None
+        if isinstance(n, Ref):
+            name = self.b.fresh("ref")
+            self.memo[n] = name
+            self.b.rules[name] = []
+            body = self.emit(self.resolve(n.key))
+            if body is not None:
+                self.b.rules[name].append((body,))
+            return name
+        if isinstance(n, AnyNode):
+            sym = self.json_any()
+        elif isinstance(n, Union):
+            alts = [s for s in (self.emit(o) for o in n.options) if s is not None]
+            sym = self.b.rule(self.b.fresh("anyof"), [(s,) for s in alts]) if alts else None
+        elif isinstance(n, Null):
+            sym = self._lit("null")
+        elif isinstance(n, Bool):
+            sym = self.b.rule(self.b.fresh("bool"), [(self._lit("true"),), (self._lit("false"),)])
+        elif isinstance(n, Const):
+            sym = self._const(n)
+        elif isinstance(n, Num):
+            sym = self._num(n)
+        elif isinstance(n, Str):
+            sym = self._str(n)
+        elif isinstance(n, Arr):
+            sym = self._arr(n)
+        elif isinstance(n, Obj):
+            sym = self._obj(n)
+        else:
+            raise AssertionError(n)
+        self.memo[n] = sym
+        return sym
+
+    # ------------------------------------------------------------ scalars
+    def _const(self, n: Const) -> str | None:
+        v = n.value
+        if v is None:
+            return self._lit("null")
+        if isinstance(v, bool):
+            return self._lit("true" if v else "false")
+        if isinstance(v, str):
+            return self.b.terminal(Terminal(regex=quote(v), json_string=True))
+        if isinstance(v, (int, float)):
+            from .algebra import to_fraction
+            from .numbers import NumberSpec
+            f = to_fraction(v)
+            return self._num(Num(NumberSpec(lo=f, hi=f)))
+        if isinstance(v, list):
+            from .nodes import const
+            return self.emit(Arr(prefix=tuple(const(x) for x in v), items=NeverNode(), min_items=len(v)))
+        from .nodes import const as mk
+        return self.emit(Obj(props=tuple((k, mk(x)) for k, x in v.items()), required=frozenset(v),
+                             additional=NeverNode()))
+
+    def _num(self, n: Num) -> str | None:
+        try:
+            alts = number_regexes(n.spec)
+        except NumberRefused as e:
+            self.refuse(str(e), "", "multipleOf")
+            from .numbers import NumberSpec
+            s = n.spec
+            alts = number_regexes(NumberSpec(s.integer, s.lo, s.lo_excl, s.hi, s.hi_excl, None))
+        if not alts:
+            return None
+        terms = [self.b.terminal(Terminal(regex=a[0], also_match=tuple(a[1:]))) for a in alts]
+        if len(terms) == 1:
+            return terms[0]
+        return self.b.rule(self.b.fresh("num"), [(t,) for t in terms])
+
+    def _str_terminal(self, min_len: int, max_len: int | None, regexes: tuple[str, ...]) -> str:
+        regs = list(regexes)
+        if min_len or max_len is not None:
+            regs.append(length_regex(min_len, max_len))
+        if not regs:
+            regs = [ANY_CHARS]
+        return self.b.terminal(Terminal(regex=regs[0], json_string=True, also_match=tuple(regs[1:])))
+
+    def _str(self, n: Str) -> str:
+        return self._str_terminal(n.min_len, n.max_len, n.regexes)
+
+    # ------------------------------------------------------------ generic JSON
+    def json_any(self) -> str:
+        """Any JSON value (objects open, any key order)."""
+        if self._json_any:
+            return self._json_any
+        b = self.b
+        value = b.fresh("json_value")
+        self._json_any = value
+        b.rules[value] = []
+        string = self._str_terminal(0, None, ())
+        number = self._num(Num())
+        member = b.seq(*self._w(string, None, self._lit(":"), None, value, None))
+        sep = b.seq(*self._w(self._lit(","), None))
+        members = b.rule(b.fresh("members"), [])
+        b.rules[members] += [(member,), (members, sep, member)]
+        obj = b.rule(b.fresh("json_object"), [self._w(self._lit("{"), None, self._lit("}")),
+                                               self._w(self._lit("{"), None, members, self._lit("}"))])
+        elem = b.seq(*self._w(value, None))
+        elems = b.rule(b.fresh("elements"), [])
+        b.rules[elems] += [(elem,), (elems, sep, elem)]
+        arr = b.rule(b.fresh("json_array"), [self._w(self._lit("["), None, self._lit("]")),
+                                             self._w(self._lit("["), None, elems, self._lit("]"))])
+        b.rules[value] += [(obj,), (arr,), (string,), (number,), (self._lit("true"),), (self._lit("false"),),
+                           (self._lit("null"),)]
+        return value
+
+    # ------------------------------------------------------------ arrays
+    def _arr(self, n: Arr) -> str | None:
+        A, b = self.A, self.b
+        contains = n.contains
+        c_yes = c_no = None
+        if contains is not None:
+            try:
+                c_neg = A.negate(contains)
+            except Refused as e:
+                self.refuse(f"contains: {e}", "", "contains")
+                contains = None
+        if n.max_items is not None:
+            P = n.max_items
+        else:
+            P = max(len(n.prefix), n.min_items, 1)
+        if contains is not None:
+            kcap = n.max_contains + 1 if n.max_contains is not None else max(n.min_contains, 1)
+        else:
+            kcap = 0
+        finite: dict[int, list[Const]] | None = None
+        if n.unique and (n.max_items is None or n.max_items > 1):
+            finite = {}
+            for i in range(max(len(n.prefix), 0) + 1):
+                s = n.prefix[i] if i < len(n.prefix) else n.items
+                vals = self._finite(s)
+                if vals is None:
+                    self.refuse("uniqueItems over an infinite item domain", "", "uniqueItems")
+                    finite = None
+                    break
+                finite[i] = vals
+        sep = b.seq(*self._w(self._lit(","), None))
+        states: dict[tuple, str] = {}
+        elem_cache: dict[tuple, str | None] = {}
+
+        def elem(s: Node) -> str | None:
+            key = (s,)
+            if key not in elem_cache:
+                v = self.emit(s)
+                elem_cache[key] = b.seq(*self._w(v, None)) if v is not None else None
+            return elem_cache[key]
+
+        def state(i: int, k: int, used: frozenset) -> str:
+            key = (i, k, used)
+            if key in states:
+                return states[key]
+            self._state()
+            name = b.fresh("arr")
+            states[key] = name
+            b.rules[name] = []
+            alts = []
+            if i >= n.min_items and (contains is None or k >= n.min_contains) and (n.max_items is None or i <= n.max_items):
+                alts.append(())
+            if n.max_items is None or i < n.max_items:
+                s = n.prefix[i] if i < len(n.prefix) else n.items
+                ni = i + 1 if i + 1 <= P else P
+                lead = (sep,) if i > 0 else ()
+                options: list[tuple[Node, int]] = []
+                if contains is not None:
+                    kk = min(k + 1, kcap)
+                    if n.max_contains is None or k + 1 <= n.max_contains:
+                        options.append((A.intersect(s, contains), kk))
+                    options.append((A.intersect(s, c_neg), k))
+                else:
+                    options.append((s, k))
+                for sch, nk in options:
+                    if finite is not None:
+                        dom = finite[min(i, len(n.prefix))]
+                        for c in dom:
+                            if c.text in used or isinstance(A.intersect(c, sch), NeverNode):
+                                continue
+                            e = elem(c)
+                            if e is not None:
+                                alts.append(lead + (e, state(ni, nk, used | {c.text})))
+                    else:
+                        e = elem(sch)
+                        if e is not None:
+                            alts.append(lead + (e, state(ni, nk, used)))
+            b.rules[name] = alts
+            return name
+
+        body = state(0, 0, frozenset())
+        return b.seq(*self._w(self._lit("["), None, body, self._lit("]")))
+
+    def _finite(self, s: Node) -> list[Const] | None:
+        """The values of s if it is a small finite set (for uniqueItems)."""
+        from .nodes import const
+        if isinstance(s, Ref):
+            s = self.resolve(s.key)
+        if isinstance(s, Const):
+            return [s]
+        if isinstance(s, Bool):
+            return [const(True), const(False)]
+        if isinstance(s, Null):
+            return [const(None)]
+        if isinstance(s, NeverNode):
+            return []
+        if isinstance(s, Union):
+            out: list[Const] = []
+            for o in s.options:
+                f = self._finite(o)
+                if f is None:
+                    return None
+                out += [c for c in f if c not in out]
+            return out if len(out) <= 12 else None
+        return None
+
+    # ------------------------------------------------------------ objects
+    def _key_rule(self, key_term: str, value: str) -> str:
+        return self.b.seq(*self._w(key_term, None, self._lit(":"), None, value, None))
+
+    def _obj(self, n: Obj) -> str | None:
+        A, b = self.A, self.b
+        names = n.names
+        declared: list[tuple[str, Node]] = []
+        keys = [k for k, _ in n.props] + [k for k in sorted(n.required) if n.prop(k) is None]
+        for k in keys:
+            v = A.value_schema(n, k)
+            if not A.member(k, names):
+                v = NeverNode()
+            declared.append((k, v))
+        dkeys = [k for k, _ in declared]
+        # extra (undeclared) keys: groups of (key terminal, value node)
+        extras: list[tuple[str, Node]] = []
+        finite_names = self._finite(names) if not isinstance(names, AnyNode) else None
+        if finite_names is not None:
+            for c in finite_names:
+                k = c.value
+                if isinstance(k, str) and k not in dkeys:
+                    v = A.value_schema(n, k)
+                    declared.append((k, v))
+                    dkeys.append(k)
+            key_regs: list[str] | None = None  # no other keys allowed
+        else:
+            key_regs = [not_in_set(dkeys)] if dkeys else []
+            nm = A.intersect(names, Str())
+            if isinstance(nm, NeverNode):
+                key_regs = None
+            elif isinstance(nm, Str):
+                key_regs += list(nm.regexes)
+                if nm.min_len or nm.max_len is not None:
+                    key_regs.append(length_regex(nm.min_len, nm.max_len))
+            elif not isinstance(nm, AnyNode):
+                self.refuse("propertyNames must be a string schema or an enum of names", "", "propertyNames")
+        if key_regs is not None:
+            pats = n.pattern_props
+            if not pats:
+                if not isinstance(n.additional, NeverNode):
+                    extras.append((self._key_terminal(key_regs), n.additional))
+            else:
+                pschemas = {s for _, s in pats}
+                if isinstance(n.additional, NeverNode) and len(pschemas) == 1:
+                    alt = "(?:" + "|".join(search_regex(p) for p, _ in pats) + ")"
+                    extras.append((self._key_terminal(key_regs + [alt]), next(iter(pschemas))))
+                elif pschemas == {n.additional}:
+                    extras.append((self._key_terminal(key_regs), n.additional))
+                else:
+                    self.refuse("patternProperties with different schemas (or with additionalProperties) "
+                                "need regex complements", "", "patternProperties")
+                    extras.append((self._key_terminal(key_regs), union([s for _, s in pats] + [n.additional])))
+        members: dict[str, str | None] = {}
+        for k, v in declared:
+            sym = self.emit(v)
+            members[k] = self._key_rule(self.b.terminal(Terminal(regex=quote(k), json_string=True)), sym) \
+                if sym is not None else None
+        extra_members = []
+        for kt, v in extras:
+            sym = self.emit(v)
+            if sym is not None:
+                extra_members.append(self._key_rule(kt, sym))
+        extra_sym = None
+        if extra_members:
+            extra_sym = extra_members[0] if len(extra_members) == 1 else b.alt(*extra_members)
+        sep = b.seq(*self._w(self._lit(","), None))
+        cap = n.max_props if n.max_props is not None else max(n.min_props, 1)
+        required = n.required
+        order = [k for k, _ in declared]
+        states: dict[tuple, str] = {}
+
+        def nxt(c: int) -> int | None:
+            if n.max_props is not None and c + 1 > n.max_props:
+                return None
+            return min(c + 1, cap)
+
+        if self.property_order == "any":
+            if len(order) > self.max_any_order:
+                raise CompileLimitError(f"property_order='any' supports at most {self.max_any_order} declared "
+                                        f"properties per object, this one has {len(order)}")
+
+            def state_any(used: frozenset, c: int) -> str:
+                key = (used, c)
+                if key in states:
+                    return states[key]
+                self._state()
+                name = b.fresh("obj")
+                states[key] = name
+                alts = []
+                lead = (sep,) if c > 0 else ()
+                nc = nxt(c)
+                if required <= used and c >= n.min_props:
+                    alts.append(())
+                if nc is not None:
+                    for k in order:
+                        if k not in used and members[k] is not None:
+                            alts.append(lead + (members[k], state_any(used | {k}, nc)))
+                    if extra_sym:
+                        alts.append(lead + (extra_sym, state_any(used, nc)))
+                b.rules[name] = alts
+                return name
+            body = state_any(frozenset(), 0)
+        else:
+            def state_seq(i: int, c: int) -> str:
+                key = (i, c)
+                if key in states:
+                    return states[key]
+                self._state()
+                name = b.fresh("obj")
+                states[key] = name
+                alts = []
+                lead = (sep,) if c > 0 else ()
+                nc = nxt(c)
+                if i < len(order):
+                    k = order[i]
+                    if nc is not None and members[k] is not None:
+                        alts.append(lead + (members[k], state_seq(i + 1, nc)))
+                    if k not in required:
+                        alts.append((state_seq(i + 1, c),))
+                else:
+                    if c >= n.min_props:
+                        alts.append(())
+                    if extra_sym and nc is not None:
+                        alts.append(lead + (extra_sym, state_seq(i, nc)))
+                b.rules[name] = alts
+                return name
+            body = state_seq(0, 0)
+        return b.seq(*self._w(self._lit("{"), None, body, self._lit("}")))
+
+    def _key_terminal(self, regs: list[str]) -> str:
+        if not regs:
+            regs = [ANY_CHARS]
+        return self.b.terminal(Terminal(regex=regs[0], json_string=True, also_match=tuple(regs[1:])))
+
+    # ------------------------------------------------------------ finish
+    def finish(self, root: str | None) -> Grammar:
+        if root is None:
+            raise SchemaError("empty language: no JSON value satisfies the schema", pointer="#")
+        b = self.b
+        start = b.rule("start", [(root,)])
+        rules = b.rules
+        terms = b.terminals
+        productive: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for name, alts in rules.items():
+                if name not in productive and any(all(s in terms or s in productive for s in a) for a in alts):
+                    productive.add(name)
+                    changed = True
+        if start not in productive:
+            raise SchemaError("empty language: no JSON value satisfies the schema (contradictory constraints)",
+                              pointer="#")
+        pruned = {name: [a for a in alts if all(s in terms or s in productive for s in a)]
+                  for name, alts in rules.items() if name in productive}
+        # keep reachable only
+        seen = {start}
+        todo = [start]
+        while todo:
+            for a in pruned[todo.pop()]:
+                for s in a:
+                    if s in pruned and s not in seen:
+                        seen.add(s)
+                        todo.append(s)
+        used_terms = {s for name in seen for a in pruned[name] for s in a if s in terms}
+        g = Grammar(start=start, rules={k: v for k, v in pruned.items() if k in seen},
+                    terminals={k: v for k, v in terms.items() if k in used_terms}, ignore=[], source="json-schema")
+        g.validate()
+        return g
+
+
+_ = (_count, canonical, py_search)
