@@ -1,0 +1,150 @@
+"""Test doubles for speculative tests: tiny seeded Llama models and tiny matchers.
+
+The matchers implement the Matcher contract of docs/ARCHITECTURE.md for constraints
+simple enough to check by hand. No tests live here.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+EOS = 1
+
+
+def tiny_model(vocab: int = 64, seed: int = 0, layers: int = 4, hidden: int = 32, init: float = 0.3,
+               dtype=torch.float32) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden,
+                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=1024, initializer_range=init, eos_token_id=EOS,
+                      bos_token_id=0, pad_token_id=0, tie_word_embeddings=False)
+    model = LlamaForCausalLM(cfg).to(dtype).eval()
+    return model
+
+
+def perturbed(model, scale: float, seed: int = 1):
+    """A copy of `model` with Gaussian noise on every weight: a draft model that agrees often."""
+    torch.manual_seed(seed)
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(torch.randn_like(p) * scale * p.std().clamp(min=1e-3))
+    return other
+
+
+class _Base:
+    """History-based matcher: subclasses define allowed(history) -> set of ids."""
+
+    def __init__(self, vocab_size: int) -> None:
+        self.vocab_size = vocab_size
+        self.history: list[int] = []
+
+    def allowed(self, history: list[int]) -> set[int]:
+        raise NotImplementedError
+
+    def accept_token(self, token_id: int) -> bool:
+        if self.is_terminated() or int(token_id) not in self.allowed(self.history):
+            return False
+        self.history.append(int(token_id))
+        return True
+
+    def accept_tokens(self, ids) -> int:
+        n = 0
+        for t in ids:
+            if not self.accept_token(t):
+                break
+            n += 1
+        return n
+
+    def fill_next_token_bitmask(self, bitmask, index: int = 0) -> None:
+        words = np.zeros((self.vocab_size + 31) // 32, dtype=np.uint32)
+        if not self.is_terminated():
+            for t in self.allowed(self.history):
+                words[t // 32] |= np.uint32(1 << (t % 32))
+        vals = words.view(np.int32)
+        if isinstance(bitmask, torch.Tensor):
+            bitmask[index, : len(vals)] = torch.from_numpy(vals.copy())
+        else:
+            bitmask[index, : len(vals)] = vals
+
+    def allowed_token_ids(self) -> np.ndarray:
+        return np.array(sorted(self.allowed(self.history)) if not self.is_terminated() else [], dtype=np.int64)
+
+    def rollback(self, n: int) -> None:
+        assert 0 <= n <= len(self.history)
+        if n:
+            del self.history[-n:]
+
+    def validate_tokens(self, ids) -> int:
+        f = self.fork()
+        return f.accept_tokens(ids)
+
+    def fork(self):
+        other = copy.copy(self)
+        other.history = list(self.history)
+        return other
+
+    def is_terminated(self) -> bool:
+        return bool(self.history) and self.history[-1] == EOS
+
+    def reset(self) -> None:
+        self.history = []
+
+
+class TemplateMatcher(_Base):
+    """Free tokens from `free` except every `period`-th position is the token `sep`;
+    EOS allowed once at least `min_len` tokens are out and a period is complete."""
+
+    def __init__(self, vocab_size: int, free=None, period: int = 4, sep: int = 3, min_len: int = 4) -> None:
+        super().__init__(vocab_size)
+        self.free = set(free) if free is not None else {t for t in range(2, vocab_size, 2)}
+        self.period, self.sep, self.min_len = period, sep, min_len
+
+    def allowed(self, history):
+        n = len(history)
+        if n % self.period == self.period - 1:
+            return {self.sep}
+        out = set(self.free)
+        if n >= self.min_len and n % self.period == 0:
+            out.add(EOS)
+        return out
+
+    def forced_tokens(self) -> list[int]:
+        return [self.sep] if not self.is_terminated() and len(self.history) % self.period == self.period - 1 else []
+
+    def is_accepting(self) -> bool:
+        return EOS in self.allowed(self.history)
+
+
+class TrieMatcher(_Base):
+    """Exactly one of a fixed set of token sequences, then EOS."""
+
+    def __init__(self, vocab_size: int, sequences) -> None:
+        super().__init__(vocab_size)
+        self.sequences = [tuple(s) for s in sequences]
+
+    def allowed(self, history):
+        n = len(history)
+        h = tuple(history)
+        out = {s[n] for s in self.sequences if len(s) > n and s[:n] == h}
+        if h in self.sequences:
+            out.add(EOS)
+        return out
+
+    def forced_tokens(self) -> list[int]:
+        f = self.fork()
+        out = []
+        while not f.is_terminated():
+            a = f.allowed(f.history)
+            if len(a) != 1 or EOS in a:
+                break
+            (t,) = a
+            out.append(t)
+            f.history.append(t)
+        return out
+
+    def is_accepting(self) -> bool:
+        return tuple(self.history) in self.sequences
