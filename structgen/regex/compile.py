@@ -5,10 +5,10 @@ import functools
 
 import numpy as np
 
-from ..errors import RegexError
+from ..errors import CompileLimitError, RegexError
 from . import charset as cs
 from .automaton import CharDFA, ast_to_dfa, intersect
-from .bytedfa import ByteDFA, minimize_bytes
+from .bytedfa import ByteDFA
 from .encode import expand
 from .parser import EMPTY_NODE, Node, anchor_variants, parse
 
@@ -52,28 +52,26 @@ def _literal_dfa(text: str) -> CharDFA:
 
 def _to_bytes(dfa: CharDFA, *, json: bool, max_states: int) -> ByteDFA:
     if dfa.n_states == 1 and not dfa.accept[0] and all(t < 0 for t in dfa.trans[0]):
-        if json:
-            return ByteDFA(np.full((1, 256), -1, np.int32), np.zeros(1, bool))
         return ByteDFA(np.full((1, 256), -1, np.int32), np.zeros(1, bool))
     trans, acc = expand(dfa, json, max_states)
+    # Both encodings are prefix codes in which a partially decoded character
+    # can never behave like a character boundary, so expanding a minimal
+    # character DFA with shared tries is already minimal (tests check this
+    # against a full Hopcroft pass on the byte DFA).
     if not json:
-        # UTF-8 is a prefix code whose continuation bytes never start a character,
-        # so expanding a minimal character DFA with shared tries is already minimal.
         return ByteDFA(trans, acc)
     # Wrap in quotes: new start --'"'--> content start; accepting --'"'--> final.
     n = trans.shape[0]
+    if n + 2 > max_states:
+        raise CompileLimitError(f"byte-level DFA exceeds max_states={max_states} states")
     full = np.full((n + 2, 256), -1, dtype=np.int32)
     full[1:n + 1] = np.where(trans >= 0, trans + 1, -1)
     full[0, 0x22] = 1
     final = n + 1
-    acc_rows = np.nonzero(acc)[0] + 1
-    full[acc_rows, 0x22] = final
+    full[np.nonzero(acc)[0] + 1, 0x22] = final
     accepting = np.zeros(n + 2, dtype=bool)
     accepting[final] = True
-    if n + 2 > max_states:
-        from ..errors import CompileLimitError
-        raise CompileLimitError(f"byte-level DFA exceeds max_states={max_states} states")
-    return minimize_bytes(full, accepting)
+    return ByteDFA(full, accepting)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -122,16 +122,25 @@ def json_seqs(s: CharSet) -> tuple[Seq, ...]:
 
 
 class _TrieBuilder:
-    """Deterministic byte tries for each state's outgoing edges, with shared (hash-consed) nodes."""
+    """Deterministic byte tries over prefix-code sequences, with shared (hash-consed) nodes.
 
-    def __init__(self, n_top: int, max_states: int):
-        self.n_top = n_top
-        self.max_states = max_states
+    Node ids are ``base + index``; leaf targets are passed through unchanged,
+    so callers choose target values that cannot collide with node ids.
+    """
+
+    def __init__(self, base: int, max_nodes: int):
+        self.base = base
+        self.max_nodes = max_nodes
         self.nodes: list[tuple[tuple[int, int, int], ...]] = []
         self.node_ids: dict[tuple[tuple[int, int, int], ...], int] = {}
+        self.memo: dict[tuple, tuple[tuple[int, int, int], ...]] = {}
 
     def build(self, items: list[tuple[Seq, int]], depth: int) -> tuple[tuple[int, int, int], ...]:
         """Transitions (lo, hi, dest) for the items' byte sets at ``depth``."""
+        key = tuple(sorted((seq[depth:], t) for seq, t in items))
+        hit = self.memo.get(key)
+        if hit is not None:
+            return hit
         cuts = set()
         for seq, _ in items:
             for lo, hi in seq[depth]:
@@ -155,39 +164,103 @@ class _TrieBuilder:
                 out[-1] = (out[-1][0], hi, dest)
             else:
                 out.append((a, hi, dest))
-        return tuple(out)
+        res = tuple(out)
+        self.memo[key] = res
+        return res
 
     def node(self, edges: tuple[tuple[int, int, int], ...]) -> int:
         nid = self.node_ids.get(edges)
         if nid is None:
-            nid = self.n_top + len(self.nodes)
-            if nid >= self.max_states:
-                raise CompileLimitError(f"byte-level DFA exceeds max_states={self.max_states} states")
+            if len(self.nodes) >= self.max_nodes:
+                raise CompileLimitError(f"byte-level DFA exceeds {self.max_nodes} states")
+            nid = self.base + len(self.nodes)
             self.node_ids[edges] = nid
             self.nodes.append(edges)
         return nid
 
 
-def expand(dfa: CharDFA, json: bool, max_states: int) -> tuple[np.ndarray, np.ndarray]:
-    """Byte-level transitions and accepting flags for a character DFA."""
+@functools.lru_cache(maxsize=256)
+def decoder(classes: tuple[CharSet, ...], json: bool) -> tuple[tuple[tuple[int, int, int], ...], ...]:
+    """Byte trie decoding one character into its class: node 0 is the root.
+
+    Edge destinations ``d >= 0`` are nodes, ``d < 0`` mean "class ``-d-1`` complete".
+    """
     enc = json_seqs if json else utf8_seqs
+    tb = _TrieBuilder(1, 1 << 30)
+    items = [(seq, -(c + 1)) for c, s in enumerate(classes) for seq in enc(s)]
+    root = tb.build(items, 0) if items else ()
+    return (root,) + tuple(tb.nodes)
+
+
+def expand(dfa: CharDFA, json: bool, max_states: int) -> tuple[np.ndarray, np.ndarray]:
+    """Byte-level transitions and accepting flags for a character DFA.
+
+    Each state's outgoing edges are the decoder trie with leaves replaced by
+    the state's targets; subtries leading only to dead ends are dropped and
+    identical instantiated nodes are shared across states.
+    """
     n = dfa.n_states
     if n > max_states:
         raise CompileLimitError(f"DFA exceeds max_states={max_states} states")
-    tb = _TrieBuilder(n, max_states)
-    class_seqs = [enc(c) for c in dfa.classes]
-    rows = []
+    dec = decoder(tuple(dfa.classes), json)
+    nodes: list[tuple[tuple[int, int, int], ...]] = []
+    node_ids: dict[tuple[tuple[int, int, int], ...], int] = {}
+    limit = max_states - n
+
+    def inst(j: int, row: list[int], memo: dict[int, int]) -> int:
+        got = memo.get(j)
+        if got is not None:
+            return got
+        edges = []
+        for lo, hi, d in dec[j]:
+            if d < 0:
+                t = row[-d - 1]
+            else:
+                t = inst(d, row, memo)
+            if t < 0:
+                continue
+            if edges and edges[-1][2] == t and edges[-1][1] == lo - 1:
+                edges[-1] = (edges[-1][0], hi, t)
+            else:
+                edges.append((lo, hi, t))
+        if not edges:
+            res = -1
+        elif j == 0:
+            res = -2  # root: not a node of its own
+            memo[-1] = edges  # type: ignore[assignment]
+            return res
+        else:
+            key = tuple(edges)
+            res = node_ids.get(key, -1)
+            if res < 0:
+                if len(nodes) >= limit:
+                    raise CompileLimitError(f"byte-level DFA exceeds max_states={max_states} states")
+                res = n + len(nodes)
+                node_ids[key] = res
+                nodes.append(key)
+        memo[j] = res
+        return res
+
+    rows: list = []
     for s in range(n):
-        items = [(seq, t) for c, t in enumerate(dfa.trans[s]) if t >= 0 for seq in class_seqs[c]]
-        rows.append(tb.build(items, 0) if items else ())
-    total = n + len(tb.nodes)
-    trans = np.full((total, 256), -1, dtype=np.int32)
+        memo: dict = {}
+        inst(0, dfa.trans[s], memo)
+        rows.append(memo.get(-1, ()))
+    total = n + len(nodes)
+    src_l, lo_l, hi_l, dst_l = [], [], [], []
     for s, edges in enumerate(rows):
         for lo, hi, d in edges:
-            trans[s, lo:hi + 1] = d
-    for j, edges in enumerate(tb.nodes):
+            src_l.append(s); lo_l.append(lo); hi_l.append(hi); dst_l.append(d)
+    for j, edges in enumerate(nodes):
         for lo, hi, d in edges:
-            trans[n + j, lo:hi + 1] = d
+            src_l.append(n + j); lo_l.append(lo); hi_l.append(hi); dst_l.append(d)
+    trans = np.full((total, 256), -1, dtype=np.int32)
+    if src_l:
+        lo_a = np.asarray(lo_l, dtype=np.int64)
+        lens = np.asarray(hi_l, dtype=np.int64) - lo_a + 1
+        starts = np.asarray(src_l, dtype=np.int64) * 256 + lo_a
+        offs = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
+        trans.reshape(-1)[np.repeat(starts, lens) + offs] = np.repeat(np.asarray(dst_l, dtype=np.int32), lens)
     accepting = np.zeros(total, dtype=bool)
     accepting[:n] = dfa.accept
     return trans, accepting
