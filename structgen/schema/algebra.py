@@ -164,7 +164,7 @@ class Algebra:
         if y.hi is not None and (hi is None or y.hi < hi or (y.hi == hi and y.hi_excl)):
             hi, hi_excl = y.hi, y.hi_excl
         m = x.multiple if y.multiple is None else (y.multiple if x.multiple is None else frac_lcm(x.multiple, y.multiple))
-        spec = NumberSpec(x.integer or y.integer, lo, lo_excl, hi, hi_excl, m)
+        spec = NumberSpec(x.integer or y.integer, lo, lo_excl, hi, hi_excl, m, x.fractional or y.fractional)
         return NEVER if spec.is_empty() else Num(spec)
 
     def _arr(self, a: Arr, b: Arr, depth: int) -> Node:
@@ -231,9 +231,11 @@ class Algebra:
             return NEVER
         if isinstance(n, Num):
             s = n.spec
-            if s.integer or s.multiple is not None:
-                raise Refused("'not' of an integer / multipleOf constraint (non-integers are not regular here)")
+            if s.multiple is not None or s.fractional:
+                raise Refused("'not' of a multipleOf / non-integer constraint")
             parts: list[Node] = []
+            if s.integer:
+                parts.append(Num(NumberSpec(fractional=True)))
             if s.lo is not None:
                 parts.append(Num(NumberSpec(hi=s.lo, hi_excl=not s.lo_excl)))
             if s.hi is not None:

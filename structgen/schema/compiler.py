@@ -70,15 +70,18 @@ def grammar_from_json_schema(schema: dict | str | bool, *, strict: bool = True, 
     if max_whitespace < 1:
         raise ValueError("max_whitespace must be >= 1")
     d = detect_draft(schema, draft)
-    try:
-        DRAFTS[d].check_schema(schema)
-    except jsonschema.SchemaError as e:
+    cls = DRAFTS[d]
+    # metaschema check without the 'regex' format check: jsonschema tests patterns with Python re,
+    # which rejects valid ECMAScript such as \p{Letter}; patterns are checked when compiled.
+    err = jsonschema.exceptions.best_match(cls(cls.META_SCHEMA).iter_errors(schema))
+    if err is not None:
+        e = err
         ptr = "#" + "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in e.absolute_path)
         raise SchemaError(f"schema is not valid against its metaschema: {e.message}", pointer=ptr,
                           keyword=str(e.validator)) from None
     low = Lowerer(schema, draft=d, strict=strict, close_objects=close_objects, max_depth=max_depth,
                   remotes=remotes)
-    root = low.lower(schema, low.root_uri, "#")
+    root = low.lower(schema, low.root_uri, "#", at_resource=True)
     em = Emitter(low.algebra, low.resolve, low.refuse, whitespace=whitespace, max_whitespace=max_whitespace,
                  property_order=property_order, max_rules=max_rules)
     return em.finish(em.emit(root))

@@ -134,7 +134,7 @@ class Emitter:
             self.refuse(str(e), "", "multipleOf")
             from .numbers import NumberSpec
             s = n.spec
-            alts = number_regexes(NumberSpec(s.integer, s.lo, s.lo_excl, s.hi, s.hi_excl, None))
+            alts = number_regexes(NumberSpec(s.integer, s.lo, s.lo_excl, s.hi, s.hi_excl, None, s.fractional))
         if not alts:
             return None
         terms = [self.b.terminal(Terminal(regex=a[0], also_match=tuple(a[1:]))) for a in alts]

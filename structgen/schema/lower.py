@@ -72,7 +72,8 @@ class Lowerer:
         resources = [(self.root_uri, Resource.from_contents(root, default_specification=self.spec))]
         for uri, doc in (remotes or {}).items():
             resources.append((uri, Resource.from_contents(doc, default_specification=self.spec)))
-        self.registry = Registry().with_resources(resources).crawl()
+        from jsonschema_specifications import REGISTRY as METASCHEMAS
+        self.registry = METASCHEMAS.with_resources(resources).crawl()
         self.targets: dict[str, tuple[Any, str, str]] = {}
         self.lowered: dict[str, Node] = {}
         self.in_progress: set[str] = set()
@@ -114,7 +115,7 @@ class Lowerer:
         contents, base, where = self.targets[key]
         self.in_progress.add(key)
         try:
-            node = self.lower(contents, base, where)
+            node = self.lower(contents, base, where, at_resource=True)
         finally:
             self.in_progress.discard(key)
         self.lowered[key] = node
@@ -128,7 +129,8 @@ class Lowerer:
         return v.is_valid(value)
 
     # ------------------------------------------------------------ main
-    def lower(self, s: Any, base: str, ptr: str) -> Node:
+    def lower(self, s: Any, base: str, ptr: str, at_resource: bool = False) -> Node:
+        """``at_resource``: ``base`` is already this schema's own base URI (ref targets, the root)."""
         if s is True:
             return ANY
         if s is False:
@@ -140,7 +142,7 @@ class Lowerer:
                 continue
             self.refuse(f"unknown keyword {k!r}", _child(ptr, k), k)
         ident = s.get("$id")
-        if isinstance(ident, str) and not ident.startswith("#") and not (self.draft == "draft7" and "$ref" in s):
+        if isinstance(ident, str) and not at_resource and not ident.startswith("#") and not (self.draft == "draft7" and "$ref" in s):
             base = urldefrag(urljoin(base, ident))[0]
         if self.draft == "draft7" and "$ref" in s:
             return self.ref(s["$ref"], base, ptr)  # draft 7: siblings of $ref are ignored by the spec

@@ -202,6 +202,7 @@ class NumberSpec:
     hi: Fraction | None = None
     hi_excl: bool = False
     multiple: Fraction | None = None
+    fractional: bool = False  # value is not an integer (complement of ``integer``)
 
     def effective_multiple(self) -> Fraction | None:
         if self.integer:
@@ -209,6 +210,9 @@ class NumberSpec:
         return self.multiple
 
     def is_empty(self) -> bool:
+        m0 = self.effective_multiple()
+        if self.fractional and m0 is not None and m0.denominator == 1:
+            return True
         if self.lo is not None and self.hi is not None:
             if self.lo > self.hi or (self.lo == self.hi and (self.lo_excl or self.hi_excl)):
                 return True
@@ -223,6 +227,8 @@ class NumberSpec:
         if self.lo is not None and (v < self.lo or (self.lo_excl and v == self.lo)):
             return False
         if self.hi is not None and (v > self.hi or (self.hi_excl and v == self.hi)):
+            return False
+        if self.fractional and v.denominator == 1:
             return False
         m = self.effective_multiple()
         return m is None or (v / m).denominator == 1
@@ -261,7 +267,7 @@ def number_regexes(spec: NumberSpec) -> list[list[str]] | None:
     if spec.is_empty():
         return None
     m = spec.effective_multiple()
-    bounded = spec.lo is not None or spec.hi is not None
+    bounded = spec.lo is not None or spec.hi is not None or spec.fractional
     if m is None and not bounded:
         return [[JSON_NUMBER]]
     if m == 1 and not bounded:
@@ -288,6 +294,8 @@ def number_regexes(spec: NumberSpec) -> list[list[str]] | None:
                 raise NumberRefused(f"multipleOf {_fmt(m)} has values without finite decimal expansion")
             return [["(?:" + "|".join(_value_regex(v) for v in vals) + ")"]]
     base = [DECIMAL]
+    if spec.fractional:
+        base.append(r"-?[0-9]+\.[0-9]*[1-9][0-9]*")
     if m == 1:
         base.append(r"-?[0-9]+(?:\.0+)?")
     elif mult_re is not None:
