@@ -166,7 +166,7 @@ class _Parser:
     def postfix(self, b: GrammarBuilder, syms: list[str], start: int) -> list[str]:
         while True:
             c = self.peek()
-            if c not in "*+?{":
+            if not c or c not in "*+?{":
                 return syms
             unit = syms[0] if len(syms) == 1 else b.seq(*syms)
             if c == "*":
