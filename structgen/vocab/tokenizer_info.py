@@ -57,6 +57,11 @@ class TokenizerInfo:
         self.kind = kind  # "byte_level" | "sentencepiece" | "synthetic"
         self.incomplete_utf8: np.ndarray = np.fromiter(
             (is_incomplete_utf8(b) for b in tb), dtype=bool, count=size)
+        singles = {b[0] for i, b in enumerate(tb) if len(b) == 1 and i not in special}
+        # Bytes with no one-byte token: texts containing them cannot be produced at all
+        # (SmolLM2 lacks 21 of the 256 bytes, e.g. 0xF1 which starts U+40000..U+7FFFF).
+        self.missing_bytes: frozenset[int] = frozenset(set(range(256)) - singles)
+        self.non_canonical_encodes = 0   # encode() calls that fell back to greedy matching
         self._fingerprint: str | None = None
         self._encoder: Any = None
         self._greedy: tuple[dict[bytes, int], int] | None = None
@@ -123,7 +128,8 @@ class TokenizerInfo:
     # ------------------------------------------------------------------ queries
     def encode(self, text: str) -> list[int]:
         """Canonical tokenization of `text`: no BOS/EOS added, and special-token
-        spellings in the text are tokenized as ordinary text."""
+        spellings in the text are tokenized as ordinary text. The ids' bytes are always
+        exactly the text's UTF-8; VocabularyError if the vocabulary cannot spell it."""
         if self.hf_tokenizer is None:
             return self._greedy_encode(text.encode("utf-8"))
         encoder = self._encoder
@@ -132,7 +138,13 @@ class TokenizerInfo:
                 if self._encoder is None:
                     self._encoder = _text_only_encoder(self.hf_tokenizer)
                 encoder = self._encoder
-        return encoder(text)
+        ids = encoder(text)
+        if self.decode_bytes(ids) != text.encode("utf-8"):
+            # Never hand out ids whose bytes differ from the text; count it so tests can
+            # tell that the tokenizer's own tokenization was not used.
+            self.non_canonical_encodes += 1
+            ids = self._greedy_encode(text.encode("utf-8"))
+        return ids
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """Concatenated exact bytes of `ids` (special ids contribute nothing)."""
@@ -177,8 +189,12 @@ class TokenizerInfo:
                     pos += ln
                     break
             else:
-                raise VocabularyError(f"byte {data[pos]:#04x} at offset {pos} has no token "
-                                      "in this synthetic vocabulary")
+                char_at = len(data[:pos].decode("utf-8", errors="ignore"))
+                raise VocabularyError(
+                    f"byte {data[pos]:#04x} at byte offset {pos} (near character {char_at}) "
+                    f"has no token in this vocabulary of {self.vocab_size} tokens "
+                    f"({len(self.missing_bytes)} bytes cannot be spelt: "
+                    f"{', '.join(f'{b:#04x}' for b in sorted(self.missing_bytes)[:8])}...)")
         return ids
 
 
@@ -212,11 +228,49 @@ def _types(node: Any) -> set[str]:
     return found
 
 
-def _text_only_encoder(tokenizer: Any):
-    """An encode function that never adds or recognises special tokens.
+_UNICODE_NORMALIZERS = {"NFC", "NFD", "NFKC", "NFKD"}
 
-    transformers implements `split_special_tokens` by setting the backend's
+
+def _strip_unicode_normalization(node: Any) -> Any:
+    """The normalizer JSON without NFC/NFKC/... steps (None if nothing is left)."""
+    if not isinstance(node, dict) or node.get("type") in _UNICODE_NORMALIZERS:
+        return None
+    if node.get("type") == "Sequence":
+        kept = [n for n in (_strip_unicode_normalization(c) for c in node["normalizers"]) if n]
+        return {"type": "Sequence", "normalizers": kept} if kept else None
+    return node
+
+
+def _text_only_encoder(tokenizer: Any):
+    """An encode function that never adds or recognises special tokens, and never
+    rewrites the text.
+
+    Qwen's tokenizer applies NFC first, which would change the bytes of a non-NFC text;
+    the copy used here drops that step (NFC text tokenizes the same either way).
+    Otherwise transformers' `split_special_tokens` is used: it sets the backend's
     `encode_special_tokens` flag on every call, so sharing the tokenizer is safe."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and backend.normalizer is not None:
+        norm = json.loads(backend.normalizer.__getstate__())
+        if _types_norm(norm) & _UNICODE_NORMALIZERS:
+            from tokenizers import Tokenizer
+            spec = json.loads(backend.to_str())
+            spec["normalizer"] = _strip_unicode_normalization(spec["normalizer"])
+            copy = Tokenizer.from_str(json.dumps(spec))
+            copy.encode_special_tokens = True
+            copy.no_truncation()
+            copy.no_padding()
+            return lambda text: copy.encode(text, add_special_tokens=False).ids
+
     def encode(text: str) -> list[int]:
         return list(tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True))
     return encode
+
+
+def _types_norm(node: Any) -> set[str]:
+    if not isinstance(node, dict):
+        return set()
+    found = {node.get("type", "")}
+    for child in node.get("normalizers", []) or []:
+        found |= _types_norm(child)
+    return found
