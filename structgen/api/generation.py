@@ -56,6 +56,13 @@ def _pad_id(lm: LoadedModel) -> int:
     return int(pad)
 
 
+def _forward_kwargs(model) -> tuple[str, bool]:
+    """Name of the KV-cache argument (transformers renamed it) and whether logits_to_keep exists."""
+    import inspect
+    params = inspect.signature(model.forward).parameters
+    return ("cache" if "cache" in params else "past_key_values"), "logits_to_keep" in params
+
+
 def decode_iter(lm: LoadedModel, prompts: list[list[int]], compiled, params: SamplingParams,
                 max_new_tokens: int, stop: list[str] | None = None) -> Iterator[tuple[int, str]]:
     """Yield ``(sequence index, new text)``; the generator's return value is the list of _Seq."""
@@ -81,14 +88,17 @@ def decode_iter(lm: LoadedModel, prompts: list[list[int]], compiled, params: Sam
     positions = (attn.cumsum(-1) - 1).clamp(min=0)
     past = None
     step_ids, step_pos = ids, positions
+    cache_kw, keep_last = _forward_kwargs(lm.model)
     with torch.inference_mode():
         while True:
-            kwargs = dict(input_ids=step_ids.to(device), position_ids=step_pos.to(device),
-                          past_key_values=past, use_cache=True)
+            kwargs = dict(input_ids=step_ids.to(device), position_ids=step_pos.to(device), use_cache=True)
+            kwargs[cache_kw] = past
+            if keep_last:
+                kwargs["logits_to_keep"] = 1
             if batch > 1:
                 kwargs["attention_mask"] = attn.to(device)
             out = lm.model(**kwargs)
-            past = out.past_key_values
+            past = getattr(out, "cache", None) if cache_kw == "cache" else out.past_key_values
             logits = out.logits[:, -1, :].float().cpu()
             if logits.shape[-1] > vocab:
                 logits = logits[:, :vocab].contiguous()
@@ -183,15 +193,20 @@ def _prepare(model, prompt, tokenizer, chat, constraint_kwargs, cache):
     batch = _is_batch(prompt)
     prompts = list(prompt) if batch else [prompt]
     ids = [format_prompt(lm, p, chat=chat) for p in prompts]
-    compiled = (cache or default_cache).get(constraint, lm.info) if constraint is not None else None
-    return lm, constraint, compiled, ids, batch
+    return lm, constraint, ids, batch
+
+
+def _compiled(constraint, lm, cache):
+    if constraint is None:
+        return None
+    return (cache if cache is not None else default_cache).get(constraint, lm.info)
 
 
 def run_ids(lm: LoadedModel, prompt_ids: list[list[int]], constraint: Constraint | None, *,
             max_new_tokens: int = 256, params: SamplingParams = SamplingParams(), stop: list[str] | None = None,
             cache: GrammarCache | None = None) -> list[GenerationResult]:
     """Generate for already-tokenized prompts (used by the server and the pipeline)."""
-    compiled = (cache or default_cache).get(constraint, lm.info) if constraint is not None else None
+    compiled = _compiled(constraint, lm, cache)
     started = time.perf_counter()
     it = decode_iter(lm, prompt_ids, compiled, params, max_new_tokens, stop)
     seqs = _drain(it)
@@ -222,7 +237,7 @@ def generate(model, prompt, *, schema=None, regex: str | None = None, grammar=No
     ckw = dict(schema=schema, regex=regex, grammar=grammar, choices=choices, pydantic_model=pydantic_model,
                json_object=json_object, strict=strict, whitespace=whitespace, close_objects=close_objects,
                grammar_syntax=grammar_syntax)
-    lm, constraint, compiled, ids, batch = _prepare(model, prompt, tokenizer, chat, ckw, cache)
+    lm, constraint, ids, batch = _prepare(model, prompt, tokenizer, chat, ckw, cache)
     params = SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
     results = run_ids(lm, ids, constraint, max_new_tokens=max_new_tokens, params=params,
                       stop=[stop] if isinstance(stop, str) else stop, cache=cache)
@@ -263,8 +278,9 @@ def stream(model, prompt, **kwargs) -> GenerationStream:
     stop = kwargs.pop("stop", None)
     params = SamplingParams(temperature=kwargs.pop("temperature", 0.0), top_p=kwargs.pop("top_p", 1.0),
                             top_k=kwargs.pop("top_k", 0), seed=kwargs.pop("seed", None))
-    lm, constraint, compiled, ids, batch = _prepare(model, prompt, tokenizer, chat, kwargs, cache)
+    lm, constraint, ids, batch = _prepare(model, prompt, tokenizer, chat, kwargs, cache)
     if batch:
         raise GenerationError("stream() takes one prompt; use generate() for batches")
+    compiled = _compiled(constraint, lm, cache)
     return GenerationStream(lm, ids, constraint, compiled, params, max_new_tokens,
                             [stop] if isinstance(stop, str) else stop)
