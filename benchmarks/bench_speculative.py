@@ -1,0 +1,202 @@
+"""Speculative constrained decoding benchmark (real models; not part of CI).
+
+For every prompt: the non-speculative constrained greedy decoder (reference) and each
+drafter; checks outputs are identical, reports tokens/s, speedup over the reference and
+accepted draft tokens per step. Workloads: JSON extraction (BFCL prompts + their strict
+schemas, constrained), HumanEval code and Spec-Bench chat (unconstrained). Peers in the
+same run: transformers' plain greedy generate, prompt-lookup decoding and (with
+--draft-model) assisted generation, all unconstrained.
+
+    HF_HUB_OFFLINE=1 python benchmarks/bench_speculative.py --n-json 4 --n-code 1 --n-chat 1
+Prints a table and writes benchmarks/results/speculative-<model>-<time>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+from structgen.speculative import (DraftModelDrafter, JumpForwardDrafter, LayerSkipDrafter,  # noqa: E402
+                                   PromptLookupDrafter, TokenRecyclingDrafter, constrained_decode,
+                                   speculative_decode)
+from structgen.speculative.kv import model_vocab_size  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPORA = Path(os.environ.get("STRUCTGEN_CORPORA", ROOT.parent / "shared" / "corpora"))
+
+
+def chat(tokenizer, text: str) -> list[int]:
+    msgs = [{"role": "user", "content": text}]
+    try:
+        out = tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
+        if isinstance(out, dict) or hasattr(out, "keys"):
+            out = out["input_ids"]
+        return list(out)
+    except Exception:                      # tokenizer without a chat template
+        return tokenizer.encode(text)
+
+
+def json_workload(tokenizer, n: int):
+    from structgen.schema import grammar_from_json_schema
+    path = CORPORA / "json-mode-prompts" / "bfcl-maskbench-joined.jsonl"
+    out = []
+    with open(path) as f:
+        for line in f:
+            if len(out) >= n:
+                break
+            rec = json.loads(line)
+            try:
+                grammar = grammar_from_json_schema(rec["schema"])
+            except Exception as e:          # schema the compiler refuses: skip, but say so
+                print(f"  skip {rec['bfcl_id']}: {type(e).__name__}: {e}")
+                continue
+            q = rec["question"][0][-1]["content"]
+            text = (f"{q}\nAnswer with one JSON object that calls the function, matching this JSON schema:\n"
+                    f"{json.dumps(rec['schema'])}")
+            out.append((f"json:{rec['bfcl_id']}", chat(tokenizer, text), grammar))
+    return out
+
+
+def code_workload(tokenizer, n: int):
+    path = CORPORA / "prompts" / "human-eval" / "data" / "HumanEval.jsonl"
+    with open(path) as f:
+        recs = [json.loads(next(f)) for _ in range(n)]
+    return [(f"code:{r['task_id']}", tokenizer.encode(r["prompt"]), None) for r in recs]
+
+
+def chat_workload(tokenizer, n: int):
+    path = CORPORA / "prompts" / "spec-bench" / "data" / "spec_bench" / "question.jsonl"
+    recs = [json.loads(l) for l in open(path)]
+    picked = [recs[i] for i in range(0, len(recs), max(1, len(recs) // max(n, 1)))][:n]
+    return [(f"chat:{r['category']}:{r['question_id']}", chat(tokenizer, r["turns"][0]), None) for r in picked]
+
+
+def make_drafters(model, vocab, eos, draft_model):
+    d = {
+        "prompt-lookup": lambda: PromptLookupDrafter(),
+        "token-recycling": lambda: TokenRecyclingDrafter(vocab, eos_token_ids=eos),
+        "self-spec": lambda: LayerSkipDrafter(model),
+        "jump-forward": lambda: JumpForwardDrafter(),
+        "jf+prompt-lookup": lambda: JumpForwardDrafter(PromptLookupDrafter()),
+        "jf+token-recycling": lambda: JumpForwardDrafter(TokenRecyclingDrafter(vocab, eos_token_ids=eos)),
+    }
+    if draft_model is not None:
+        d["draft-model"] = lambda: DraftModelDrafter(draft_model)
+        d["jf+draft-model"] = lambda: JumpForwardDrafter(DraftModelDrafter(draft_model))
+    return d
+
+
+def hf_peers(model, ids, max_new, draft_model):
+    """Unconstrained greedy: transformers generate, prompt lookup, assisted generation."""
+    res = {}
+    inp = torch.tensor([ids])
+    configs = {"hf-greedy": {}, "hf-prompt-lookup": {"prompt_lookup_num_tokens": 10}}
+    if draft_model is not None:
+        configs["hf-assisted"] = {"assistant_model": draft_model}
+    for name, kw in configs.items():
+        t = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(inp, attention_mask=torch.ones_like(inp), max_new_tokens=max_new,
+                                 do_sample=False, **kw)
+        dt = time.perf_counter() - t
+        res[name] = {"tokens": out.shape[1] - len(ids), "seconds": dt}
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--draft-model", default=None, help="e.g. qwen2.5-coder-0.5b for --model qwen2.5-coder-1.5b")
+    ap.add_argument("--n-json", type=int, default=4)
+    ap.add_argument("--n-code", type=int, default=1)
+    ap.add_argument("--n-chat", type=int, default=1)
+    ap.add_argument("--max-new", type=int, default=96)
+    ap.add_argument("--num-draft", type=int, default=8)
+    ap.add_argument("--drafters", default="", help="comma list; default all")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-peers", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from structgen.engine import compile_grammar
+    from structgen.models import load_model
+    from structgen.vocab import TokenizerInfo
+    model, tokenizer = load_model(args.model)
+    draft_model = load_model(args.draft_model)[0] if args.draft_model else None
+    vocab = model_vocab_size(model)
+    tok_info = TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab)
+    eos = sorted(tok_info.eos_ids)
+    drafters = make_drafters(model, vocab, eos, draft_model)
+    if args.drafters:
+        drafters = {k: v for k, v in drafters.items() if k in args.drafters.split(",")}
+
+    work = (json_workload(tokenizer, args.n_json) + code_workload(tokenizer, args.n_code)
+            + chat_workload(tokenizer, args.n_chat))
+    rows = []
+    constrained_decode(model, work[0][1][:8], None, 4, eos_token_ids=eos)         # warm-up
+    for name, ids, grammar in work:
+        compiled = compile_grammar(grammar, tok_info) if grammar is not None else None
+        new_matcher = (lambda: compiled.matcher()) if compiled is not None else (lambda: None)
+        ref = constrained_decode(model, ids, new_matcher(), args.max_new, eos_token_ids=eos)
+        row = {"prompt": name, "prompt_tokens": len(ids), "constrained": grammar is not None,
+               "baseline": {"tokens": len(ref.tokens), "seconds": ref.elapsed}, "drafters": {}}
+        print(f"{name}: {len(ids)} prompt tokens, baseline {len(ref.tokens)} tokens "
+              f"{ref.tokens_per_second:.1f} tok/s")
+        for dname, make in drafters.items():
+            got = speculative_decode(model, ids, new_matcher(), make(), args.max_new,
+                                     num_draft_tokens=args.num_draft, eos_token_ids=eos)
+            row["drafters"][dname] = {"tokens": len(got.tokens), "seconds": got.elapsed,
+                                      "identical": got.tokens == ref.tokens, "steps": got.stats["steps"],
+                                      "mean_accepted": got.stats["mean_accepted"],
+                                      "draft_seconds": got.stats["draft_time"]}
+            print(f"  {dname:20s} {got.tokens_per_second:7.1f} tok/s  x{ref.elapsed / got.elapsed:4.2f}  "
+                  f"acc/step {got.stats['mean_accepted']:.2f}  identical={got.tokens == ref.tokens}")
+        if not args.no_peers:
+            row["peers"] = hf_peers(model, ids, args.max_new, draft_model)
+        rows.append(row)
+
+    table = summarize(rows)
+    out = ROOT / "benchmarks" / "results" / f"speculative-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": vars(args), "rows": rows, "summary": table}, indent=1))
+    print(f"wrote {out}")
+
+
+def summarize(rows):
+    """Per workload and method: total tok/s, speedup vs the constrained baseline, accepted/step."""
+    table = []
+    for kind in sorted({r["prompt"].split(":")[0] for r in rows}):
+        rs = [r for r in rows if r["prompt"].startswith(kind + ":")]
+        base_t = sum(r["baseline"]["seconds"] for r in rs)
+        base_n = sum(r["baseline"]["tokens"] for r in rs)
+        methods = {"baseline (constrained greedy)": (base_n, base_t, None, True)}
+        for d in rs[0]["drafters"]:
+            n = sum(r["drafters"][d]["tokens"] for r in rs)
+            t = sum(r["drafters"][d]["seconds"] for r in rs)
+            acc = statistics.mean(r["drafters"][d]["mean_accepted"] for r in rs)
+            methods[d] = (n, t, acc, all(r["drafters"][d]["identical"] for r in rs))
+        for p in rs[0].get("peers", {}):
+            n = sum(r["peers"][p]["tokens"] for r in rs)
+            t = sum(r["peers"][p]["seconds"] for r in rs)
+            methods[p + " (unconstrained)"] = (n, t, None, None)
+        print(f"\n{kind} ({len(rs)} prompts)")
+        print(f"  {'method':32s} {'tok/s':>7s} {'speedup':>8s} {'acc/step':>9s} identical")
+        for m, (n, t, acc, ident) in methods.items():
+            tps = n / t if t else 0.0
+            speed = (base_n / base_t) and tps / (base_n / base_t)
+            print(f"  {m:32s} {tps:7.1f} {speed:8.2f} {'' if acc is None else f'{acc:9.2f}':>9s} "
+                  f"{'' if ident is None else ident}")
+            table.append({"workload": kind, "method": m, "tokens_per_s": tps, "speedup_vs_tokens_per_s": speed,
+                          "mean_accepted_per_step": acc, "identical": ident})
+    return table
+
+
+if __name__ == "__main__":
+    main()
