@@ -260,7 +260,8 @@ def _stream_chat(state: ServerState, plan: Plan, req: ChatCompletionRequest) -> 
         if plan.mode == "tool_named":
             finish = "tool_calls" if result.complete else finish
         elif plan.mode == "tool_required":
-            for d in required.finish(result.complete):
+            value = result.value if result.complete and isinstance(result.value, dict) else None
+            for d in required.finish(value):
                 yield chunk({"tool_calls": [d]})
             finish = "tool_calls" if result.complete and required.name else finish
         elif plan.mode == "tool_auto":

@@ -99,19 +99,74 @@ def parse_auto_reply(text: str, tools) -> list[dict] | None:
     return calls or None
 
 
-_REQUIRED_PREFIX = re.compile(r'^\{"name":"([A-Za-z0-9_.\-]+)","arguments":')
+_DECODER = json.JSONDecoder()
+
+
+def _parse_call_prefix(text: str) -> tuple[str, int] | None | bool:
+    """``{"name": <str>, "arguments":`` at the start of ``text`` (any JSON spelling, e.g. escapes).
+
+    Returns (name, index after the colon), None when more text is needed, False when
+    the text does not start that way.
+    """
+    i = 0
+
+    def skip_ws(j: int) -> int:
+        while j < len(text) and text[j] in " \t\n\r":
+            j += 1
+        return j
+
+    def expect(j: int, ch: str):
+        j = skip_ws(j)
+        if j >= len(text):
+            return None
+        return j + 1 if text[j] == ch else False
+
+    def string(j: int):
+        j = skip_ws(j)
+        if j >= len(text):
+            return None
+        if text[j] != '"':
+            return False
+        try:
+            value, end = _DECODER.raw_decode(text, j)
+        except ValueError:
+            return None   # string not finished yet
+        return value, end
+
+    i = expect(i, "{")
+    if not i:
+        return i
+    for key in ("name", "arguments"):
+        got = string(i)
+        if not got:
+            return got
+        if got[0] != key:
+            return False
+        i = expect(got[1], ":")
+        if not i:
+            return i
+        if key == "name":
+            got = string(i)
+            if not got:
+                return got
+            name = got[0]
+            i = expect(got[1], ",")
+            if not i:
+                return i
+    return name, i
 
 
 class RequiredCallStreamer:
     """Turn the streamed text of ``{"name":..,"arguments":..}`` into OpenAI tool-call deltas.
 
-    The wrapper is compact and ordered (we generate it), so once the prefix is
-    seen the rest, minus the closing brace, is the arguments text.
+    We generate the wrapper with properties in schema order, so once its prefix
+    is complete, the rest minus the closing brace is the arguments' JSON text.
     """
 
     def __init__(self):
         self.buffer = ""
         self.name: str | None = None
+        self.failed = False
         self.sent = 0          # characters of arguments already emitted
         self.call_id = new_call_id()
 
@@ -119,23 +174,36 @@ class RequiredCallStreamer:
         self.buffer += piece
         out = []
         if self.name is None:
-            m = _REQUIRED_PREFIX.match(self.buffer)
-            if not m:
+            if self.failed:
                 return out
-            self.name = m.group(1)
-            self.buffer = self.buffer[m.end():]
+            parsed = _parse_call_prefix(self.buffer)
+            if parsed is None:
+                return out
+            if parsed is False:
+                self.failed = True
+                return out
+            self.name, start = parsed
+            self.buffer = self.buffer[start:]
             out.append({"index": 0, "id": self.call_id, "type": "function",
                         "function": {"name": self.name, "arguments": ""}})
-        avail = len(self.buffer) - 1   # hold back the last char: it may be the wrapper's "}"
+        avail = len(self.buffer.rstrip()) - 1   # hold back the last char: it may be the wrapper's "}"
         if avail > self.sent:
             out.append({"index": 0, "function": {"arguments": self.buffer[self.sent:avail]}})
             self.sent = avail
         return out
 
-    def finish(self, complete: bool) -> list[dict]:
+    def finish(self, value: dict | None) -> list[dict]:
+        """Flush the rest; ``value`` is the parsed call when the output was complete."""
         if self.name is None:
-            return []
-        end = len(self.buffer) - 1 if complete and self.buffer.endswith("}") else len(self.buffer)
+            if value is None:
+                return []
+            # the prefix was spelled in a way we could not stream: send the whole call now
+            self.name = value["name"]
+            return [{"index": 0, "id": self.call_id, "type": "function",
+                     "function": {"name": value["name"], "arguments": json.dumps(
+                         value["arguments"], ensure_ascii=False, separators=(",", ":"))}}]
+        rest = self.buffer.rstrip()
+        end = len(rest) - 1 if value is not None and rest.endswith("}") else len(self.buffer)
         if end > self.sent:
             piece, self.sent = self.buffer[self.sent:end], end
             return [{"index": 0, "function": {"arguments": piece}}]
