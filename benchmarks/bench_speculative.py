@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--max-new", type=int, default=96)
     ap.add_argument("--num-draft", type=int, default=8)
     ap.add_argument("--drafters", default="", help="comma list; default all")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="1 is fastest on a shared CPU")
     ap.add_argument("--no-peers", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
