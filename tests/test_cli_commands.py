@@ -20,9 +20,10 @@ from typer.testing import CliRunner  # noqa: E402
 from structgen.api.commands import register  # noqa: E402
 from test_api import build_tiny_model  # noqa: E402
 
-SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer", "minimum": 0,
-                                                                             "maximum": 9}},
-          "required": ["ok", "n"], "additionalProperties": False}
+# finite languages (no numbers: "-0.000..." is a valid integer of unbounded length), so that even
+# a random model must finish within the token budget
+SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}, "mode": {"enum": ["a", "b", "c"]}},
+          "required": ["ok", "mode"], "additionalProperties": False}
 OTHER = {"type": "object", "properties": {"colour": {"enum": ["red", "blue"]}}, "required": ["colour"],
          "additionalProperties": False}
 
@@ -52,7 +53,7 @@ def test_generate_with_schema_prints_valid_json(app, model_dir, tmp_path):
     schema_file = tmp_path / "s.json"
     schema_file.write_text(json.dumps(SCHEMA))
     r = _invoke(app, ["generate", "--schema", str(schema_file), "--prompt", "status?", "--model", model_dir,
-                      "--max-new-tokens", "40"])
+                      "--max-new-tokens", "80"])
     assert r.exit_code == 0, r.output
     first = r.stdout.splitlines()[0]
     jsonschema.validate(json.loads(first), SCHEMA)
@@ -123,7 +124,7 @@ def test_run_pipeline_validates_and_summarizes(app, model_dir, tmp_path):
     schema_file.write_text(json.dumps(SCHEMA))
     inp, out = _inputs(tmp_path), tmp_path / "out.jsonl"
     r = _invoke(app, ["run", str(inp), "--schema", str(schema_file), "-o", str(out), "--model", model_dir,
-                      "--max-new-tokens", "40"])
+                      "--max-new-tokens", "80"])
     assert r.exit_code == 0, r.output
     _check_output(out)
     assert "valid" in r.stdout and "tokens/s" in r.stdout
@@ -149,23 +150,23 @@ def test_run_resumes_after_interruption_without_redoing(model_dir, tmp_path, mon
         if len(seen) == 2:
             raise KeyboardInterrupt
 
-    s = pipeline.run_pipeline(model_dir, inp, out, schema=SCHEMA, max_new_tokens=40, on_record=interrupt_after_two)
+    s = pipeline.run_pipeline(model_dir, inp, out, schema=SCHEMA, max_new_tokens=80, on_record=interrupt_after_two)
     assert s.interrupted and len(out.read_text().splitlines()) == 2
     first_two = out.read_text()
     assert calls == ["item 0", "item 1"]
-    s = pipeline.run_pipeline(model_dir, inp, out, schema=SCHEMA, max_new_tokens=40)
-    assert not s.interrupted and s.skipped == 2 and s.valid == 4 and s.errors == 1
+    s = pipeline.run_pipeline(model_dir, inp, out, schema=SCHEMA, max_new_tokens=80)
+    assert not s.interrupted and s.skipped == 2 and s.valid == 3 and s.errors == 1
     assert calls == ["item 0", "item 1", "item 2", "item 3", "item 4"]  # nothing redone
     assert out.read_text().startswith(first_two)
     _check_output(out)
-    s = pipeline.run_pipeline(model_dir, inp, out, schema=SCHEMA, max_new_tokens=40)
+    s = pipeline.run_pipeline(model_dir, inp, out, schema=SCHEMA, max_new_tokens=80)
     assert s.skipped == 6 and len(calls) == 5
 
 
 def test_run_drops_torn_trailing_line(model_dir, tmp_path, monkeypatch):
     import structgen.api.pipeline as pipeline
     inp, out = _inputs(tmp_path), tmp_path / "out.jsonl"
-    pipeline.run_pipeline(model_dir, inp, out, schema=SCHEMA, max_new_tokens=40)
+    pipeline.run_pipeline(model_dir, inp, out, schema=SCHEMA, max_new_tokens=80)
     full = out.read_text().splitlines(keepends=True)
     # a crash in the middle of writing the 4th record
     out.write_text("".join(full[:3]) + full[3][: len(full[3]) // 2])
@@ -173,7 +174,7 @@ def test_run_drops_torn_trailing_line(model_dir, tmp_path, monkeypatch):
     calls = []
     real = pipeline.generate
     monkeypatch.setattr(pipeline, "generate", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
-    s = pipeline.run_pipeline(model_dir, inp, out, schema=SCHEMA, max_new_tokens=40)
+    s = pipeline.run_pipeline(model_dir, inp, out, schema=SCHEMA, max_new_tokens=80)
     redone = {json.loads(line)["key"] for line in out.read_text().splitlines()[3:]}
     assert torn_key in redone and s.skipped == 3
     assert len(calls) == sum(1 for line in full[3:] if json.loads(line)["status"] != "error")
