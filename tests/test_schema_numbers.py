@@ -82,3 +82,11 @@ def test_refusals_and_empty():
     alts = number_regexes(NumberSpec(integer=True, multiple=Fraction(3), lo=Fraction(-10), hi=Fraction(10)))
     for v in range(-12, 13):
         assert accepts(alts, str(v)) == (-10 <= v <= 10 and v % 3 == 0)
+
+
+def test_regex_size_stays_linear_for_huge_bounds():
+    spec = NumberSpec(integer=True, lo=Fraction(-9007199254740993), hi=Fraction(9007199254740992))
+    alts = number_regexes(spec)
+    assert sum(len(r) for alt in alts for r in alt) < 5000
+    assert accepts(alts, "9007199254740992") and not accepts(alts, "9007199254740993")
+    assert accepts(alts, "-9007199254740993") and not accepts(alts, "-9007199254740994")

@@ -71,6 +71,8 @@ def _digits_range(lo: str, hi: str) -> str:
         return ""
     if lo == hi:
         return lo
+    if lo == "0" * len(lo) and hi == "9" * len(hi):  # shortcut keeps the regex linear in the length
+        return "[0-9]" if len(lo) == 1 else "[0-9]{%d}" % len(lo)
     if lo[0] == hi[0]:
         return lo[0] + _group(_digits_range(lo[1:], hi[1:]))
     n = len(lo) - 1
@@ -275,6 +277,8 @@ def number_regexes(spec: NumberSpec) -> list[list[str]] | None:
     for b in (spec.lo, spec.hi):
         if b is not None and decimal_digits(abs(b)) is None:
             raise NumberRefused(f"bound {b} has no finite decimal expansion")
+    if spec.lo is not None and spec.lo == spec.hi:  # a single value (const): its spellings directly
+        return [[_value_regex(spec.lo)]] if spec.contains(spec.lo) else None
     # multiples: which regular shape?
     mult_re: str | None = None
     if m is not None and m != 1:
