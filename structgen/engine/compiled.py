@@ -76,7 +76,7 @@ class CompiledGrammar:
         self.initial_set = EarleySet.initial(self.parser)
         self._walk_cache: dict[tuple[int, int], WalkResult] = {}
         self._groups: list[np.ndarray] = [np.array([0], dtype=np.int32)]
-        self._group_ids: dict[tuple[int, ...], int] = {(0,): ROOT_GROUP}
+        self._group_ids: dict[bytes, int] = {np.array([0], dtype=np.int32).tobytes(): ROOT_GROUP}
         self._lock = threading.RLock()
         self.stats = {"walks": 0, "visited_nodes": 0}
 
@@ -121,12 +121,12 @@ class CompiledGrammar:
         return nxt is not None and nxt.accepting
 
     # ----- masks ------------------------------------------------------------------
-    def _group(self, nodes: list[int]) -> int:
-        key = tuple(nodes)
+    def _group(self, nodes: np.ndarray) -> int:
+        key = nodes.tobytes()
         gid = self._group_ids.get(key)
         if gid is None:
             gid = len(self._groups)
-            self._groups.append(np.array(nodes, dtype=np.int32))
+            self._groups.append(nodes.astype(np.int32))
             self._group_ids[key] = gid
         return gid
 
@@ -142,17 +142,19 @@ class CompiledGrammar:
             init = self.lexer.vectors[vid]
             mask, b_node, b_st, b_len, acc_buf, nb, na, visited, _ = run_walk(
                 self.trie, self.lexer, init, self._groups[group])
-            by_acc: dict[frozenset[int], list[int]] = {}
+            by_acc: dict[frozenset[int], list[np.ndarray]] = {}
             if nb:
-                acc_cache: dict[tuple[int, int], frozenset[int]] = {}
-                for k in range(nb):
-                    st, ln = int(b_st[k]), int(b_len[k])
-                    acc = acc_cache.get((st, ln))
-                    if acc is None:
-                        acc = frozenset(int(x) for x in acc_buf[st:st + ln])
-                        acc_cache[(st, ln)] = acc
-                    by_acc.setdefault(acc, []).append(int(b_node[k]))
-            groups = [(acc, self._group(nodes)) for acc, nodes in by_acc.items()]
+                keys = b_st[:nb].astype(np.int64) * 65536 + b_len[:nb]
+                uniq, inverse = np.unique(keys, return_inverse=True)
+                order = np.argsort(inverse, kind="stable")
+                bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
+                nodes_all = b_node[:nb][order]
+                for u, packed in enumerate(uniq):
+                    st, ln = int(packed) // 65536, int(packed) % 65536
+                    acc = frozenset(int(x) for x in acc_buf[st:st + ln])
+                    by_acc.setdefault(acc, []).append(nodes_all[bounds[u]:bounds[u + 1]])
+            by_acc_nodes = {acc: np.sort(np.concatenate(parts)) for acc, parts in by_acc.items()}
+            groups = [(acc, self._group(nodes)) for acc, nodes in by_acc_nodes.items()]
             res = WalkResult(full=mask, groups=groups, visited=int(visited))
             self._walk_cache[key] = res
             self.stats["walks"] += 1

@@ -134,6 +134,12 @@ class EarleySet:
             else:
                 self.scan_index.setdefault(-sym - 1, []).append(item)
 
+    def structural_key(self) -> frozenset:
+        prods = self.tables.productions
+        key = {(p, d, 0 if o is self else id(o)) for (p, d, o) in self.items if d < len(prods[p].rhs)}
+        key.add(("accepting", self.accepting))
+        return frozenset(key)
+
     def advance(self, terminals: frozenset[int]) -> "EarleySet | None":
         """The set after a lexeme matched by ``terminals``; None if none is expected.
 
@@ -152,7 +158,14 @@ class EarleySet:
             kkey = frozenset((p, d, id(o)) for (p, d, o) in kernel)
             nxt = tables.interned.get(kkey)
             if nxt is None:
-                nxt = EarleySet(tables, kernel, self.depth + 1)
+                fresh = EarleySet(tables, kernel, self.depth + 1)
+                # completed items only matter through the completions already done,
+                # so sets equal on their pending items behave identically from here on
+                skey = fresh.structural_key()
+                nxt = tables.interned.get(skey)
+                if nxt is None:
+                    nxt = fresh
+                    tables.interned[skey] = nxt
                 tables.interned[kkey] = nxt
         elif terminals & tables.ignore:
             nxt = self
