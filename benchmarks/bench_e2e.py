@@ -137,9 +137,10 @@ class Runner:
         if engine == "unconstrained":
             return None, 0.0
         if engine in ("structgen", "structgen-hf"):
-            from structgen.api import GrammarCache, make_constraint
+            from structgen.api import make_constraint
+            from structgen.engine import compile_grammar
             constraint = make_constraint(schema=schema, strict=False)
-            compiled = GrammarCache().get(constraint, self.info)   # fresh cache: no cross-run hits
+            compiled = compile_grammar(constraint.grammar(), self.info, cache=False)  # no cross-engine hits
             return (constraint, compiled), time.perf_counter() - t0
         if engine == "xgrammar":
             import xgrammar as xgr
