@@ -28,7 +28,19 @@ def _literal_terminal(value: str, flags, priority: int) -> Terminal:
     return Terminal(literal=value, priority=priority)
 
 
+# Lookaround idioms common in Lark grammars, with equivalent lookaround-free regexes.
+# (The engine's terminals are regular languages; these idioms are regular too.)
+_LOOKAROUND_REWRITES = {
+    # common.ESCAPED_STRING: a quote, then anything but newline, up to the first quote
+    # preceded by an even number of backslashes
+    r'".*?(?<!\\)(\\\\)*?"': r'"(?:[^"\\\n]|\\.)*"',
+    # C block comment written with a negative lookahead
+    r"\/\*(\*(?!\/)|[^*])*\*\/": r"/\*[^*]*\*+(?:[^/*][^*]*\*+)*/",
+}
+
+
 def _regex_terminal(name: str, value: str, flags, priority: int, source: str | None) -> Terminal:
+    value = _LOOKAROUND_REWRITES.get(value, value)
     prefix = ""
     for f in flags or ():
         if f == "i":
@@ -54,6 +66,11 @@ def grammar_from_lark(text: str, *, start: str = "start", source: str | None = N
     kwargs = {}
     if import_paths:
         kwargs["import_paths"] = import_paths
+    if not re.search(rf"^\s*[?!]?{re.escape(start)}\b", text, re.M) and "%import" not in text:
+        rules = re.findall(r"^\s*[?!]?([a-z_][a-z_0-9]*)\s*(?:\{[^}]*\})?\s*:", text, re.M)
+        raise GrammarError(f"no rule named {start!r} to start from"
+                           + (f"; pass start= one of: {', '.join(dict.fromkeys(rules[:12]))}" if rules
+                              else " (this file defines no rules: a terminal library?)"), source=source)
     try:
         parser = lark.Lark(text, parser="earley", lexer="dynamic", start=start, **kwargs)
     except UnexpectedInput as exc:
@@ -63,6 +80,8 @@ def grammar_from_lark(text: str, *, start: str = "start", source: str | None = N
                            column=getattr(exc, "column", None), source=source) from None
     except (LarkGrammarError, KeyError, ValueError, IOError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "undefined rule" in msg and repr(start) in msg:
+            msg = f"no rule named {start!r} to start from (pass start=...)"
         m = re.search(r"[Ll]ine (\d+)", str(exc))
         raise GrammarError(f"invalid Lark grammar: {msg}", line=int(m.group(1)) if m else None,
                            source=source) from None
