@@ -147,8 +147,6 @@ class _Parser:
                 m += 1
             hi_s = self.p[k + 1:m]
             k = m
-            if not lo_s and not hi_s:
-                return None
         else:
             hi_s = lo_s
             if not lo_s:
