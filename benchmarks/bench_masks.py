@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from peers import (CORPORA, LLGuidanceEngine, StructgenEngine, XGrammarEngine, fmt_ms, fmt_us,  # noqa: E402
-                   load_qwen, percentiles, run_case, write_json)
+                   load_qwen, percentiles, run_case_with_timeout, write_json)
 
 from structgen.grammar import shipped_grammar_path  # noqa: E402
 
@@ -89,6 +89,7 @@ def main() -> None:
     ap.add_argument("--vocab", default="qwen2.5-coder-0.5b", help="registry model whose tokenizer is used")
     ap.add_argument("--quick", action="store_true", help="fewer texts per case")
     ap.add_argument("--out", default="masks.json")
+    ap.add_argument("--timeout", type=float, default=300, help="seconds per (case, engine): compile + replay")
     args = ap.parse_args()
 
     hf, info, vocab_size = load_qwen(args.vocab)
@@ -101,7 +102,7 @@ def main() -> None:
                 rows.append({"case": case["name"], "engine": eng.name, "error": "no front-end for this format"})
                 continue
             kind, src = case["sources"][eng.name]
-            r = run_case(eng, kind, src, seqs)
+            r = run_case_with_timeout(eng, kind, src, seqs, args.timeout)
             r["case"] = case["name"]
             r["tokens"] = sum(len(s) for s in seqs)
             r |= {f"mask_{k}": v for k, v in percentiles(r["mask_s"]).items()}
@@ -112,7 +113,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for r in rows:
-        if r.get("error") and r.get("compile_s") is None:
+        if r.get("error") and r.get("compile_s") is None or r.get("mask_p50") is None:
             print(f"{r['case']:<24} {r['engine']:<11} {'-':>10} {'-':>11} {'-':>8} {'-':>9} {'-':>9}  {r['error'][:60]}")
             continue
         n = r["accepted"] + r["refused"]

@@ -181,6 +181,32 @@ def run_case(engine: Engine, kind: str, source, token_seqs: list[list[int]]) -> 
     return out
 
 
+def run_case_with_timeout(engine: Engine, kind: str, source, token_seqs: list[list[int]],
+                          timeout_s: float) -> dict:
+    """``run_case`` in a forked child so a peer stuck in native code cannot hang the run."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+
+    def work():
+        try:
+            child.send(run_case(engine, kind, source, token_seqs))
+        except BaseException as exc:  # report, never hang
+            child.send({"engine": engine.name, "compile_s": None, "mask_s": [], "accepted": 0, "refused": 0,
+                        "error": f"{type(exc).__name__}: {exc}"[:200]})
+
+    proc = ctx.Process(target=work, daemon=True)
+    proc.start()
+    if parent.poll(timeout_s):
+        out = parent.recv()
+        proc.join(5)
+        return out
+    proc.kill()
+    proc.join(5)
+    return {"engine": engine.name, "compile_s": None, "mask_s": [], "accepted": 0, "refused": 0,
+            "error": f"timeout: no result within {timeout_s:.0f} s"}
+
+
 def percentiles(xs: list[float], qs=(50, 90, 99)) -> dict:
     if not xs:
         return {f"p{q}": None for q in qs} | {"max": None}
