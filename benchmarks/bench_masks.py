@@ -93,6 +93,8 @@ def main() -> None:
     args = ap.parse_args()
 
     hf, info, vocab_size = load_qwen(args.vocab)
+    from structgen.engine.compiled import token_trie_for
+    token_trie_for(info)  # tokenizer preprocessing, once (peers do theirs in their constructors)
     engines = [StructgenEngine(info), XGrammarEngine(hf, vocab_size), LLGuidanceEngine(hf, vocab_size)]
     rows = []
     for case in build_cases(args.quick):
