@@ -65,17 +65,20 @@ class StructgenEngine(Engine):
         return compile_grammar(g, self.tok, cache=False)
 
     def replay(self, compiled, tokens):
+        from structgen.engine import allocate_token_bitmask
         m = compiled.matcher()
+        bm = allocate_token_bitmask(1, self.tok.vocab_size)
         times = []
         for i, t in enumerate(tokens):
             t0 = time.perf_counter()
-            words = m.next_token_mask_words()
+            m.fill_next_token_bitmask(bm)
             times.append(time.perf_counter() - t0)
-            if not bit_is_set(words, t) or not m.accept_token(t):
+            if not bit_is_set(bm[0].numpy(), t) or not m.accept_token(t):
                 return times, False, i
         t0 = time.perf_counter()
-        words = m.next_token_mask_words()
+        m.fill_next_token_bitmask(bm)
         times.append(time.perf_counter() - t0)
+        words = bm[0].numpy()
         eos_ok = any(bit_is_set(words, e) for e in self.tok.eos_ids)
         return times, eos_ok, None if eos_ok else len(tokens)
 
