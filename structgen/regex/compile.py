@@ -5,7 +5,7 @@ import functools
 
 import numpy as np
 
-from ..errors import CompileLimitError, RegexError
+from ..errors import CompileLimitError
 from . import charset as cs
 from .automaton import CharDFA, ast_to_dfa, intersect
 from .bytedfa import ByteDFA
@@ -89,14 +89,14 @@ def compile_regex(pattern: str, *, mode: str = "fullmatch", max_states: int = 10
 
 @functools.lru_cache(maxsize=1024)
 def _compile_terminal(term, max_states: int) -> ByteDFA:
+    if term.literal is not None and not term.json_string and not term.also_match:
+        return literal_dfa_bytes(term.literal.encode("utf-8"))
     if term.literal is not None:
         dfa = _literal_dfa(term.literal)
     else:
         dfa = char_dfa(term.regex, "fullmatch", max_states)
     for extra in term.also_match:
         dfa = intersect(dfa, char_dfa(extra, "fullmatch", max_states), max_states)
-    if term.literal is not None and not term.json_string and not term.also_match:
-        return literal_dfa_bytes(term.literal.encode("utf-8"))
     return _to_bytes(dfa, json=term.json_string, max_states=max_states)
 
 
@@ -112,10 +112,7 @@ def literal_dfa_bytes(data: bytes) -> ByteDFA:
 
 def compile_terminal(term, *, max_states: int = 100_000) -> ByteDFA:
     """Compile a grammar ``Terminal`` (literal / regex, ``also_match``, ``json_string``)."""
-    try:
-        return _compile_terminal(term, max_states)
-    except RegexError:
-        raise
+    return _compile_terminal(term, max_states)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -420,17 +420,14 @@ class _Parser:
             item_pos = self.i
             lo_set, lo_cp = self.class_atom()
             if (self.peek() == "-" and self.peek(1) is not None and self.peek(1) != "]"):
-                dash = self.i
                 self.i += 1
-                hi_pos = self.i
-                hi_set, hi_cp = self.class_atom()
+                _, hi_cp = self.class_atom()
                 if lo_cp is None or hi_cp is None:
                     raise self.error(f"bad character range {self.p[item_pos:self.i]!r}: a class escape "
                                      "cannot be a range endpoint", item_pos)
                 if hi_cp < lo_cp:
                     raise self.error(f"bad character range {self.p[item_pos:self.i]!r}: "
                                      f"{chr(lo_cp)!r} > {chr(hi_cp)!r}", item_pos)
-                del dash, hi_pos, hi_set
                 r = cs.normalize([(lo_cp, hi_cp)])
                 if "i" in self.flags:
                     r = cs.casefold_closure(r)
