@@ -277,3 +277,8 @@ def test_bad_grammars_have_precise_errors():
         grammar_from_regex(r"a(?=b)")
     with pytest.raises(GrammarError, match="_INDENT|post-lexer"):
         grammar_from_lark('%declare _INDENT\nstart: "a" _INDENT')
+
+
+def test_unreachable_rules_are_reported():
+    with pytest.warns(UserWarning, match="never reached.*orphan"):
+        grammar_from_gbnf('root ::= "a"\norphan ::= "b"')

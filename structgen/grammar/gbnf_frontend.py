@@ -296,7 +296,9 @@ def grammar_from_gbnf(text: str, *, start: str = "root", source: str | None = No
     if start not in defined:
         raise GrammarError(f"start rule {start!r} is not defined (rules: {', '.join(list(defined)[:10])})",
                            source=source)
-    return b.build("r:" + start)
+    g = b.build("r:" + start)
+    g.warn_unreachable(lambda n: n[2:] if n.startswith("r:") else n)
+    return g
 
 
 def grammar_from_gbnf_file(path: str | Path, *, start: str = "root") -> Grammar:

@@ -131,6 +131,14 @@ class Grammar:
         reach = self.reachable_rules()
         return sorted(n for n in self.rules if n not in reach)
 
+    def warn_unreachable(self, display=lambda name: name) -> None:
+        """Report rules the start rule never reaches (usually a typo in a user grammar)."""
+        unreachable = [display(n) for n in self.unreachable_rules() if "#" not in n]
+        if unreachable:
+            import warnings
+            warnings.warn(f"{self.source or 'grammar'}: rules never reached from {display(self.start)!r}: "
+                          + ", ".join(unreachable[:20]), UserWarning, stacklevel=3)
+
     def to_text(self) -> str:
         """Human-readable dump (debugging, error reports)."""
         lines = [f"start: {self.start}"]
