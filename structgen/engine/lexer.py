@@ -24,11 +24,11 @@ class LexerTables:
                 dfa = compile_terminal(term, max_states=max_states)
             except StructgenError as exc:
                 raise type(exc)(f"terminal {name}: {exc}") if type(exc) is GrammarError else exc
+            if getattr(dfa, "is_empty", False) or dfa.transitions.shape[0] == 0:
+                raise GrammarError(f"terminal {name} ({term.describe()}) matches no string at all", source=source)
             if dfa.accepting[0]:
                 raise GrammarError(f"terminal {name} ({term.describe()}) matches the empty string; "
                                    "make it optional in a rule instead", source=source)
-            if dfa.transitions.shape[0] == 0:
-                raise GrammarError(f"terminal {name} ({term.describe()}) matches nothing", source=source)
             dfas.append(dfa)
         offsets = np.zeros(len(dfas) + 1, dtype=np.int64)
         for i, d in enumerate(dfas):
