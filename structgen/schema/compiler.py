@@ -14,6 +14,10 @@ Documented choices (see also the module docstrings of numbers/formats/emit):
   at most 8 declared properties per object).  Constant objects follow the
   same policy (their keys are treated like required properties).
 * Numbers: exponent notation only for unconstrained ``number``; see numbers.py.
+* Draft-04 (``$schema`` ``.../draft-04/schema``): boolean ``exclusiveMinimum``/``exclusiveMaximum``
+  qualify ``minimum``/``maximum``, ``id`` sets the base URI and ``$ref`` siblings are ignored;
+  keywords added by later drafts (``const``, ``contains``, ``propertyNames``, ``if``...) are
+  enforced as in draft-06/07, since schemas use them with that intent.
 * Strings: ``format`` is asserted (not just annotated); ``pattern`` uses
   ECMAScript search semantics.
 """
@@ -31,13 +35,15 @@ from .lower import Lowerer
 from .nodes import ANY
 
 DRAFTS = {"2020-12": jsonschema.Draft202012Validator, "2019-09": jsonschema.Draft201909Validator,
-          "draft7": jsonschema.Draft7Validator}
+          "draft7": jsonschema.Draft7Validator, "draft4": jsonschema.Draft4Validator}
 
 
 def detect_draft(schema: Any, draft: str | None) -> str:
     if draft is not None:
         if draft in ("7", "draft-07"):
             draft = "draft7"
+        if draft in ("4", "draft-04"):
+            draft = "draft4"
         if draft not in DRAFTS:
             raise SchemaError(f"unsupported draft {draft!r} (supported: {', '.join(DRAFTS)})", pointer="#/$schema")
         return draft
@@ -50,7 +56,9 @@ def detect_draft(schema: Any, draft: str | None) -> str:
         return "2019-09"
     if "draft-07" in uri or "draft-06" in uri:
         return "draft7"
-    raise SchemaError(f"unsupported $schema {uri!r} (supported: 2020-12, 2019-09, draft-07, draft-06)",
+    if "draft-04" in uri:
+        return "draft4"
+    raise SchemaError(f"unsupported $schema {uri!r} (supported: 2020-12, 2019-09, draft-07, draft-06, draft-04)",
                       pointer="#/$schema", keyword="$schema")
 
 

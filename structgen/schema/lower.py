@@ -1,4 +1,4 @@
-"""JSON Schema (draft 2020-12 / 2019-09 / 7) -> IR nodes, keyword by keyword.
+"""JSON Schema (draft 2020-12 / 2019-09 / 7 / 4) -> IR nodes, keyword by keyword.
 
 Every keyword is either enforced (turned into IR constraints), listed as an
 annotation (no effect on validity), or refused through ``self.refuse`` which
@@ -63,10 +63,14 @@ class Lowerer:
         self.close_objects = close_objects
         self.algebra = Algebra(self.resolve, max_depth)
         self.validator_cls = (jsonschema.Draft7Validator if draft == "draft7" else
+                              jsonschema.Draft4Validator if draft == "draft4" else
                               jsonschema.Draft201909Validator if draft == "2019-09" else
                               jsonschema.Draft202012Validator)
-        from referencing.jsonschema import DRAFT7, DRAFT201909, DRAFT202012
-        self.spec = {"draft7": DRAFT7, "2019-09": DRAFT201909}.get(draft, DRAFT202012)
+        # drafts 4 and 7: siblings of $ref are ignored; draft 4 names its identifier "id"
+        self.legacy_ref = draft in ("draft7", "draft4")
+        self.id_key = "id" if draft == "draft4" else "$id"
+        from referencing.jsonschema import DRAFT4, DRAFT7, DRAFT201909, DRAFT202012
+        self.spec = {"draft7": DRAFT7, "draft4": DRAFT4, "2019-09": DRAFT201909}.get(draft, DRAFT202012)
         root_id = root.get("$id") or root.get("id") if isinstance(root, dict) else None
         self.root_uri = urldefrag(root_id)[0] if isinstance(root_id, str) and root_id else ROOT_URI
         resources = [(self.root_uri, Resource.from_contents(root, default_specification=self.spec))]
@@ -141,11 +145,11 @@ class Lowerer:
             if k in ANNOTATIONS or k in HANDLED or k.startswith("x-"):
                 continue
             self.refuse(f"unknown keyword {k!r}", _child(ptr, k), k)
-        ident = s.get("$id")
-        if isinstance(ident, str) and not at_resource and not ident.startswith("#") and not (self.draft == "draft7" and "$ref" in s):
+        ident = s.get(self.id_key)
+        if isinstance(ident, str) and not at_resource and not ident.startswith("#") and not (self.legacy_ref and "$ref" in s):
             base = urldefrag(urljoin(base, ident))[0]
-        if self.draft == "draft7" and "$ref" in s:
-            return self.ref(s["$ref"], base, ptr)  # draft 7: siblings of $ref are ignored by the spec
+        if self.legacy_ref and "$ref" in s:
+            return self.ref(s["$ref"], base, ptr)  # drafts 4-7: siblings of $ref are ignored by the spec
         if "enum" in s or "const" in s:
             return self._enum(s, base, ptr)
         node = self._types(s, base, ptr)
@@ -234,7 +238,12 @@ class Lowerer:
             return None if v is None else to_fraction(v)
         spec = NumberSpec(integer=integer)
         lo, lo_excl, hi, hi_excl = num("minimum"), False, num("maximum"), False
-        emin, emax = num("exclusiveMinimum"), num("exclusiveMaximum")
+        if self.draft == "draft4":  # boolean modifiers of minimum/maximum
+            lo_excl = lo is not None and s.get("exclusiveMinimum") is True
+            hi_excl = hi is not None and s.get("exclusiveMaximum") is True
+            emin = emax = None
+        else:
+            emin, emax = num("exclusiveMinimum"), num("exclusiveMaximum")
         if emin is not None and (lo is None or emin >= lo):
             lo, lo_excl = emin, True
         if emax is not None and (hi is None or emax <= hi):
@@ -285,7 +294,7 @@ class Lowerer:
         mnc, mxc = 1, None
         if "contains" in s:
             contains = self.lower(s["contains"], base, _child(ptr, "contains"))
-            if self.draft != "draft7":
+            if self.draft not in ("draft7", "draft4"):
                 mnc = int(s.get("minContains", 1))
                 mxc = s.get("maxContains")
             if mnc == 0 and mxc is None:
