@@ -259,7 +259,7 @@ class Emitter:
             b.rules[name] = alts
             return name
 
-        body = state(0, 0, frozenset())
+        body = self._left_linear(state(0, 0, frozenset()), set(states.values()))
         return b.seq(*self._w(self._lit("["), None, body, self._lit("]")))
 
     def _finite(self, s: Node) -> list[Const] | None:
@@ -413,7 +413,35 @@ class Emitter:
                 b.rules[name] = alts
                 return name
             body = state_seq(0, 0)
+        body = self._left_linear(body, set(states.values()))
         return b.seq(*self._w(self._lit("{"), None, body, self._lit("}")))
+
+    def _left_linear(self, start: str, names: set[str]) -> str:
+        """Rewrite a right-linear state machine (S -> w T | ε) into left-linear rules.
+
+        Right-linear chains make every Earley set as large as the array is
+        long (each element leaves one pending item); the left-linear form
+        (P_T -> P_S w) keeps sets constant-sized, so long arrays and objects
+        cost the same per token as short ones.
+        """
+        b = self.b
+        prefix = {name: b.fresh("pre") for name in names}
+        for name in names:
+            b.rules[prefix[name]] = []
+        b.rules[prefix[start]].append(())
+        accepting = []
+        for name in names:
+            for alt in b.rules[name]:
+                if not alt:
+                    accepting.append(name)
+                    continue
+                target = alt[-1]
+                if target not in names:
+                    raise AssertionError(f"state machine rule {name} does not end in a state: {alt}")
+                b.rules[prefix[target]].append((prefix[name],) + tuple(alt[:-1]))
+        for name in names:
+            del b.rules[name]
+        return b.rule(b.fresh("seq"), [(prefix[n],) for n in accepting])
 
     def _key_terminal(self, regs: list[str]) -> str:
         if not regs:
