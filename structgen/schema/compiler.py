@@ -17,7 +17,8 @@ Documented choices (see also the module docstrings of numbers/formats/emit):
 * Draft-04 (``$schema`` ``.../draft-04/schema``): boolean ``exclusiveMinimum``/``exclusiveMaximum``
   qualify ``minimum``/``maximum``, ``id`` sets the base URI and ``$ref`` siblings are ignored;
   keywords added by later drafts (``const``, ``contains``, ``propertyNames``, ``if``...) are
-  enforced as in draft-06/07, since schemas use them with that intent.
+  unknown to draft-04 validators, so they are refused (``strict=False``: ignored, as draft-04 does)
+  rather than enforced with a meaning the declared draft does not give them.
 * Strings: ``format`` is asserted (not just annotated); ``pattern`` uses
   ECMAScript search semantics.
 """

@@ -36,6 +36,12 @@ HANDLED = frozenset({
     "unevaluatedProperties", "unevaluatedItems", "dependentRequired", "dependentSchemas", "dependencies",
     "$dynamicRef", "$recursiveRef",
 })
+# validation keywords added after draft-04: under draft-04 they are unknown keywords
+NOT_IN_DRAFT4 = frozenset({
+    "const", "contains", "propertyNames", "if", "then", "else", "prefixItems", "minContains", "maxContains",
+    "dependentRequired", "dependentSchemas", "unevaluatedProperties", "unevaluatedItems", "$dynamicRef",
+    "$recursiveRef",
+})
 NUM_KEYS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}
 STR_KEYS = {"minLength", "maxLength", "pattern", "format"}
 ARR_KEYS = {"items", "prefixItems", "additionalItems", "minItems", "maxItems", "contains", "minContains",
@@ -142,9 +148,15 @@ class Lowerer:
         if not isinstance(s, dict):
             raise SchemaError(f"a schema must be an object or a boolean, got {type(s).__name__}", pointer=ptr)
         for k in s:
+            if self.draft == "draft4" and k in NOT_IN_DRAFT4:
+                self.refuse(f"keyword {k!r} does not exist in draft-04 (draft-04 validators ignore it); "
+                            "declare a later \"$schema\" to have it enforced", _child(ptr, k), k)
+                continue
             if k in ANNOTATIONS or k in HANDLED or k.startswith("x-"):
                 continue
             self.refuse(f"unknown keyword {k!r}", _child(ptr, k), k)
+        if self.draft == "draft4" and not NOT_IN_DRAFT4.isdisjoint(s):
+            s = {k: v for k, v in s.items() if k not in NOT_IN_DRAFT4}  # relaxed (non-strict): as draft-04 does
         ident = s.get(self.id_key)
         if isinstance(ident, str) and not at_resource and not ident.startswith("#") and not (self.legacy_ref and "$ref" in s):
             base = urldefrag(urljoin(base, ident))[0]
