@@ -6,6 +6,7 @@ cached, so big grammars never pay for states they do not visit.
 """
 from __future__ import annotations
 
+import gc
 import threading
 import weakref
 from dataclasses import dataclass
@@ -169,6 +170,18 @@ class CompiledGrammar:
         cached = pset.mask_cache.get((vid, nonempty))
         if cached is not None:
             return cached
+        # Parser exploration allocates many small objects; with a large
+        # tokenizer loaded, cyclic-GC passes would scan millions of vocabulary
+        # objects each time, so collection is paused for the duration.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._token_mask(pset, vid, nonempty)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _token_mask(self, pset: EarleySet, vid: int, nonempty: bool) -> np.ndarray:
         res = self.walk(ROOT_GROUP, vid)
         mask = res.full.copy()
         stack = [(res, pset)]
