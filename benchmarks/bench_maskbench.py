@@ -70,7 +70,7 @@ def schema_ordered(value: Any, schema: Any, root: Any, depth: int = 0) -> Any:
     """
     if depth > 40 or not isinstance(schema, dict):
         return value
-    schemas = _flatten(schema, root, 0)
+    schemas = _flatten(schema, root, 0, value)
     if isinstance(value, dict):
         order: list[str] = []
         props: dict[str, list] = {}
@@ -111,7 +111,18 @@ def _ordered_under(value: Any, subs: list, root: Any, depth: int) -> Any:
     return value
 
 
-def _flatten(schema: Any, root: Any, depth: int) -> list[dict]:
+def _branch_matches(value: Any, sub: Any, root: Any) -> bool:
+    import jsonschema
+    try:
+        cls = jsonschema.validators.validator_for(root, default=jsonschema.Draft202012Validator)
+        return cls(root).evolve(schema=sub).is_valid(value)
+    except Exception:  # noqa: BLE001 - classification helper only
+        return True
+
+
+def _flatten(schema: Any, root: Any, depth: int, value: Any = None) -> list[dict]:
+    """The schema objects that apply to ``value``: itself, local $ref targets, allOf, and the
+    anyOf/oneOf branches ``value`` validates against."""
     if not isinstance(schema, dict) or depth > 20:
         return []
     out = [schema]
@@ -121,11 +132,12 @@ def _flatten(schema: Any, root: Any, depth: int) -> list[dict]:
         for part in ref[1:].split("/")[1:] if ref != "#" else []:
             part = part.replace("~1", "/").replace("~0", "~")
             target = target.get(part) if isinstance(target, dict) else None
-        out += _flatten(target, root, depth + 1)
+        out += _flatten(target, root, depth + 1, value)
     for kw in ("allOf", "anyOf", "oneOf"):
         if isinstance(schema.get(kw), list):
             for sub in schema[kw]:
-                out += _flatten(sub, root, depth + 1)
+                if kw == "allOf" or _branch_matches(value, sub, root):
+                    out += _flatten(sub, root, depth + 1, value)
     return out
 
 

@@ -153,3 +153,13 @@ def test_unsupported_draft_is_refused_by_name():
 def test_unknown_keyword_is_refused_naming_it():
     with pytest.raises(UnsupportedKeywordError, match="minimun"):
         grammar_from_json_schema({"type": "integer", "minimun": 3})
+
+
+def test_long_bounded_array_compiles_without_recursion_error():
+    """MaskBench Github_medium---o9782: maxItems 1000 used to raise RecursionError (one Python
+    frame per array position in the emitter); it must compile and count exactly."""
+    from structgen.engine.compile import accepts_text
+    g = grammar_from_json_schema({"type": "array", "items": {"type": "integer"}, "maxItems": 1500, "minItems": 2})
+    assert accepts_text(g, "[" + ",".join(["7"] * 1500) + "]")
+    assert not accepts_text(g, "[" + ",".join(["7"] * 1501) + "]")
+    assert not accepts_text(g, "[7]")

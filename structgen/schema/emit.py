@@ -220,7 +220,11 @@ class Emitter:
                 elem_cache[key] = b.seq(*self._w(v, None)) if v is not None else None
             return elem_cache[key]
 
+        pending: list[tuple[str, int, int, frozenset]] = []
+
         def state(i: int, k: int, used: frozenset) -> str:
+            # registers the state; its rule is built from the worklist below, so long bounded
+            # arrays (maxItems: 1000) do not recurse once per position
             key = (i, k, used)
             if key in states:
                 return states[key]
@@ -228,6 +232,10 @@ class Emitter:
             name = b.fresh("arr")
             states[key] = name
             b.rules[name] = []
+            pending.append((name, i, k, used))
+            return name
+
+        def build(name: str, i: int, k: int, used: frozenset) -> None:
             alts = []
             if i >= n.min_items and (contains is None or k >= n.min_contains) and (n.max_items is None or i <= n.max_items):
                 alts.append(())
@@ -257,9 +265,11 @@ class Emitter:
                         if e is not None:
                             alts.append(lead + (e, state(ni, nk, used)))
             b.rules[name] = alts
-            return name
 
-        body = self._left_linear(state(0, 0, frozenset()), set(states.values()))
+        start = state(0, 0, frozenset())
+        while pending:
+            build(*pending.pop())
+        body = self._left_linear(start, set(states.values()))
         return b.seq(*self._w(self._lit("["), None, body, self._lit("]")))
 
     def _finite(self, s: Node) -> list[Const] | None:
