@@ -16,12 +16,17 @@ from test_schema_reference import accepts
 
 
 def test_unknown_keyword_refused_or_warned():
-    with pytest.raises(UnsupportedKeywordError) as e:
-        grammar_from_json_schema({"type": "string", "frobnicate": 1})
-    assert e.value.keyword == "frobnicate" and e.value.pointer == "#/frobnicate"
-    with pytest.warns(UserWarning, match="frobnicate"):
-        g = grammar_from_json_schema({"type": "string", "frobnicate": 1}, strict=False)
-    assert accepts(g, '"x"')
+    # a near-miss of a real keyword is a typo: refused in strict mode, naming both
+    with pytest.raises(UnsupportedKeywordError, match="maxLength") as e:
+        grammar_from_json_schema({"type": "string", "maxLenght": 3})
+    assert e.value.keyword == "maxLenght" and e.value.pointer == "#/maxLenght"
+    with pytest.warns(UserWarning, match="maxLenght"):
+        g = grammar_from_json_schema({"type": "string", "maxLenght": 3}, strict=False)
+    assert accepts(g, '"xxxxx"')
+    # other unknown keywords are annotations for validators (jsonschema ignores them): warned, not refused
+    with pytest.warns(UserWarning, match="frobnicate.*annotation"):
+        g = grammar_from_json_schema({"type": "string", "frobnicate": 1, "maxLength": 2})
+    assert accepts(g, '"xy"') and not accepts(g, '"xyz"')
     # annotations and x- extensions are not refused
     grammar_from_json_schema({"type": "string", "title": "t", "description": "d", "x-kind": 1, "examples": ["a"]})
 

@@ -88,6 +88,7 @@ class Lowerer:
         self.lowered: dict[str, Node] = {}
         self.in_progress: set[str] = set()
         self.warnings: list[str] = []
+        self._unknown_seen: set[str] = set()
 
     # ------------------------------------------------------------ refusal
     def refuse(self, message: str, pointer: str, keyword: str) -> None:
@@ -95,6 +96,24 @@ class Lowerer:
         if self.strict:
             raise UnsupportedKeywordError(message, pointer=pointer, keyword=keyword)
         text = f"{message} (keyword {keyword!r} at {pointer or '#'}); relaxed: the grammar accepts a superset"
+        self.warnings.append(text)
+        warnings.warn(text, stacklevel=4)
+
+    def unknown_keyword(self, keyword: str, pointer: str) -> None:
+        """A keyword of no JSON Schema vocabulary: validators ignore it (the spec makes it an
+        annotation), so the language is unchanged; say so loudly once, since it is often a typo."""
+        import difflib
+        # "_uniqueItems"-style prefixes are a common way to switch a keyword off on purpose
+        close = ([] if keyword[:1] in "_$@" else
+                 difflib.get_close_matches(keyword, sorted(HANDLED), n=1, cutoff=0.8))
+        if close:  # "minimun", "maxLenght": a constraint the author meant to set
+            self.refuse(f"unknown keyword {keyword!r} (did you mean {close[0]!r}?)", pointer, keyword)
+            return
+        if keyword in self._unknown_seen:
+            return
+        self._unknown_seen.add(keyword)
+        text = (f"unknown keyword {keyword!r} at {pointer or '#'} is not part of JSON Schema; treated as an "
+                "annotation, as validators do (check for a typo)")
         self.warnings.append(text)
         warnings.warn(text, stacklevel=4)
 
@@ -154,7 +173,7 @@ class Lowerer:
                 continue
             if k in ANNOTATIONS or k in HANDLED or k.startswith("x-"):
                 continue
-            self.refuse(f"unknown keyword {k!r}", _child(ptr, k), k)
+            self.unknown_keyword(k, _child(ptr, k))
         if self.draft == "draft4" and not NOT_IN_DRAFT4.isdisjoint(s):
             s = {k: v for k, v in s.items() if k not in NOT_IN_DRAFT4}  # relaxed (non-strict): as draft-04 does
         ident = s.get(self.id_key)
