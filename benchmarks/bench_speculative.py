@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from structgen.speculative import (DraftModelDrafter, JumpForwardDrafter, LayerSkipDrafter,  # noqa: E402
+from structgen.speculative import (ChainDrafter, DraftModelDrafter, JumpForwardDrafter, LayerSkipDrafter,  # noqa: E402
                                    PromptLookupDrafter, TokenRecyclingDrafter, constrained_decode,
                                    speculative_decode)
 from structgen.speculative.kv import model_vocab_size  # noqa: E402
@@ -86,10 +86,14 @@ def make_drafters(model, vocab, eos, draft_model):
         "jump-forward": lambda: JumpForwardDrafter(),
         "jf+prompt-lookup": lambda: JumpForwardDrafter(PromptLookupDrafter()),
         "jf+token-recycling": lambda: JumpForwardDrafter(TokenRecyclingDrafter(vocab, eos_token_ids=eos)),
+        "jf+lookup|recycling": lambda: JumpForwardDrafter(
+            ChainDrafter([PromptLookupDrafter(), TokenRecyclingDrafter(vocab, eos_token_ids=eos)])),
     }
     if draft_model is not None:
         d["draft-model"] = lambda: DraftModelDrafter(draft_model)
         d["jf+draft-model"] = lambda: JumpForwardDrafter(DraftModelDrafter(draft_model))
+        d["jf+lookup|draft-model"] = lambda: JumpForwardDrafter(
+            ChainDrafter([PromptLookupDrafter(), DraftModelDrafter(draft_model)]))
     return d
 
 
@@ -140,13 +144,15 @@ def main() -> None:
     work = (json_workload(tokenizer, args.n_json) + code_workload(tokenizer, args.n_code)
             + chat_workload(tokenizer, args.n_chat))
     rows = []
+    load_start = os.getloadavg()
     constrained_decode(model, work[0][1][:8], None, 4, eos_token_ids=eos)         # warm-up
     for name, ids, grammar in work:
         compiled = compile_grammar(grammar, tok_info) if grammar is not None else None
         new_matcher = (lambda: compiled.matcher()) if compiled is not None else (lambda: None)
         ref = constrained_decode(model, ids, new_matcher(), args.max_new, eos_token_ids=eos)
         row = {"prompt": name, "prompt_tokens": len(ids), "constrained": grammar is not None,
-               "baseline": {"tokens": len(ref.tokens), "seconds": ref.elapsed}, "drafters": {}}
+               "baseline": {"tokens": len(ref.tokens), "seconds": ref.elapsed, "target_calls": ref.target_calls},
+               "drafters": {}, "loadavg_1min": os.getloadavg()[0]}
         print(f"{name}: {len(ids)} prompt tokens, baseline {len(ref.tokens)} tokens "
               f"{ref.tokens_per_second:.1f} tok/s")
         for dname, make in drafters.items():
@@ -154,6 +160,7 @@ def main() -> None:
                                      num_draft_tokens=args.num_draft, eos_token_ids=eos)
             row["drafters"][dname] = {"tokens": len(got.tokens), "seconds": got.elapsed,
                                       "identical": got.tokens == ref.tokens, "steps": got.stats["steps"],
+                                      "target_calls": got.target_calls, "drafted": got.stats["drafted"],
                                       "mean_accepted": got.stats["mean_accepted"],
                                       "draft_seconds": got.stats["draft_time"]}
             print(f"  {dname:20s} {got.tokens_per_second:7.1f} tok/s  x{ref.elapsed / got.elapsed:4.2f}  "
@@ -165,7 +172,10 @@ def main() -> None:
     table = summarize(rows)
     out = ROOT / "benchmarks" / "results" / f"speculative-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "rows": rows, "summary": table}, indent=1))
+    load = {"start": load_start, "end": os.getloadavg(), "cpu_count": os.cpu_count(),
+            "per_prompt_1min": [r["loadavg_1min"] for r in rows]}
+    print(f"load average (1, 5, 15 min): start {load_start}, end {load['end']} on {os.cpu_count()} CPUs")
+    out.write_text(json.dumps({"args": vars(args), "rows": rows, "summary": table, "load": load}, indent=1))
     print(f"wrote {out}")
 
 
@@ -176,24 +186,27 @@ def summarize(rows):
         rs = [r for r in rows if r["prompt"].startswith(kind + ":")]
         base_t = sum(r["baseline"]["seconds"] for r in rs)
         base_n = sum(r["baseline"]["tokens"] for r in rs)
-        methods = {"baseline (constrained greedy)": (base_n, base_t, None, True)}
+        base_calls = sum(r["baseline"]["target_calls"] for r in rs)
+        methods = {"baseline (constrained greedy)": (base_n, base_t, None, True, 1.0)}
         for d in rs[0]["drafters"]:
             n = sum(r["drafters"][d]["tokens"] for r in rs)
             t = sum(r["drafters"][d]["seconds"] for r in rs)
             acc = statistics.mean(r["drafters"][d]["mean_accepted"] for r in rs)
-            methods[d] = (n, t, acc, all(r["drafters"][d]["identical"] for r in rs))
+            calls = sum(r["drafters"][d]["target_calls"] for r in rs)
+            methods[d] = (n, t, acc, all(r["drafters"][d]["identical"] for r in rs), base_calls / calls)
         for p in rs[0].get("peers", {}):
             n = sum(r["peers"][p]["tokens"] for r in rs)
             t = sum(r["peers"][p]["seconds"] for r in rs)
-            methods[p + " (unconstrained)"] = (n, t, None, None)
+            methods[p + " (unconstrained)"] = (n, t, None, None, None)
         print(f"\n{kind} ({len(rs)} prompts)")
-        print(f"  {'method':32s} {'tok/s':>7s} {'speedup':>8s} {'acc/step':>9s} identical")
-        for m, (n, t, acc, ident) in methods.items():
+        print(f"  {'method':32s} {'tok/s':>7s} {'speedup':>8s} {'calls/x':>8s} {'acc/step':>9s} identical")
+        for m, (n, t, acc, ident, cr) in methods.items():
             tps = n / t if t else 0.0
             speed = (base_n / base_t) and tps / (base_n / base_t)
-            print(f"  {m:32s} {tps:7.1f} {speed:8.2f} {'' if acc is None else f'{acc:9.2f}':>9s} "
-                  f"{'' if ident is None else ident}")
+            print(f"  {m:32s} {tps:7.1f} {speed:8.2f} {'' if cr is None else f'{cr:8.2f}':>8s} "
+                  f"{'' if acc is None else f'{acc:9.2f}':>9s} {'' if ident is None else ident}")
             table.append({"workload": kind, "method": m, "tokens_per_s": tps, "speedup_vs_tokens_per_s": speed,
+                          "baseline_calls_over_method_calls": cr,
                           "mean_accepted_per_step": acc, "identical": ident})
     return table
 

@@ -1,4 +1,9 @@
-"""Test doubles for speculative tests: tiny seeded Llama models and tiny matchers.
+"""Test doubles for speculative tests: tiny seeded models and tiny matchers.
+
+`tiny_model` is a real transformers Llama; `micro_lm` is a one-file causal transformer
+with the same calling convention (KV cache via DynamicCache, position_ids,
+logits_to_keep, model.model.layers) but ~20x less Python per forward, for the
+statistical tests that need tens of thousands of forwards.
 
 The matchers implement the Matcher contract of docs/ARCHITECTURE.md for constraints
 simple enough to check by hand. No tests live here.
@@ -6,9 +11,12 @@ simple enough to check by hand. No tests live here.
 from __future__ import annotations
 
 import copy
+import math
+from types import SimpleNamespace
 
 import numpy as np
 import torch
+from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
 EOS = 1
@@ -23,6 +31,79 @@ def tiny_model(vocab: int = 64, seed: int = 0, layers: int = 4, hidden: int = 32
                       bos_token_id=0, pad_token_id=0, tie_word_embeddings=False)
     model = LlamaForCausalLM(cfg).to(dtype).eval()
     return model
+
+
+def _rms(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+
+
+class _MicroLayer(nn.Module):
+    """Single-head causal self-attention + tanh MLP, residual; caches K/V in layer slot `idx`."""
+
+    def __init__(self, hidden: int, idx: int) -> None:
+        super().__init__()
+        self.idx = idx
+        self.qkv = nn.Linear(hidden, 3 * hidden, bias=False)
+        self.o = nn.Linear(hidden, hidden, bias=False)
+        self.up = nn.Linear(hidden, 2 * hidden, bias=False)
+        self.down = nn.Linear(2 * hidden, hidden, bias=False)
+
+    def forward(self, hidden_states, cache=None, **kwargs):
+        x = hidden_states                                            # [1, n, h]
+        q, k, v = self.qkv(_rms(x)).chunk(3, dim=-1)
+        if cache is not None:
+            k, v = cache.update(k.unsqueeze(1), v.unsqueeze(1), self.idx)
+            k, v = k.squeeze(1), v.squeeze(1)
+        n, total = x.shape[1], k.shape[1]
+        scores = q @ k.transpose(-1, -2) / math.sqrt(x.shape[-1])   # [1, n, total]
+        if n > 1:
+            future = torch.ones(n, total, dtype=torch.bool).triu(total - n + 1)
+            scores = scores.masked_fill(future, float("-inf"))
+        x = x + self.o(torch.softmax(scores, dim=-1) @ v)
+        return x + self.down(torch.tanh(self.up(_rms(x))))
+
+
+class MicroLM(nn.Module):
+    """Minimal causal LM with the transformers calling convention used by structgen.speculative."""
+
+    def __init__(self, config: LlamaConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.generation_config = None
+        h = config.hidden_size
+        self.model = nn.Module()
+        self.model.embed = nn.Embedding(config.vocab_size, h)
+        self.model.pos = nn.Embedding(config.max_position_embeddings, h)
+        self.model.layers = nn.ModuleList(_MicroLayer(h, i) for i in range(config.num_hidden_layers))
+        self.lm_head = nn.Linear(h, config.vocab_size, bias=False)
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def forward(self, input_ids, past_key_values=None, use_cache: bool = True, position_ids=None,
+                logits_to_keep: int = 0, attention_mask=None):
+        if position_ids is None:
+            start = past_key_values.get_seq_length() if past_key_values is not None else 0
+            position_ids = torch.arange(start, start + input_ids.shape[1]).unsqueeze(0)
+        x = self.model.embed(input_ids) + self.model.pos(position_ids)
+        for layer in self.model.layers:
+            x = layer(x, cache=past_key_values)
+        if logits_to_keep:
+            x = x[:, -logits_to_keep:]
+        return SimpleNamespace(logits=self.lm_head(_rms(x)))
+
+
+def micro_lm(vocab: int = 16, seed: int = 0, layers: int = 3, hidden: int = 16, init: float = 0.5) -> MicroLM:
+    """Seeded MicroLM; `init` is the std of every weight (larger = peakier distributions)."""
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                      num_attention_heads=1, num_key_value_heads=1, max_position_embeddings=256,
+                      eos_token_id=EOS, bos_token_id=0, pad_token_id=0)
+    model = MicroLM(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, init)
+    return model.eval()
 
 
 def perturbed(model, scale: float, seed: int = 1):

@@ -3,8 +3,8 @@
 Invariant between steps: the target cache holds every token but the last one; a step
 feeds the uncached tokens + draft (the first step is the prompt prefill), so of the
 last k+1 logits rows, row i predicts draft[i] and the last row gives the bonus token.
-The matcher is advanced along the draft to get
-the mask at every position, rolled back, then advanced along what was accepted.
+The matcher is advanced along the tokens as they are decided;
+a mask is computed only at positions that need one (reusing the drafter's when it has it).
 
 Greedy: accept draft[i] iff it is the masked arg-max, so the output equals
 `constrained_decode` token for token. Sampling: standard speculative rejection sampling
@@ -104,7 +104,7 @@ def speculative_decode(model, input_ids, matcher, drafter: Drafter | None, max_n
         extra = min(len(seq) - 1, PREFILL_FEEDBACK) if feedback and not out else 0
         step = _verify(target, seq, draft, proposal, matcher, vocab, eos, sampling, generator, rule, len(out), extra)
         if feedback:
-            drafter.update(StepFeedback(step.fed, step.logits, step.accepted, step.new))
+            drafter.update(StepFeedback(step.fed, step.logits, step.accepted, step.new, len(draft)))
         accepted_lengths.append(step.accepted)
         seq.extend(step.new)
         out.extend(step.new)
@@ -132,64 +132,91 @@ def _verify(target: KVSequence, seq: list[int], draft: list[int], proposal: Draf
     """One target pass over the uncached tokens + draft (the first pass is the prefill).
 
     Returns the accepted draft count and the new tokens; `extra` more logits rows (prompt
-    positions) are kept for drafters that learn from the target.
+    positions) are kept for drafters that learn from the target. The matcher is advanced
+    along the new tokens as they are decided, so a grammar mask is needed only at the
+    positions actually examined (and not at all for greedy positions whose raw arg-max
+    the grammar allows).
     """
     fed = seq[len(target):] + draft
     keep = len(draft) + 1 + extra
     all_logits = target.feed(fed, keep=keep)
     logits = all_logits[-(len(draft) + 1):]                      # row i predicts draft[i]
     fed = fed[-all_logits.shape[0]:]
-    masks: list[torch.Tensor | None] = []
-    if matcher is not None:
-        for i in range(len(draft) + 1):
-            masks.append(allowed_mask(matcher, vocab))
-            if i < len(draft) and not matcher.accept_token(draft[i]):
-                raise GenerationError(f"matcher refused draft token {draft[i]} it had validated")
-        if draft:
-            matcher.rollback(len(draft))
-    else:
-        masks = [None] * (len(draft) + 1)
-
-    new: list[int] = []
-    accepted = 0
-    for i, tok in enumerate(draft + [None]):
-        where = f"output token {produced + i}"
-        if tok is None:                                         # every draft accepted: bonus token
-            new.append(_pick(logits[i], masks[i], sampling, generator, where))
-            break
-        if not sampling.do_sample:
-            best = greedy_token(logits[i], masks[i], where)
-            if best == tok:
-                new.append(tok)
-                accepted += 1
-                if tok in eos:
-                    break
-                continue
-            new.append(best)
-            break
-        p = distribution(logits[i], masks[i], sampling, where)
-        q = _align(proposal.draft_probs[i], vocab) if proposal.draft_probs is not None else _onehot(tok, vocab)
-        if rule.accept(p, q, tok, generator):
-            new.append(tok)
-            accepted += 1
-            if tok in eos:
-                break
-            continue
-        new.append(sample(rule.residual(p, q), generator))
-        break
-
+    judge = _judge_greedy if not sampling.do_sample else _judge_sampled
+    accepted, new = judge(logits, draft, proposal, matcher, vocab, eos, sampling, generator, rule, produced)
     # target cache must hold seq + accepted drafts (everything but the new last token)
     target.truncate(len(seq) + accepted)
-    hit_eos = False
-    for tok in new:
-        if matcher is not None and not matcher.accept_token(tok):
-            raise GenerationError(f"the matcher refused token {tok} that its mask allowed")
-        if tok in eos or (matcher is not None and matcher.is_terminated()):
-            hit_eos = True
+    hit_eos = new[-1] in eos or (matcher is not None and matcher.is_terminated())
     return _Verdict(fed, all_logits, accepted, new, hit_eos)
 
 
-def _pick(logits, mask, sampling, generator, where) -> int:
-    if not sampling.do_sample:
-        return greedy_token(logits, mask, where)
-    return sample(distribution(logits, mask, sampling, where), generator)
+def _mask_at(matcher, proposal: DraftProposal, i: int, vocab: int) -> torch.Tensor | None:
+    """Grammar mask before draft position i (the matcher is in that state): the drafter's if it has one."""
+    if matcher is None:
+        return None
+    mask = proposal.mask(i)
+    if mask is None:
+        return allowed_mask(matcher, vocab)
+    if mask.shape[0] == vocab:
+        return mask
+    if mask.shape[0] > vocab:
+        return mask[:vocab]
+    return torch.cat([mask, torch.zeros(vocab - mask.shape[0], dtype=torch.bool)])
+
+
+def _advance(matcher, tok: int, where: str) -> None:
+    if matcher is not None and not matcher.accept_token(tok):
+        raise GenerationError(f"the matcher refused token {tok} that its mask allowed at {where}")
+
+
+def _judge_greedy(logits, draft, proposal, matcher, vocab, eos, sampling, generator, rule, produced):
+    """Accept draft[i] iff it is the masked arg-max.
+
+    If the raw arg-max r (first index on ties) is allowed, it is also the masked arg-max,
+    so the mask is computed only where r is refused; the draft tokens are grammatical
+    (validated before verification), so r == draft[i] needs no grammar work beyond advancing.
+    """
+    top = logits.argmax(-1).tolist()
+    new: list[int] = []
+    for i in range(len(draft) + 1):
+        where = f"output token {produced + i}"
+        drafted = draft[i] if i < len(draft) else None
+        r = int(top[i])
+        if matcher is None or r == drafted:
+            choice = r
+            _advance(matcher, choice, where)
+        elif r < matcher.vocab_size and matcher.accept_token(r):
+            choice = r
+        else:
+            choice = greedy_token(logits[i], _mask_at(matcher, proposal, i, vocab), where)
+            _advance(matcher, choice, where)
+        new.append(choice)
+        if choice != drafted or choice in eos or (matcher is not None and matcher.is_terminated()):
+            return (i + 1 if choice == drafted else i), new
+    raise AssertionError("unreachable: the bonus position always ends the loop")
+
+
+def _judge_sampled(logits, draft, proposal, matcher, vocab, eos, sampling, generator, rule, produced):
+    """Speculative rejection sampling with the masked target distribution p."""
+    new: list[int] = []
+    for i in range(len(draft) + 1):
+        where = f"output token {produced + i}"
+        p = distribution(logits[i], _mask_at(matcher, proposal, i, vocab), sampling, where)
+        if i == len(draft):                                     # every draft accepted: bonus token
+            tok = sample(p, generator)
+            _advance(matcher, tok, where)
+            new.append(tok)
+            return i, new
+        tok = draft[i]
+        q = _align(proposal.draft_probs[i], vocab) if proposal.draft_probs is not None else _onehot(tok, vocab)
+        if rule.accept(p, q, tok, generator):
+            _advance(matcher, tok, where)
+            new.append(tok)
+            if tok in eos or (matcher is not None and matcher.is_terminated()):
+                return i + 1, new
+            continue
+        tok = sample(rule.residual(p, q), generator)
+        _advance(matcher, tok, where)
+        new.append(tok)
+        return i, new
+    raise AssertionError("unreachable: the bonus position always ends the loop")

@@ -1,4 +1,5 @@
 """Drafters: draft model, prompt lookup, token recycling, layer skipping, jump-forward."""
+from .chain import ChainDrafter
 from .base import DraftLength, DraftProposal, Drafter, StepFeedback, take_valid
 from .jumpforward import JumpForwardDrafter
 from .model import AutoregressiveDrafter, DraftModelDrafter
@@ -6,6 +7,6 @@ from .ngram import PromptLookupDrafter
 from .recycling import TokenRecyclingDrafter
 from .selfspec import LayerSkipDrafter
 
-__all__ = ["AutoregressiveDrafter", "DraftLength", "DraftModelDrafter", "DraftProposal", "Drafter",
+__all__ = ["AutoregressiveDrafter", "ChainDrafter", "DraftLength", "DraftModelDrafter", "DraftProposal", "Drafter",
            "JumpForwardDrafter", "LayerSkipDrafter", "PromptLookupDrafter", "StepFeedback",
            "TokenRecyclingDrafter", "take_valid"]

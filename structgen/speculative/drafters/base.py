@@ -4,7 +4,9 @@ A drafter proposes up to k next tokens. It may use the matcher to keep its draft
 grammatical but must hand it back in the state it received (advance, then roll back).
 `draft_probs` is the distribution each draft token was drawn from (rows [k, V]);
 None means every token is a point mass (deterministic / model-free draft), which the
-verifier handles as q = one-hot.
+verifier handles as q = one-hot. `masks[i]`, when a drafter computed it anyway, is the
+grammar's bool mask at draft position i (before draft[i]); the verifier reuses it
+instead of asking the matcher again.
 """
 from __future__ import annotations
 
@@ -23,11 +25,18 @@ from ..sampling import GREEDY, SamplingParams
 class DraftProposal:
     tokens: list[int]
     draft_probs: torch.Tensor | None = None   # float64 [len(tokens), V] or None (point masses)
+    masks: list[torch.Tensor | None] | None = None   # bool [V] grammar mask before each token, if known
 
     def __post_init__(self) -> None:
         if self.draft_probs is not None and self.draft_probs.shape[0] != len(self.tokens):
             raise GenerationError(
                 f"DraftProposal has {len(self.tokens)} tokens but {self.draft_probs.shape[0]} probability rows")
+        if self.masks is not None and len(self.masks) != len(self.tokens):
+            raise GenerationError(f"DraftProposal has {len(self.tokens)} tokens but {len(self.masks)} masks")
+
+    def mask(self, i: int) -> torch.Tensor | None:
+        """The mask the drafter saw before token i, or None if it did not compute one."""
+        return self.masks[i] if self.masks is not None and i < len(self.masks) else None
 
 
 @dataclass
@@ -37,7 +46,8 @@ class StepFeedback:
     fed_tokens: list[int]
     logits: torch.Tensor              # [len(fed_tokens), V]; row j predicts the token after fed_tokens[j]
     accepted: int = 0                 # draft tokens accepted this step
-    new_tokens: list[int] = field(default_factory=list)
+    new_tokens: list[int] = field(default_factory=list)   # the tokens the target chose (under the mask)
+    drafted: int = 0                  # draft tokens fed this step (the last `drafted` of fed_tokens)
 
 
 class Drafter(ABC):

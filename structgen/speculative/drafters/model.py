@@ -51,34 +51,41 @@ class AutoregressiveDrafter(Drafter):
         logits = seq.sync(list(context_ids))
         tokens: list[int] = []
         rows: list[torch.Tensor] = []
+        masks: list[torch.Tensor | None] = []
         survival = 1.0
         eos = self._eos_ids()
+        need_conf = self.length.threshold is not None
         advanced = 0
         try:
             for i in range(k):
-                mask = allowed_mask(matcher, vocab) if matcher is not None else None
-                if mask is not None and not bool(mask.any()):
-                    break
-                if do_sample:
-                    probs = distribution(logits, mask, sampling)
-                    tok = sample(probs, self.generator)
-                    rows.append(probs)
-                    conf = float(probs[tok])
-                else:
-                    tok = greedy_token(logits, mask)
-                    conf = float(torch.softmax(masked_logits(logits, mask), -1)[tok]) \
-                        if self.length.threshold is not None else 1.0
-                tokens.append(tok)
-                survival *= conf
-                if tok in eos:
-                    break
-                if matcher is not None:
-                    if not matcher.accept_token(tok):
-                        tokens.pop()
-                        rows = rows[: len(tokens)]
+                mask = None
+                tok = -1
+                if matcher is not None and not do_sample and not need_conf:
+                    r = int(torch.argmax(logits))           # allowed raw arg-max = masked arg-max
+                    if r < matcher.vocab_size and matcher.accept_token(r):
+                        tok = r
+                        advanced += 1
+                if tok < 0:
+                    mask = allowed_mask(matcher, vocab) if matcher is not None else None
+                    if mask is not None and not bool(mask.any()):
                         break
-                    advanced += 1
-                if matcher is not None and matcher.is_terminated():
+                    if do_sample:
+                        probs = distribution(logits, mask, sampling)
+                        tok = sample(probs, self.generator)
+                        rows.append(probs)
+                        survival *= float(probs[tok])
+                    else:
+                        tok = greedy_token(logits, mask)
+                        if need_conf:
+                            survival *= float(torch.softmax(masked_logits(logits, mask), -1)[tok])
+                    if matcher is not None and tok not in eos:
+                        if not matcher.accept_token(tok):
+                            rows = rows[: len(tokens)]
+                            break
+                        advanced += 1
+                tokens.append(tok)
+                masks.append(mask)
+                if tok in eos or (matcher is not None and matcher.is_terminated()):
                     break
                 if i + 1 < k and not self.length.should_stop(survival):
                     logits = seq.feed([tok], last_only=True)[-1]
@@ -87,7 +94,8 @@ class AutoregressiveDrafter(Drafter):
         finally:
             if matcher is not None and advanced:
                 matcher.rollback(advanced)
-        return DraftProposal(tokens, torch.stack(rows) if do_sample and rows else None)
+        return DraftProposal(tokens, torch.stack(rows) if do_sample and rows else None,
+                             masks if matcher is not None else None)
 
 
 class DraftModelDrafter(AutoregressiveDrafter):

@@ -2,7 +2,9 @@
 
 Keeps an adjacency matrix M[token] = the target's top-k next tokens the last time it
 read `token` (updated from every verification pass, rejected positions included, and
-from the prompt prefill). Drafts follow M greedily from the last context token,
+from the prompt prefill). Where the target actually chose a token (under the grammar
+mask), that choice goes first: raw top-k of the prompt often holds only tokens the
+grammar refuses (e.g. `": "` with a space when the schema is compact). Drafts follow M greedily from the last context token,
 taking at each step the best-ranked candidate the grammar allows. The matrix persists
 across generations (the paper's "recycling"); `clear()` forgets it.
 """
@@ -39,6 +41,19 @@ class TokenRecyclingDrafter(Drafter):
         fed = np.asarray(feedback.fed_tokens, dtype=np.int64)
         keep = fed < self.vocab_size
         self.adjacency[fed[keep], :k] = top[keep]
+        # fed[base + j] is the token before new_tokens[j] (base = position of the last cached context token)
+        base = len(fed) - feedback.drafted - 1
+        for j, chosen in enumerate(feedback.new_tokens):
+            if base + j < 0 or base + j >= len(fed) or fed[base + j] >= self.vocab_size:
+                continue
+            self._promote(int(fed[base + j]), int(chosen))
+
+    def _promote(self, prev: int, chosen: int) -> None:
+        """Put `chosen` first in prev's row, keeping the other candidates in order."""
+        row = self.adjacency[prev]
+        rest = row[row != chosen][: self.top_k - 1]
+        row[0] = chosen
+        row[1:1 + rest.shape[0]] = rest
 
     def propose(self, context_ids: Sequence[int], matcher, k: int) -> DraftProposal:
         k = min(k, self.max_tokens)
