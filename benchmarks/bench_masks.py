@@ -95,6 +95,12 @@ def main() -> None:
     hf, info, vocab_size = load_qwen(args.vocab)
     from structgen.engine.compiled import token_trie_for
     token_trie_for(info)  # tokenizer preprocessing, once (peers do theirs in their constructors)
+    # warm imports, numba caches and regex tables in the parent so each forked case times only its own compile
+    from structgen.engine import compile_grammar
+    from structgen.grammar import grammar_from_gbnf, grammar_from_lark, grammar_from_regex
+    for g in (grammar_from_lark('start: "a" B\nB: /[0-9]+/'), grammar_from_gbnf('root ::= [a-z]+'),
+              grammar_from_regex(r"\d{2}")):
+        compile_grammar(g, info, cache=False).matcher().next_token_mask_words()
     engines = [StructgenEngine(info), XGrammarEngine(hf, vocab_size), LLGuidanceEngine(hf, vocab_size)]
     rows = []
     for case in build_cases(args.quick):
