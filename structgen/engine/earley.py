@@ -27,6 +27,8 @@ class ParserTables:
         self.productions = productions
         self.start = start
         self.ignore = ignore
+        self.rhs: list[tuple[int, ...]] = [p.rhs for p in productions]  # flat lists: faster than attributes
+        self.lhs: list[int] = [p.lhs for p in productions]
         self.by_lhs: list[list[int]] = [[] for _ in range(n_nonterminals)]
         for i, p in enumerate(productions):
             self.by_lhs[p.lhs].append(i)
@@ -96,47 +98,62 @@ class EarleySet:
                           for p, d, o in s.items)
         return s
 
-    def _add(self, item, agenda) -> None:
-        key = (item[0], item[1], id(item[2]))
-        if key not in self._keys:
-            self._keys.add(key)
-            self.items.append(item)
-            agenda.append(item)
-
     def _closure(self, kernel) -> None:
-        prods = self.tables.productions
-        nullable = self.tables.nullable
-        by_lhs = self.tables.by_lhs
+        tables = self.tables
+        rhs_of = tables.rhs
+        lhs_of = tables.lhs
+        nullable = tables.nullable
+        by_lhs = tables.by_lhs
+        keys = self._keys
+        items = self.items
+        waiting = self.waiting
+        scan_index = self.scan_index
         agenda: list = []
+
+        def add(item):
+            key = (item[0], item[1], id(item[2]))
+            if key not in keys:
+                keys.add(key)
+                items.append(item)
+                agenda.append(item)
+
         for it in kernel:
-            self._add(it, agenda)
+            add(it)
         predicted: set[int] = set()
         while agenda:
             item = agenda.pop()
             p, dot, origin = item
-            rhs = prods[p].rhs
+            rhs = rhs_of[p]
             if dot == len(rhs):
-                lhs = prods[p].lhs
                 if origin is self:
                     continue  # empty derivation: handled by the nullable shortcut
-                for (wp, wd, wo) in origin.waiting.get(lhs, ()):
-                    self._add((wp, wd + 1, wo), agenda)
+                for (wp, wd, wo) in origin.waiting.get(lhs_of[p], ()):
+                    add((wp, wd + 1, wo))
                 continue
             sym = rhs[dot]
             if sym >= 0:
-                self.waiting.setdefault(sym, []).append(item)
+                w = waiting.get(sym)
+                if w is None:
+                    waiting[sym] = [item]
+                else:
+                    w.append(item)
                 if sym not in predicted:
                     predicted.add(sym)
                     for q in by_lhs[sym]:
-                        self._add((q, 0, self), agenda)
+                        add((q, 0, self))
                 if nullable[sym]:
-                    self._add((p, dot + 1, origin), agenda)
+                    add((p, dot + 1, origin))
             else:
-                self.scan_index.setdefault(-sym - 1, []).append(item)
+                t = -sym - 1
+                lst = scan_index.get(t)
+                if lst is None:
+                    scan_index[t] = [item]
+                else:
+                    lst.append(item)
 
     def structural_key(self) -> frozenset:
-        prods = self.tables.productions
-        key = {(p, d, 0 if o is self else id(o)) for (p, d, o) in self.items if d < len(prods[p].rhs)}
+        rhs_of = self.tables.rhs
+        key = {(p, d, 0 if o is self else id(o)) for (p, d, o) in self.items if d < len(rhs_of[p])}
         key.add(("accepting", self.accepting))
         return frozenset(key)
 
