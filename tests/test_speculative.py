@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from structgen.errors import GenerationError
-from structgen.speculative import (DraftLength, DraftModelDrafter, JumpForwardDrafter, LayerSkipDrafter,
+from structgen.speculative import (ChainDrafter, DraftLength, DraftModelDrafter, JumpForwardDrafter, LayerSkipDrafter,
                                    PromptLookupDrafter, SamplingParams, TokenRecyclingDrafter,
                                    constrained_decode, speculative_decode)
 from structgen.speculative.kv import KVSequence
@@ -39,6 +39,8 @@ DRAFTERS = {
     "self-speculation-fixed": lambda: LayerSkipDrafter(TARGET, skip_layers=[2], length=DraftLength(4)),
     "jump-forward": lambda: JumpForwardDrafter(),
     "jump-forward+draft-model": lambda: JumpForwardDrafter(DraftModelDrafter(CLOSE_DRAFT)),
+    "jump-forward+lookup|recycling": lambda: JumpForwardDrafter(
+        ChainDrafter([PromptLookupDrafter(), TokenRecyclingDrafter(V, eos_token_ids=[EOS])])),
 }
 
 TRIE = [(10, 12, 14, 16, 18), (10, 12, 20), (22, 24, 26, 28, 30, 32, 34), (22, 24), (40,)]
@@ -196,3 +198,39 @@ def test_bad_input_is_refused():
         SamplingParams(do_sample=True, temperature=0)
     with pytest.raises(GenerationError, match="batch size 1"):
         constrained_decode(TARGET, torch.zeros(2, 3, dtype=torch.long), None, 4)
+
+
+def test_jump_forward_interleaves_forced_tokens_with_the_inner_draft():
+    # template: sep 3 forced at every 4th position; the lookup copies free tokens from the context
+    m = TemplateMatcher(V, period=4, sep=3, min_len=8)
+    assert m.accept_tokens([6, 8]) == 2
+    ctx = [6, 8, 10, 3, 12, 14, 16, 3, 6, 8]                  # "6 8" was followed by "10 3 12 14 16 3"
+    inner = PromptLookupDrafter(max_ngram=2, max_tokens=1)    # one copied token per call
+    prop = JumpForwardDrafter(inner).propose(ctx, m, 6)
+    # lookup "10", then the forced separator, then lookup again from the new suffix "10 3" -> "12"
+    assert prop.tokens == [10, 3, 12]
+    assert m.history == [6, 8]
+    assert m.validate_tokens(prop.tokens) == 3
+
+
+def test_chain_uses_the_first_drafter_with_a_proposal():
+    lookup = PromptLookupDrafter(max_ngram=2)
+    recycling = TokenRecyclingDrafter(V, eos_token_ids=[EOS])
+    chain = ChainDrafter([lookup, recycling])
+    assert chain.needs_feedback
+    chain.reset([5, 6, 7])
+    recycling.adjacency[9, 0] = 11
+    assert chain.propose([5, 6, 7, 5, 6], None, 2).tokens == [7, 5]        # lookup hit
+    assert chain.propose([5, 6, 7, 9], None, 1).tokens == [11]             # no lookup hit: recycling
+
+
+def test_recycling_puts_the_targets_masked_choice_first():
+    # the trie forces 22 24 26 ...: whatever the raw top-k, the chosen (masked) successor is promoted
+    d = TokenRecyclingDrafter(V, eos_token_ids=[EOS])
+    m = TrieMatcher(V, [(22, 24, 26, 28, 30, 32, 34)])
+    got = speculative_decode(TARGET, [5, 9, 7], m, d, 7, num_draft_tokens=3)
+    out = [7] + got.tokens
+    assert got.tokens[:7] == [22, 24, 26, 28, 30, 32, 34]
+    for prev, nxt in zip(out, out[1:]):
+        if nxt != EOS:
+            assert d.adjacency[prev, 0] == nxt
