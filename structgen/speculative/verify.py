@@ -29,7 +29,6 @@ from .kv import KVSequence, model_vocab_size
 from .sampling import GREEDY, SamplingParams, allowed_mask, distribution, greedy_token, sample
 
 
-PREFILL_FEEDBACK = 512   # prompt positions whose logits feed learning drafters (token recycling, calibration)
 
 
 class AcceptanceRule:
@@ -101,7 +100,7 @@ def speculative_decode(model, input_ids, matcher, drafter: Drafter | None, max_n
                 draft = draft[: i + 1]
                 break
         drafted += len(draft)
-        extra = min(len(seq) - 1, PREFILL_FEEDBACK) if feedback and not out else 0
+        extra = min(len(seq) - 1, drafter.prefill_feedback) if feedback and not out else 0
         step = _verify(target, seq, draft, proposal, matcher, vocab, eos, sampling, generator, rule, len(out), extra)
         if feedback:
             drafter.update(StepFeedback(step.fed, step.logits, step.accepted, step.new, len(draft)))

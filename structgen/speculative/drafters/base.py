@@ -55,6 +55,9 @@ class Drafter(ABC):
 
     #: set True to receive target logits in `update` (costs a top-k over the logits)
     needs_feedback: bool = False
+    #: prompt positions whose target logits the prefill feedback should carry (each costs an
+    #: lm-head row: ~V x hidden multiply-adds, a real cost for large vocabularies on CPU)
+    prefill_feedback: int = 512
     name: str = "drafter"
 
     def reset(self, prompt_ids: Sequence[int], sampling: SamplingParams = GREEDY,

@@ -20,6 +20,7 @@ class ChainDrafter(Drafter):
             raise GenerationError("ChainDrafter needs at least one drafter")
         self.drafters = list(drafters)
         self.needs_feedback = any(d.needs_feedback for d in self.drafters)
+        self.prefill_feedback = max((d.prefill_feedback for d in self.drafters if d.needs_feedback), default=0)
         self.name = "|".join(d.name for d in self.drafters)
 
     def reset(self, prompt_ids, sampling: SamplingParams = GREEDY, generator=None) -> None:

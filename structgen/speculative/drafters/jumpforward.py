@@ -28,6 +28,7 @@ class JumpForwardDrafter(Drafter):
     def __init__(self, inner: Drafter | None = None, max_forced: int = 32) -> None:
         self.inner, self.max_forced = inner, max_forced
         self.needs_feedback = inner.needs_feedback if inner is not None else False
+        self.prefill_feedback = inner.prefill_feedback if inner is not None else 0
         if inner is not None:
             self.name = f"jump-forward+{inner.name}"
 

@@ -25,11 +25,12 @@ class TokenRecyclingDrafter(Drafter):
     needs_feedback = True
 
     def __init__(self, vocab_size: int, top_k: int = 8, max_tokens: int = 8,
-                 eos_token_ids: Sequence[int] = ()) -> None:
+                 eos_token_ids: Sequence[int] = (), prefill_feedback: int = 512) -> None:
         if top_k < 1 or vocab_size < 1:
             raise GenerationError(f"TokenRecyclingDrafter needs top_k >= 1 and vocab_size >= 1, got {top_k}, {vocab_size}")
         self.vocab_size, self.top_k, self.max_tokens = vocab_size, top_k, max_tokens
         self.eos = frozenset(eos_token_ids)
+        self.prefill_feedback = prefill_feedback     # prompt rows learned at prefill (0 = learn from the output only)
         self.clear()
 
     def clear(self) -> None:
