@@ -164,3 +164,17 @@ def test_accepted_strings_validate(schema, value):
         cls = jsonschema.validators.validator_for(schema)
         validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
         assert validator.is_valid(json.loads(text)), text
+
+
+def test_close_objects_with_shape_from_applicators():
+    """Regression (BFCL multiple_64): closing objects must not turn an anyOf-only schema into an
+    empty language by intersecting the branches with a closed empty object."""
+    from structgen.engine import accepts_text
+    schema = {"anyOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}]}
+    g = grammar_from_json_schema(schema, close_objects=True)
+    assert accepts_text(g, '{"a":1}')
+    assert not accepts_text(g, '{"a":1,"b":2}')  # the branch itself is closed
+    assert not accepts_text(g, "{}")
+    ref = {"$defs": {"o": {"type": "object", "properties": {"x": {"type": "string"}}}}, "$ref": "#/$defs/o"}
+    g = grammar_from_json_schema(ref, close_objects=True)
+    assert accepts_text(g, '{"x":"y"}') and not accepts_text(g, '{"z":1}')

@@ -54,6 +54,13 @@ TYPE_KIND = {"null": "null", "boolean": "bool", "integer": "num", "number": "num
 ROOT_URI = "urn:structgen:root"
 
 
+APPLICATORS = ("allOf", "anyOf", "oneOf", "$ref", "if", "not", "dependentSchemas", "$dynamicRef", "$recursiveRef")
+
+
+def _has_applicator(s: dict) -> bool:
+    return any(k in s for k in APPLICATORS)
+
+
 def _child(ptr: str, *parts: Any) -> str:
     for p in parts:
         ptr += "/" + str(p).replace("~", "~0").replace("/", "~1")
@@ -233,7 +240,9 @@ class Lowerer:
         t = s.get("type")
         if t is None:
             relevant = set(s) & (NUM_KEYS | STR_KEYS | ARR_KEYS | OBJ_KEYS)
-            if not relevant and not self.close_objects:
+            # closing objects applies to objects this schema describes; when the shape comes
+            # from applicators (anyOf/$ref/...), the local part must not add a closed {} of its own
+            if not relevant and (not self.close_objects or _has_applicator(s)):
                 return ANY
             names = list(TYPE_KIND)
         else:
@@ -339,8 +348,11 @@ class Lowerer:
                      for p, v in s.get("patternProperties", {}).items())
         if "additionalProperties" in s:
             add = self.lower(s["additionalProperties"], base, _child(ptr, "additionalProperties"))
+        elif self.close_objects and not (_has_applicator(s) and "properties" not in s
+                                         and "patternProperties" not in s):
+            add = NEVER
         else:
-            add = NEVER if self.close_objects else ANY
+            add = ANY
         if "unevaluatedProperties" in s and s["unevaluatedProperties"] is not True:
             has_app = any(k in s for k in ("allOf", "anyOf", "oneOf", "$ref", "if", "not", "dependentSchemas"))
             if has_app:
