@@ -86,8 +86,10 @@ def make_drafters(model, vocab, eos, draft_model):
         "jump-forward": lambda: JumpForwardDrafter(),
         "jf+prompt-lookup": lambda: JumpForwardDrafter(PromptLookupDrafter()),
         "jf+token-recycling": lambda: JumpForwardDrafter(TokenRecyclingDrafter(vocab, eos_token_ids=eos)),
+        # recycling as the fallback learns 32 prompt rows (lookup already covers copying the prompt;
+        # each prompt row costs an lm-head row at prefill)
         "jf+lookup|recycling": lambda: JumpForwardDrafter(
-            ChainDrafter([PromptLookupDrafter(), TokenRecyclingDrafter(vocab, eos_token_ids=eos)])),
+            ChainDrafter([PromptLookupDrafter(), TokenRecyclingDrafter(vocab, eos_token_ids=eos, prefill_feedback=32)])),
     }
     if draft_model is not None:
         d["draft-model"] = lambda: DraftModelDrafter(draft_model)
