@@ -11,6 +11,7 @@ states are pruned at the end instead of being predicted up front.
 """
 from __future__ import annotations
 
+import json
 from itertools import count as _count
 from typing import Callable
 
@@ -114,7 +115,7 @@ class Emitter:
         if isinstance(v, bool):
             return self._lit("true" if v else "false")
         if isinstance(v, str):
-            return self.b.terminal(Terminal(regex=quote(v), json_string=True))
+            return self._string_literal(v)
         if isinstance(v, (int, float)):
             from .algebra import to_fraction
             from .numbers import NumberSpec
@@ -126,6 +127,26 @@ class Emitter:
         from .nodes import const as mk
         return self.emit(Obj(props=tuple((k, mk(x)) for k, x in v.items()), required=frozenset(v),
                              additional=NeverNode()))
+
+    def _string_literal(self, text: str) -> str:
+        """A known string (property name, enum/const value) in its canonical JSON spellings.
+
+        Only the two spellings serializers produce are accepted: raw UTF-8 and
+        ASCII with ``\\uXXXX`` escapes (``json.dumps`` with ``ensure_ascii`` off/on).
+        Other escape spellings of the same string (``"\\u0070rice"``) are
+        valid JSON but refused on purpose: models wander into them, and
+        literal terminals compile in microseconds instead of milliseconds.
+        """
+        raw = json.dumps(text, ensure_ascii=False)
+        ascii_form = json.dumps(text, ensure_ascii=True)
+        try:
+            raw.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogate: only the escaped spelling exists
+            return self.b.literal(ascii_form)
+        first = self.b.literal(raw)
+        if ascii_form == raw:
+            return first
+        return self.b.rule(self.b.fresh("str_lit"), [(first,), (self.b.literal(ascii_form),)])
 
     def _num(self, n: Num) -> str | None:
         try:
@@ -351,8 +372,7 @@ class Emitter:
         members: dict[str, str | None] = {}
         for k, v in declared:
             sym = self.emit(v)
-            members[k] = self._key_rule(self.b.terminal(Terminal(regex=quote(k), json_string=True)), sym) \
-                if sym is not None else None
+            members[k] = self._key_rule(self._string_literal(k), sym) if sym is not None else None
         extra_members = []
         for kt, v in extras:
             sym = self.emit(v)
