@@ -32,6 +32,24 @@ class ReplayResult:
     refused_at: int | None = None
 
 
+def replay_loop(fill, accept, bitmask, eos_ids, tokens: list[int]) -> tuple[list[float], bool, int | None]:
+    """The protocol every engine is timed with: fill (timed), check the token's bit, consume it;
+    at the end the mask must allow an EOS id."""
+    times = []
+    for i, t in enumerate(tokens):
+        t0 = time.perf_counter()
+        fill()
+        times.append(time.perf_counter() - t0)
+        if not bit_is_set(bitmask[0].numpy(), t) or not accept(t):
+            return times, False, i
+    t0 = time.perf_counter()
+    fill()
+    times.append(time.perf_counter() - t0)
+    words = bitmask[0].numpy()
+    eos_ok = any(bit_is_set(words, e) for e in eos_ids)
+    return times, eos_ok, None if eos_ok else len(tokens)
+
+
 class Engine:
     name = "?"
 
@@ -68,19 +86,7 @@ class StructgenEngine(Engine):
         from structgen.engine import allocate_token_bitmask
         m = compiled.matcher()
         bm = allocate_token_bitmask(1, self.tok.vocab_size)
-        times = []
-        for i, t in enumerate(tokens):
-            t0 = time.perf_counter()
-            m.fill_next_token_bitmask(bm)
-            times.append(time.perf_counter() - t0)
-            if not bit_is_set(bm[0].numpy(), t) or not m.accept_token(t):
-                return times, False, i
-        t0 = time.perf_counter()
-        m.fill_next_token_bitmask(bm)
-        times.append(time.perf_counter() - t0)
-        words = bm[0].numpy()
-        eos_ok = any(bit_is_set(words, e) for e in self.tok.eos_ids)
-        return times, eos_ok, None if eos_ok else len(tokens)
+        return replay_loop(lambda: m.fill_next_token_bitmask(bm), m.accept_token, bm, self.tok.eos_ids, tokens)
 
 
 class XGrammarEngine(Engine):
@@ -106,19 +112,8 @@ class XGrammarEngine(Engine):
     def replay(self, compiled, tokens):
         m = self.xgr.GrammarMatcher(compiled)
         bm = self.xgr.allocate_token_bitmask(1, self.vocab_size)
-        times = []
-        for i, t in enumerate(tokens):
-            t0 = time.perf_counter()
-            m.fill_next_token_bitmask(bm)
-            times.append(time.perf_counter() - t0)
-            if not bit_is_set(bm[0].numpy(), t) or not m.accept_token(t):
-                return times, False, i
-        t0 = time.perf_counter()
-        m.fill_next_token_bitmask(bm)
-        times.append(time.perf_counter() - t0)
-        words = bm[0].numpy()
-        eos_ok = any(bit_is_set(words, e) for e in self.info.stop_token_ids)
-        return times, eos_ok, None if eos_ok else len(tokens)
+        return replay_loop(lambda: m.fill_next_token_bitmask(bm), m.accept_token, bm, self.info.stop_token_ids,
+                           tokens)
 
 
 class LLGuidanceEngine(Engine):
@@ -154,18 +149,7 @@ class LLGuidanceEngine(Engine):
         import llguidance.torch as lt
         m = self.llg.LLMatcher(self.tok, compiled, log_level=0)
         bm = lt.allocate_token_bitmask(1, self.vocab_size)
-        times = []
-        for i, t in enumerate(tokens):
-            t0 = time.perf_counter()
-            lt.fill_next_token_bitmask(m, bm)
-            times.append(time.perf_counter() - t0)
-            if not bit_is_set(bm[0].numpy(), t) or not m.consume_token(t):
-                return times, False, i
-        t0 = time.perf_counter()
-        lt.fill_next_token_bitmask(m, bm)
-        times.append(time.perf_counter() - t0)
-        eos_ok = bit_is_set(bm[0].numpy(), self.eos)
-        return times, eos_ok, None if eos_ok else len(tokens)
+        return replay_loop(lambda: lt.fill_next_token_bitmask(m, bm), m.consume_token, bm, [self.eos], tokens)
 
 
 def run_case(engine: Engine, kind: str, source, token_seqs: list[list[int]]) -> dict:
