@@ -45,30 +45,20 @@ def compile_grammar(grammar: Grammar, tokenizer, *, cache: bool = True,
     return compiled
 
 
-class _ByteTokenizer:
+def byte_level_tokenizer():
     """256 one-byte tokens + EOS: lets the engine check raw text without a real tokenizer."""
-
-    def __init__(self):
-        self.token_bytes = [bytes([i]) for i in range(256)] + [b""]
-        self.vocab_size = 257
-        self.eos_ids = frozenset({256})
-        self.special_ids = frozenset({256})
-        self.fingerprint = "structgen-bytes-v1"
-        self.hf_tokenizer = None
-
-    def encode(self, text: str) -> list[int]:
-        return list(text.encode("utf-8"))
-
-
-_BYTE_TOKENIZER = _ByteTokenizer()
-
-
-def byte_level_tokenizer() -> _ByteTokenizer:
+    global _BYTE_TOKENIZER
+    if _BYTE_TOKENIZER is None:
+        from ..vocab import TokenizerInfo
+        _BYTE_TOKENIZER = TokenizerInfo.from_token_bytes([bytes([i]) for i in range(256)] + [b""], eos_ids=[256])
     return _BYTE_TOKENIZER
+
+
+_BYTE_TOKENIZER = None
 
 
 def accepts_text(grammar: Grammar | CompiledGrammar, text: str | bytes) -> bool:
     """True iff ``text`` is a complete sentence of ``grammar`` (byte-level check)."""
-    compiled = grammar if isinstance(grammar, CompiledGrammar) else compile_grammar(grammar, _BYTE_TOKENIZER)
+    compiled = grammar if isinstance(grammar, CompiledGrammar) else compile_grammar(grammar, byte_level_tokenizer())
     m = compiled.matcher()
     return m.accept_string(text) and m.is_accepting()

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import GrammarError
 from ..grammar.ir import Grammar
 from .earley import EarleySet, ParserTables, Production
 from .lexer import LexerTables
@@ -206,7 +205,3 @@ class CompiledGrammar:
         from .matcher import Matcher
         return Matcher(self)
 
-
-def check_grammar_usable(grammar: Grammar) -> None:
-    if not grammar.terminals:
-        raise GrammarError("grammar has no terminals", source=grammar.source)
