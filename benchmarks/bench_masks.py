@@ -90,6 +90,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer texts per case")
     ap.add_argument("--out", default="masks.json")
     ap.add_argument("--timeout", type=float, default=300, help="seconds per (case, engine): compile + replay")
+    ap.add_argument("--cases", default="", help="comma-separated case-name prefixes to run (default: all)")
     args = ap.parse_args()
 
     hf, info, vocab_size = load_qwen(args.vocab)
@@ -103,7 +104,10 @@ def main() -> None:
         compile_grammar(g, info, cache=False).matcher().next_token_mask_words()
     engines = [StructgenEngine(info), XGrammarEngine(hf, vocab_size), LLGuidanceEngine(hf, vocab_size)]
     rows = []
+    wanted = [c.strip() for c in args.cases.split(",") if c.strip()]
     for case in build_cases(args.quick):
+        if wanted and not any(case["name"].startswith(w) for w in wanted):
+            continue
         seqs = [info.encode(t) for t in case["texts"]]
         for eng in engines:
             if eng.name not in case["sources"]:

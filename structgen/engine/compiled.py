@@ -16,6 +16,7 @@ import numpy as np
 from ..grammar.ir import Grammar
 from .earley import EarleySet, ParserTables, Production
 from .lexer import LexerTables
+from .slices import TokenSlice, build_slices, covers
 from .trie import TokenTrie, build_token_trie
 from .walk import run_walk
 
@@ -40,6 +41,7 @@ def token_trie_for(tokenizer) -> TokenTrie:
         if trie is None:
             trie = build_token_trie(list(tokenizer.token_bytes), tokenizer.vocab_size,
                                     excluded=set(tokenizer.special_ids) | set(tokenizer.eos_ids))
+            trie.slices = build_slices(trie)
             _TRIE_CACHE[tokenizer] = trie
         return trie
 
@@ -78,7 +80,9 @@ class CompiledGrammar:
         self._groups: list[np.ndarray] = [np.array([0], dtype=np.int32)]
         self._group_ids: dict[bytes, int] = {np.array([0], dtype=np.int32).tobytes(): ROOT_GROUP}
         self._lock = threading.RLock()
-        self.stats = {"walks": 0, "visited_nodes": 0}
+        self._slice_of_vector: dict[int, TokenSlice | None] = {}
+        self._covers: dict[tuple[int, str], bool] = {}
+        self.stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0}
 
     # ----- lexer / parser glue -------------------------------------------------
     def lexer_start(self, pset: EarleySet) -> int:
@@ -130,6 +134,25 @@ class CompiledGrammar:
             self._group_ids[key] = gid
         return gid
 
+    def slice_for(self, vid: int) -> TokenSlice | None:
+        """The largest token slice some live state of lexer vector ``vid`` covers, if any."""
+        if vid in self._slice_of_vector:
+            return self._slice_of_vector[vid]
+        found = None
+        for sl in self.trie.slices or ():
+            for q in self.lexer.vector_tuples[vid]:
+                key = (q, sl.name)
+                ok = self._covers.get(key)
+                if ok is None:
+                    ok = self._covers[key] = covers(self.lexer.trans, q, sl.dfa)
+                if ok:
+                    found = sl
+                    break
+            if found is not None:
+                break
+        self._slice_of_vector[vid] = found
+        return found
+
     def walk(self, group: int, vid: int) -> WalkResult:
         key = (group, vid)
         res = self._walk_cache.get(key)
@@ -140,8 +163,12 @@ class CompiledGrammar:
             if res is not None:
                 return res
             init = self.lexer.vectors[vid]
+            sl = self.slice_for(vid) if group == ROOT_GROUP else None
             mask, b_node, b_st, b_len, acc_buf, nb, na, visited, _ = run_walk(
-                self.trie, self.lexer, init, self._groups[group])
+                self.trie if sl is None else sl.remainder, self.lexer, init, self._groups[group])
+            if sl is not None:
+                mask |= sl.mask  # the slice's tokens keep a live state alive: allowed outright
+                self.stats["slice_walks"] += 1
             by_acc: dict[frozenset[int], list[np.ndarray]] = {}
             if nb:
                 keys = b_st[:nb].astype(np.int64) * 65536 + b_len[:nb]

@@ -23,6 +23,14 @@ class TokenTrie:
     token_node: np.ndarray     # int32 [V]; node where each token ends, -1 if not in the trie
     vocab_size: int
     max_depth: int = 0
+    node_orig: np.ndarray | None = None  # int32 [N]: node ids in the full trie (sub-tries only)
+    slices: list | None = None           # TokenSlice list (full tries only), see slices.py
+
+    def orig_ids(self) -> np.ndarray:
+        """Full-trie id of every node (identity for a full trie)."""
+        if self.node_orig is None:
+            self.node_orig = np.arange(self.node_byte.shape[0], dtype=np.int32)
+        return self.node_orig
 
     @property
     def n_nodes(self) -> int:

@@ -11,6 +11,8 @@ A subtree is cut as soon as every lexer state dies.  Two outcomes per node:
   lexer restarted for the parser's next expected terminals.
 
 The result depends only on (start nodes, lexer vector), so callers cache it.
+The trie may be a sub-trie (a slice's remainder, see slices.py): boundary
+nodes are always reported in the full trie's numbering (``node_orig``).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import numpy as np
 
 
 @numba.njit(cache=True)
-def walk_kernel(node_byte, node_depth, subtree_end, tok_start, tok_ids,
+def walk_kernel(node_byte, node_depth, subtree_end, tok_start, tok_ids, node_orig,
                 trans, acc_term, init_states, starts, mask_words,
                 max_boundaries, max_acc, max_depth):
     """Returns (mask, b_node, b_acc_start, b_acc_len, acc_buf, n_boundaries, n_acc, visited, overflow)."""
@@ -92,7 +94,7 @@ def walk_kernel(node_byte, node_depth, subtree_end, tok_start, tok_ids,
                         rec_start[d - 1] = st
                         rec_len[d - 1] = na - st
                         rec_owner[d - 1] = par
-                    b_node[nb] = i
+                    b_node[nb] = node_orig[i]
                     b_acc_start[nb] = rec_start[d - 1]
                     b_acc_len[nb] = rec_len[d - 1]
                     nb += 1
@@ -113,6 +115,7 @@ def run_walk(trie, lexer, init_states: np.ndarray, starts: np.ndarray):
     max_b, max_a = 1024, 8192
     while True:
         out = walk_kernel(trie.node_byte, trie.node_depth, trie.subtree_end, trie.tok_start, trie.tok_ids,
+                          trie.orig_ids(),
                           lexer.trans, lexer.acc_term, init_states, starts, words, max_b, max_a,
                           trie.max_depth)
         if not out[8]:

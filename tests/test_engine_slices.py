@@ -1,0 +1,126 @@
+"""Token slices (precomputed free-text masks) against brute force on real vocabularies.
+
+A slice must partition the vocabulary exactly (its tokens + its remainder
+trie's tokens = the trie's tokens), coverage must be decided exactly, and a
+mask computed through a slice must equal the pure-Python per-token reference.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from structgen.engine import compile_grammar
+from structgen.engine.compiled import token_trie_for
+from structgen.engine.slices import REFERENCE_LOOPS, covers
+from structgen.grammar import grammar_from_file, grammar_from_lark
+from structgen.regex import compile_regex
+
+from test_engine import reference_mask
+from test_engine_real_tokenizers import tokenizer_info
+
+
+def _bits(words: np.ndarray, n: int) -> np.ndarray:
+    return np.unpackbits(words.view(np.uint8), bitorder="little")[:n].astype(bool)
+
+
+def _dfa_alive(dfa, data: bytes) -> bool:
+    s = 0
+    for b in data:
+        s = int(dfa.transitions[s, b])
+        if s < 0:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("tok_name", ["qwen2.5-coder-0.5b", "gemma-3-270m"])
+def test_slices_partition_the_vocabulary(tok_name):
+    info = tokenizer_info(tok_name)
+    trie = token_trie_for(info)
+    assert {s.name for s in trie.slices} == {name for name, _ in REFERENCE_LOOPS}
+    in_trie = trie.token_node >= 0
+    for sl in trie.slices:
+        in_slice = _bits(sl.mask, trie.vocab_size)
+        rem = np.zeros(trie.vocab_size, dtype=bool)
+        rem[sl.remainder.tok_ids] = True
+        assert not np.any(in_slice & rem)
+        assert np.array_equal(in_slice | rem, in_trie)
+        # membership decided by simulating the reference DFA on every token's bytes
+        expected = np.array([bool(in_trie[t]) and _dfa_alive(sl.dfa, info.token_bytes[t])
+                             for t in range(trie.vocab_size)])
+        assert np.array_equal(in_slice, expected)
+        assert sl.size > trie.vocab_size // 2  # free text: most of a real vocabulary
+        # remainder nodes map back to full-trie nodes with the same byte and depth
+        orig = sl.remainder.node_orig
+        assert np.array_equal(trie.node_byte[orig[1:]], sl.remainder.node_byte[1:])
+        assert np.array_equal(trie.node_depth[orig], sl.remainder.node_depth)
+        # each remainder token ends at the node that maps to its full-trie node
+        assert np.array_equal(orig[sl.remainder.token_node[sl.remainder.tok_ids]],
+                              trie.token_node[sl.remainder.tok_ids])
+
+
+def _state_after(pattern: str, prefix: bytes):
+    trans = compile_regex(pattern).transitions
+    s = 0
+    for b in prefix:
+        s = int(trans[s, b])
+    return trans, s
+
+
+@pytest.mark.parametrize("pattern,prefix,ref,expected", [
+    (r'"([^"\\]|\\.)*"', b'"', r'[^"\\\x00-\x1f]*', True),       # JSON-ish string body
+    (r'"([^"\\]|\\.)*"', b'"', r"[^\n]*", False),                # a quote ends it: not every line
+    (r"#[^\n]*", b"#", r"[^\n]*", True),                         # comment body covers the line slice
+    (r"#[^\n]*", b"#", r'[^"\\\x00-\x1f]*', True),               # ... and the smaller string body
+    (r"[a-z]*!", b"", r'[^"\\\x00-\x1f]*', False),               # letters only
+    (r'"[^"]{0,5}"', b'"', r'[^"\\\x00-\x1f]*', False),          # counted: dies after 5 characters
+    (r"[\x00-\x7f]*;", b"", r'[^"\\\x00-\x1f]*', False),         # ASCII only: multi-byte text dies
+])
+def test_covers_is_exact(pattern, prefix, ref, expected):
+    trans, q = _state_after(pattern, prefix)
+    assert covers(trans, q, compile_regex(ref)) is expected
+
+
+def _check_masks_along(compiled, info, text: str, expect_slice: bool):
+    ids = info.encode(text)
+    m = compiled.matcher()
+    before = compiled.stats["slice_walks"]
+    checked_in_slice = 0
+    for i in range(len(ids) + 1):
+        # the reference costs seconds per position: check inside free text, plus both ends
+        in_slice = compiled.slice_for(m._state[1]) is not None
+        if in_slice or i in (0, len(ids)):
+            fast = m.allowed_mask()
+            ref = reference_mask(m)
+            diff = np.nonzero(fast != ref)[0]
+            assert len(diff) == 0, (i, [(int(t), info.token_bytes[t]) for t in diff[:8]])
+            checked_in_slice += in_slice
+        if i < len(ids):
+            assert m.accept_token(ids[i])
+    assert m.is_accepting()
+    if expect_slice:
+        assert checked_in_slice >= 3 and compiled.stats["slice_walks"] > before, "the slice path was not exercised"
+
+
+@pytest.mark.parametrize("tok_name", ["qwen2.5-coder-0.5b", "gemma-3-270m"])
+def test_json_string_masks_through_slices_equal_reference(tok_name):
+    info = tokenizer_info(tok_name)
+    compiled = compile_grammar(grammar_from_file("json"), info, cache=False)
+    _check_masks_along(compiled, info, '{"k": "caf\u00e9 \u6771\u4eac \\"q\\" \U0001F600 tail"}', expect_slice=True)
+
+
+def test_comment_masks_through_line_slice_equal_reference():
+    info = tokenizer_info("qwen2.5-coder-0.5b")
+    grammar = grammar_from_lark(r"""
+start: stmt+
+stmt: NAME "=" NUMBER COMMENT? NL
+COMMENT: /#[^\n]*/
+NL: /\n/
+%import common.CNAME -> NAME
+%import common.INT -> NUMBER
+%ignore " "
+""")
+    compiled = compile_grammar(grammar, info, cache=False)
+    _check_masks_along(compiled, info, "x = 1 # set \u00e9 \"quoted\" {x}\ny = 2\n", expect_slice=True)
+    assert re.fullmatch(r"[^\n]*", "set \u00e9")  # sanity of the reference language itself
