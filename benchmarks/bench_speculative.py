@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from structgen.speculative import (ChainDrafter, DraftModelDrafter, JumpForwardDrafter, LayerSkipDrafter,  # noqa: E402
+from structgen.speculative import (ChainDrafter, DraftModelDrafter, GrammarTreeDrafter, JumpForwardDrafter, LayerSkipDrafter,  # noqa: E402
                                    PromptLookupDrafter, TokenRecyclingDrafter, constrained_decode,
                                    speculative_decode)
 from structgen.speculative.kv import model_vocab_size  # noqa: E402
@@ -90,6 +90,13 @@ def make_drafters(model, vocab, eos, draft_model):
         # each prompt row costs an lm-head row at prefill)
         "jf+lookup|recycling": lambda: JumpForwardDrafter(
             ChainDrafter([PromptLookupDrafter(), TokenRecyclingDrafter(vocab, eos_token_ids=eos, prefill_feedback=32)])),
+        # one target pass over a draft tree: the jump-forward/lookup chain plus the grammar's few
+        # alternatives at the first positions and prompt-lookup's other matches (greedy only)
+        "tree(jf+prompt-lookup)": lambda: GrammarTreeDrafter(JumpForwardDrafter(PromptLookupDrafter()),
+                                                             lookup=PromptLookupDrafter()),
+        "tree16": lambda: GrammarTreeDrafter(JumpForwardDrafter(PromptLookupDrafter()), max_nodes=16,
+                                             lookup=PromptLookupDrafter()),
+        "tree12-nolookup": lambda: GrammarTreeDrafter(JumpForwardDrafter(PromptLookupDrafter()), max_nodes=12),
     }
     if draft_model is not None:
         d["draft-model"] = lambda: DraftModelDrafter(draft_model)
@@ -174,7 +181,9 @@ def main() -> None:
                     if pname not in peers or res["seconds"] < peers[pname]["seconds"]:
                         peers[pname] = res
         row = {"prompt": name, "prompt_tokens": len(ids), "constrained": grammar is not None,
-               "baseline": {"tokens": len(ref.tokens), "seconds": ref.elapsed, "target_calls": ref.target_calls},
+               "baseline": {"tokens": len(ref.tokens), "seconds": ref.elapsed, "target_calls": ref.target_calls,
+                            "first_call_seconds": ref.stats["first_call_seconds"],
+                            "first_call_tokens": ref.stats["first_call_tokens"]},
                "drafters": {}, "loadavg_1min": os.getloadavg()[0]}
         print(f"{name}: {len(ids)} prompt tokens, baseline {len(ref.tokens)} tokens "
               f"{ref.tokens_per_second:.1f} tok/s  (load {row['loadavg_1min']:.1f})")
@@ -183,7 +192,9 @@ def main() -> None:
                                       "identical": got.tokens == ref.tokens, "steps": got.stats["steps"],
                                       "target_calls": got.target_calls, "drafted": got.stats["drafted"],
                                       "mean_accepted": got.stats["mean_accepted"],
-                                      "draft_seconds": got.stats["draft_time"]}
+                                      "draft_seconds": got.stats["draft_time"],
+                                      "first_call_seconds": got.stats["first_call_seconds"],
+                                      "first_call_tokens": got.stats["first_call_tokens"]}
             print(f"  {dname:20s} {got.tokens_per_second:7.1f} tok/s  x{ref.elapsed / got.elapsed:4.2f}  "
                   f"calls {got.target_calls:3d}/{ref.target_calls:3d}  acc/step {got.stats['mean_accepted']:.2f}  "
                   f"identical={got.tokens == ref.tokens}")
@@ -203,32 +214,49 @@ def main() -> None:
 
 
 def summarize(rows):
-    """Per workload and method: total tok/s, speedup vs the constrained baseline, accepted/step."""
+    """Per workload and method: tok/s with and without the first target call, speedups, accepted/step.
+
+    `tokens_per_s` counts the whole generation, prompt prefill included (the first target
+    call). `decode_tokens_per_s` leaves out the first call and the tokens it produced (the
+    speculative first call also verifies a draft, so it may produce several).
+    """
     table = []
     for kind in sorted({r["prompt"].split(":")[0] for r in rows}):
         rs = [r for r in rows if r["prompt"].startswith(kind + ":")]
-        base_t = sum(r["baseline"]["seconds"] for r in rs)
-        base_n = sum(r["baseline"]["tokens"] for r in rs)
+
+        def totals(get):
+            n = sum(get(r)["tokens"] for r in rs)
+            t = sum(get(r)["seconds"] for r in rs)
+            if all("first_call_seconds" in get(r) for r in rs):
+                dn = n - sum(get(r)["first_call_tokens"] for r in rs)
+                dt = t - sum(get(r)["first_call_seconds"] for r in rs)
+                return n, t, (dn / dt if dt > 0 else 0.0)
+            return n, t, None
+
+        base_n, base_t, base_dec = totals(lambda r: r["baseline"])
         base_calls = sum(r["baseline"]["target_calls"] for r in rs)
-        methods = {"baseline (constrained greedy)": (base_n, base_t, None, True, 1.0)}
+        methods = {"baseline (constrained greedy)": (base_n, base_t, base_dec, None, True, 1.0)}
         for d in rs[0]["drafters"]:
-            n = sum(r["drafters"][d]["tokens"] for r in rs)
-            t = sum(r["drafters"][d]["seconds"] for r in rs)
+            n, t, dec = totals(lambda r: r["drafters"][d])
             acc = statistics.mean(r["drafters"][d]["mean_accepted"] for r in rs)
             calls = sum(r["drafters"][d]["target_calls"] for r in rs)
-            methods[d] = (n, t, acc, all(r["drafters"][d]["identical"] for r in rs), base_calls / calls)
+            methods[d] = (n, t, dec, acc, all(r["drafters"][d]["identical"] for r in rs), base_calls / calls)
         for p in rs[0].get("peers", {}):
-            n = sum(r["peers"][p]["tokens"] for r in rs)
-            t = sum(r["peers"][p]["seconds"] for r in rs)
-            methods[p + " (unconstrained)"] = (n, t, None, None, None)
-        print(f"\n{kind} ({len(rs)} prompts)")
-        print(f"  {'method':32s} {'tok/s':>7s} {'speedup':>8s} {'calls/x':>8s} {'acc/step':>9s} identical")
-        for m, (n, t, acc, ident, cr) in methods.items():
+            n, t, _ = totals(lambda r: r["peers"][p])
+            methods[p + " (unconstrained)"] = (n, t, None, None, None, None)
+        print(f"\n{kind} ({len(rs)} prompts; tok/s includes the prompt prefill, decode tok/s leaves out the first call)")
+        print(f"  {'method':32s} {'tok/s':>7s} {'speedup':>8s} {'dec tok/s':>9s} {'dec spd':>8s} {'calls/x':>8s} "
+              f"{'acc/step':>9s} identical")
+        base_tps = base_n / base_t if base_t else 0.0
+        for m, (n, t, dec, acc, ident, cr) in methods.items():
             tps = n / t if t else 0.0
-            speed = (base_n / base_t) and tps / (base_n / base_t)
-            print(f"  {m:32s} {tps:7.1f} {speed:8.2f} {'' if cr is None else f'{cr:8.2f}':>8s} "
+            speed = tps / base_tps if base_tps else 0.0
+            dspeed = dec / base_dec if dec is not None and base_dec else None
+            print(f"  {m:32s} {tps:7.1f} {speed:8.2f} {'' if dec is None else f'{dec:9.1f}':>9s} "
+                  f"{'' if dspeed is None else f'{dspeed:8.2f}':>8s} {'' if cr is None else f'{cr:8.2f}':>8s} "
                   f"{'' if acc is None else f'{acc:9.2f}':>9s} {'' if ident is None else ident}")
             table.append({"workload": kind, "method": m, "tokens_per_s": tps, "speedup_vs_tokens_per_s": speed,
+                          "includes_prefill": True, "decode_tokens_per_s": dec, "decode_speedup": dspeed,
                           "baseline_calls_over_method_calls": cr,
                           "mean_accepted_per_step": acc, "identical": ident})
     return table

@@ -27,6 +27,8 @@ from .decode import DecodeResult, prompt_ids, resolve_eos
 from .drafters.base import DraftProposal, Drafter, StepFeedback, take_valid
 from .kv import KVSequence, model_vocab_size
 from .sampling import GREEDY, SamplingParams, allowed_mask, distribution, greedy_token, sample
+from .head import GreedyHead
+from .tree import DraftTree, verify_tree
 
 
 
@@ -87,33 +89,72 @@ def speculative_decode(model, input_ids, matcher, drafter: Drafter | None, max_n
     accepted_lengths: list[int] = []
     drafted = 0
     finish = "length"
+    # greedy on a model with hidden-state access: every draft is verified as a tree (a chain is a
+    # tree) with the same GreedyHead as the non-speculative greedy loop
+    use_tree = not sampling.do_sample and target.supports_trees
+    head = GreedyHead(model, vocab) if use_tree else None
+    first_call: tuple[float, int] | None = None
     while len(out) < max_new_tokens:
         budget = max_new_tokens - len(out) - 1
-        proposal = DraftProposal([])
-        if drafter is not None and budget > 0:
-            td = time.perf_counter()
-            proposal = drafter.propose(seq, matcher, min(budget, num_draft_tokens))
-            draft_time += time.perf_counter() - td
-        draft = take_valid(matcher, proposal.tokens[: min(budget, num_draft_tokens)])
-        for i, tok in enumerate(draft):             # nothing is verified after an EOS
-            if tok in eos:
-                draft = draft[: i + 1]
-                break
-        drafted += len(draft)
+        k = min(budget, num_draft_tokens)
         extra = min(len(seq) - 1, drafter.prefill_feedback) if feedback and not out else 0
-        step = _verify(target, seq, draft, proposal, matcher, vocab, eos, sampling, generator, rule, len(out), extra)
+        td = time.perf_counter()
+        if use_tree:
+            if drafter is not None and budget > 0 and hasattr(drafter, "propose_tree"):
+                tree = drafter.propose_tree(seq, matcher, k)
+            else:
+                tree = DraftTree()
+                if drafter is not None and budget > 0:
+                    tree.add_path(-1, take_valid(matcher, drafter.propose(seq, matcher, k).tokens[:k]))
+            tree = _trim_tree(tree, budget, eos)
+            draft_time += time.perf_counter() - td
+            drafted += len(tree)
+            step = verify_tree(target, head, seq, tree, matcher, eos, len(out), extra, want_rows=feedback)
+            n_drafted = step.accepted
+        else:
+            proposal = drafter.propose(seq, matcher, k) if drafter is not None and budget > 0 else DraftProposal([])
+            draft_time += time.perf_counter() - td
+            draft = take_valid(matcher, proposal.tokens[:k])
+            for i, tok in enumerate(draft):             # nothing is verified after an EOS
+                if tok in eos:
+                    draft = draft[: i + 1]
+                    break
+            drafted += len(draft)
+            step = _verify(target, seq, draft, proposal, matcher, vocab, eos, sampling, generator, rule, len(out), extra)
+            n_drafted = len(draft)
         if feedback:
-            drafter.update(StepFeedback(step.fed, step.logits, step.accepted, step.new, len(draft)))
+            drafter.update(StepFeedback(step.fed, step.logits, step.accepted, step.new, n_drafted))
         accepted_lengths.append(step.accepted)
         seq.extend(step.new)
         out.extend(step.new)
+        if first_call is None:
+            first_call = (time.perf_counter() - t0, len(step.new))
         if step.eos:
             finish = "eos"
             break
     stats = {"steps": len(accepted_lengths), "drafted": drafted, "accepted": sum(accepted_lengths),
              "accepted_per_step": accepted_lengths, "draft_time": draft_time,
-             "mean_accepted": sum(accepted_lengths) / max(1, len(accepted_lengths))}
+             "mean_accepted": sum(accepted_lengths) / max(1, len(accepted_lengths)),
+             "first_call_seconds": first_call[0] if first_call else 0.0,
+             "first_call_tokens": first_call[1] if first_call else 0}
     return DecodeResult(out, finish, target.calls, time.perf_counter() - t0, stats)
+
+
+def _trim_tree(tree: DraftTree, budget: int, eos: frozenset[int]) -> DraftTree:
+    """Drop nodes deeper than `budget` and children of EOS nodes (nothing is verified after an EOS)."""
+    keep: dict[int, int] = {}
+    depth: dict[int, int] = {-1: -1}
+    out = DraftTree()
+    for i, (t, p) in enumerate(zip(tree.tokens, tree.parents)):
+        if p != -1 and (p not in keep or tree.tokens[p] in eos):
+            continue
+        depth[i] = depth[p] + 1
+        if depth[i] >= budget:
+            continue
+        keep[i] = len(out.tokens)
+        out.tokens.append(t)
+        out.parents.append(keep[p] if p != -1 else -1)
+    return out
 
 
 @dataclass

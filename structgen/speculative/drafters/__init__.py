@@ -6,7 +6,8 @@ from .model import AutoregressiveDrafter, DraftModelDrafter
 from .ngram import PromptLookupDrafter
 from .recycling import TokenRecyclingDrafter
 from .selfspec import LayerSkipDrafter
+from .tree import GrammarTreeDrafter
 
-__all__ = ["AutoregressiveDrafter", "ChainDrafter", "DraftLength", "DraftModelDrafter", "DraftProposal", "Drafter",
+__all__ = ["AutoregressiveDrafter", "ChainDrafter", "DraftLength", "DraftModelDrafter", "DraftProposal", "Drafter", "GrammarTreeDrafter",
            "JumpForwardDrafter", "LayerSkipDrafter", "PromptLookupDrafter", "StepFeedback",
            "TokenRecyclingDrafter", "take_valid"]
