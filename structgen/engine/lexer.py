@@ -34,15 +34,20 @@ class LexerTables:
         for i, d in enumerate(dfas):
             offsets[i + 1] = offsets[i] + d.transitions.shape[0]
         total = int(offsets[-1])
-        trans = np.full((max(total, 1), 256), -1, dtype=np.int32)
+        # every row is written below (shifted in place, no temporaries: tables can be large)
+        trans = np.empty((max(total, 1), 256), dtype=np.int32)
+        if total == 0:
+            trans.fill(-1)
         acc_term = np.full(max(total, 1), -1, dtype=np.int32)
         state_term = np.zeros(max(total, 1), dtype=np.int32)
         for i, d in enumerate(dfas):
             o = int(offsets[i])
             n = d.transitions.shape[0]
-            t = d.transitions.astype(np.int32)
-            trans[o:o + n] = np.where(t >= 0, t + o, -1)
-            acc_term[o:o + n] = np.where(d.accepting, i, -1)
+            block = trans[o:o + n]
+            np.add(d.transitions, o, out=block)
+            if o:
+                block[d.transitions < 0] = -1
+            acc_term[o:o + n][d.accepting] = i
             state_term[o:o + n] = i
         self.trans = trans
         self.acc_term = acc_term

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 
@@ -10,6 +11,7 @@ from . import charset as cs
 from .automaton import CharDFA, ast_to_dfa, intersect
 from .bytedfa import ByteDFA
 from .encode import expand
+from .words import complement_dfa, known_complement
 from .parser import EMPTY_NODE, Node, anchor_variants, parse
 
 _MODES = ("fullmatch", "search")
@@ -42,7 +44,43 @@ def regex_ast(pattern: str, mode: str = "fullmatch") -> Node:
 @functools.lru_cache(maxsize=1024)
 def char_dfa(pattern: str, mode: str = "fullmatch", max_states: int = 100_000) -> CharDFA:
     """Minimized, trimmed DFA over character classes (cached)."""
+    dfa = None
+    if mode == "fullmatch":
+        words = known_complement(pattern)
+        if words is not None:
+            dfa = complement_dfa(words)
+        else:
+            m = _LENGTH_ONLY.fullmatch(pattern)
+            if m is not None:
+                dfa = _length_dfa(m, max_states)
+    if dfa is not None:
+        if dfa.n_states > max_states:
+            raise CompileLimitError(f"regex DFA exceeds max_states={max_states} states")
+        return dfa
     return ast_to_dfa(regex_ast(pattern, mode), max_states)
+
+
+# ``[\s\S]*``, ``[\s\S]{m}``, ``[\s\S]{m,}``, ``[\s\S]{m,n}``: strings of a length range
+# (JSON Schema minLength/maxLength), built directly as a chain of states.
+_LENGTH_ONLY = re.compile(r"\[\\s\\S\](?:(\*)|\{(\d+)(?:(,)(\d*))?\})")
+
+
+def _length_dfa(m: "re.Match[str]", max_states: int) -> CharDFA | None:
+    if m.group(1):
+        lo, hi = 0, None
+    else:
+        lo = int(m.group(2))
+        hi = lo if m.group(3) is None else (int(m.group(4)) if m.group(4) else None)
+    if hi is not None and hi < lo:
+        return None  # let the parser report it
+    last = lo if hi is None else hi
+    if last + 1 > max_states:
+        raise CompileLimitError(f"regex DFA exceeds max_states={max_states} states")
+    if hi == 0:
+        return CharDFA([], [[]], [True])
+    trans = [[i + 1] for i in range(last)] + [[last] if hi is None else [-1]]
+    accept = [i >= lo for i in range(last + 1)]
+    return CharDFA([cs.ALL], trans, accept)
 
 
 def _literal_dfa(text: str) -> CharDFA:
@@ -53,25 +91,21 @@ def _literal_dfa(text: str) -> CharDFA:
 def _to_bytes(dfa: CharDFA, *, json: bool, max_states: int) -> ByteDFA:
     if dfa.n_states == 1 and not dfa.accept[0] and all(t < 0 for t in dfa.trans[0]):
         return ByteDFA(np.full((1, 256), -1, np.int32), np.zeros(1, bool))
-    trans, acc = expand(dfa, json, max_states)
     # Both encodings are prefix codes in which a partially decoded character
     # can never behave like a character boundary, so expanding a minimal
     # character DFA with shared tries is already minimal (tests check this
     # against a full Hopcroft pass on the byte DFA).
     if not json:
+        trans, acc = expand(dfa, json, max_states)
         return ByteDFA(trans, acc)
-    # Wrap in quotes: new start --'"'--> content start; accepting --'"'--> final.
-    n = trans.shape[0]
-    if n + 2 > max_states:
-        raise CompileLimitError(f"byte-level DFA exceeds max_states={max_states} states")
-    full = np.full((n + 2, 256), -1, dtype=np.int32)
-    full[1:n + 1] = np.where(trans >= 0, trans + 1, -1)
-    full[0, 0x22] = 1
-    final = n + 1
-    full[np.nonzero(acc)[0] + 1, 0x22] = final
-    accepting = np.zeros(n + 2, dtype=bool)
+    # Wrap in quotes: new start 0 --'"'--> content start 1; accepting --'"'--> final (last row).
+    trans, content_acc = expand(dfa, json, max_states, quoted=True)
+    final = trans.shape[0] - 1
+    trans[0, 0x22] = 1
+    trans[np.nonzero(content_acc)[0], 0x22] = final
+    accepting = np.zeros(final + 1, dtype=bool)
     accepting[final] = True
-    return ByteDFA(full, accepting)
+    return ByteDFA(trans, accepting)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -9,6 +9,7 @@ small byte tries keeps it deterministic.
 """
 from __future__ import annotations
 
+import bisect
 import functools
 
 import numpy as np
@@ -184,7 +185,13 @@ def decoder(classes: tuple[CharSet, ...], json: bool) -> tuple[tuple[tuple[int, 
     """Byte trie decoding one character into its class: node 0 is the root.
 
     Edge destinations ``d >= 0`` are nodes, ``d < 0`` mean "class ``-d-1`` complete".
+    Node ids grow from children to parents.
     """
+    return decoder_fast(classes, json)
+
+
+def decoder_reference(classes: tuple[CharSet, ...], json: bool) -> tuple[tuple[tuple[int, int, int], ...], ...]:
+    """:func:`decoder` from the explicit encodings of every class (reference for tests)."""
     enc = json_seqs if json else utf8_seqs
     tb = _TrieBuilder(1, 1 << 30)
     items = [(seq, -(c + 1)) for c, s in enumerate(classes) for seq in enc(s)]
@@ -192,20 +199,26 @@ def decoder(classes: tuple[CharSet, ...], json: bool) -> tuple[tuple[tuple[int, 
     return (root,) + tuple(tb.nodes)
 
 
-def expand(dfa: CharDFA, json: bool, max_states: int) -> tuple[np.ndarray, np.ndarray]:
+def expand(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Byte-level transitions and accepting flags for a character DFA.
 
     Each state's outgoing edges are the decoder trie with leaves replaced by
     the state's targets; subtries leading only to dead ends are dropped and
     identical instantiated nodes are shared across states.
+
+    ``quoted``: the table is built directly with room for the JSON quotes:
+    row 0 is left for a new start state and the last row for the final
+    state, the expansion's states shifted by one (the caller adds the quote
+    transitions; this avoids copying a large table once more).
     """
     n = dfa.n_states
     if n > max_states:
         raise CompileLimitError(f"DFA exceeds max_states={max_states} states")
     dec = decoder(tuple(dfa.classes), json)
+    pad = 1 if quoted else 0
     nodes: list[tuple[tuple[int, int, int], ...]] = []
     node_ids: dict[tuple[tuple[int, int, int], ...], int] = {}
-    limit = max_states - n
+    limit = max_states - n - 2 * pad
 
     def inst(j: int, row: list[int], memo: dict[int, int]) -> int:
         got = memo.get(j)
@@ -254,13 +267,209 @@ def expand(dfa: CharDFA, json: bool, max_states: int) -> tuple[np.ndarray, np.nd
     for j, edges in enumerate(nodes):
         for lo, hi, d in edges:
             src_l.append(n + j); lo_l.append(lo); hi_l.append(hi); dst_l.append(d)
-    trans = np.full((total, 256), -1, dtype=np.int32)
+    trans = np.full((total + 2 * pad, 256), -1, dtype=np.int32)
     if src_l:
         lo_a = np.asarray(lo_l, dtype=np.int64)
         lens = np.asarray(hi_l, dtype=np.int64) - lo_a + 1
-        starts = np.asarray(src_l, dtype=np.int64) * 256 + lo_a
+        starts = (np.asarray(src_l, dtype=np.int64) + pad) * 256 + lo_a
         offs = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
-        trans.reshape(-1)[np.repeat(starts, lens) + offs] = np.repeat(np.asarray(dst_l, dtype=np.int32), lens)
-    accepting = np.zeros(total, dtype=bool)
-    accepting[:n] = dfa.accept
+        trans.reshape(-1)[np.repeat(starts, lens) + offs] = np.repeat(np.asarray(dst_l, dtype=np.int32) + pad, lens)
+    accepting = np.zeros(total + 2 * pad, dtype=bool)
+    accepting[pad:pad + n] = dfa.accept
     return trans, accepting
+
+
+# ----------------------------------------------------------------- fast decoder
+_HEX_DIGIT_BYTES = tuple(_hex_byteset(d, d) for d in range(16))
+_ALL_HEX: ByteSet = ((0x30, 0x39), (0x41, 0x46), (0x61, 0x66))
+
+
+class _DecoderBuilder:
+    """Builds the same decoder trie as :func:`decoder_reference` by splitting codepoint blocks.
+
+    Every byte position of an encoding selects a sub-block of codepoints (UTF-8
+    continuation bytes: 64-way; ``\\uXXXX`` hex digits: 16-way).  A block whose
+    codepoints all fall in one class (or in none) becomes a shared chain node
+    without looking at its codepoints; only blocks containing a class boundary
+    are split.  Nodes are hash-consed on their merged edge lists, as in
+    :class:`_TrieBuilder`, so the result is the same DAG up to node numbering.
+    """
+
+    MIXED = -2
+
+    def __init__(self, classes: tuple[CharSet, ...]):
+        iv = sorted((lo, hi, c) for c, s in enumerate(classes) for lo, hi in s)
+        starts, ends, cls = [], [], []
+        prev = 0
+        for lo, hi, c in iv:
+            if lo > prev:
+                starts.append(prev); ends.append(lo - 1); cls.append(-1)
+            starts.append(lo); ends.append(hi); cls.append(c)
+            prev = hi + 1
+        starts.append(prev); ends.append(0x1FFFFF); cls.append(-1)
+        self.starts, self.ends, self.cls = starts, ends, cls
+        self.nodes: list[tuple[tuple[int, int, int], ...]] = []
+        self.ids: dict[tuple[tuple[int, int, int], ...], int] = {}
+        self.memo: dict[tuple, int | None] = {}
+
+    def const(self, a: int, b: int) -> int:
+        """Class of every codepoint in [a, b], -1 if none is in a class, MIXED otherwise."""
+        i = bisect.bisect_right(self.starts, a) - 1
+        return self.cls[i] if self.ends[i] >= b else self.MIXED
+
+    def node(self, edges: list[tuple[int, int, int | None]]) -> int | None:
+        out: list[tuple[int, int, int]] = []
+        for lo, hi, d in sorted((e for e in edges if e[2] is not None), key=lambda e: e[0]):
+            if out and out[-1][2] == d and out[-1][1] == lo - 1:
+                out[-1] = (out[-1][0], hi, d)
+            else:
+                out.append((lo, hi, d))
+        if not out:
+            return None
+        key = tuple(out)
+        nid = self.ids.get(key)
+        if nid is None:
+            nid = len(self.nodes) + 1
+            self.ids[key] = nid
+            self.nodes.append(key)
+        return nid
+
+    @staticmethod
+    def leaf(c: int) -> int | None:
+        return None if c < 0 else -(c + 1)
+
+    # --- UTF-8 continuation bytes
+    def const_cont(self, c: int, levels: int) -> int | None:
+        if levels == 0:
+            return self.leaf(c)
+        key = ("cc", c, levels)
+        if key not in self.memo:
+            self.memo[key] = self.node([(0x80, 0xBF, self.const_cont(c, levels - 1))])
+        return self.memo[key]
+
+    def cont(self, base: int, levels: int, lo_i: int = 0, hi_i: int = 63) -> int | None:
+        """Node reading ``levels`` continuation bytes for codepoints base..base+64**levels-1,
+        the first byte restricted to indices lo_i..hi_i."""
+        sub = 64 ** (levels - 1)
+        c = self.const(base + lo_i * sub, base + (hi_i + 1) * sub - 1)
+        if c != self.MIXED:
+            if c < 0:
+                return None
+            return self.node([(0x80 + lo_i, 0x80 + hi_i, self.const_cont(c, levels - 1))])
+        edges = []
+        for i in range(lo_i, hi_i + 1):
+            b0 = base + i * sub
+            d = self.leaf(self.const(b0, b0)) if levels == 1 else self.cont(b0, levels - 1)
+            edges.append((0x80 + i, 0x80 + i, d))
+        return self.node(edges)
+
+    def utf8_multibyte_edges(self) -> list[tuple[int, int, int | None]]:
+        edges = []
+        for lead in range(0xC2, 0xE0):
+            edges.append((lead, lead, self.cont((lead - 0xC0) << 6, 1)))
+        for lead in range(0xE0, 0xF0):
+            edges.append((lead, lead, self.cont((lead - 0xE0) << 12, 2, 0x20 if lead == 0xE0 else 0)))
+        for lead in range(0xF0, 0xF5):
+            edges.append((lead, lead, self.cont((lead - 0xF0) << 18, 3, 0x10 if lead == 0xF0 else 0,
+                                                0x0F if lead == 0xF4 else 63)))
+        return edges
+
+    # --- \uXXXX escapes
+    def const_hex(self, target: tuple, r: int) -> int | None:
+        """``r`` arbitrary hex digits, then ``target`` (("leaf", c) or ("pair", c))."""
+        key = ("ch", target, r)
+        if key not in self.memo:
+            if r == 0:
+                kind, c = target
+                res = self.leaf(c) if kind == "leaf" else self.pair_const(c)
+            else:
+                child = self.const_hex(target, r - 1)
+                res = self.node([(lo, hi, child) for lo, hi in _ALL_HEX])
+            self.memo[key] = res
+        return self.memo[key]
+
+    def pair_const(self, c: int) -> int | None:
+        """After a high surrogate whose 1024 code points are all in class c."""
+        return self._after_high(("const", c))
+
+    def _after_high(self, low_spec: tuple) -> int | None:
+        key = ("ah", low_spec)
+        if key not in self.memo:
+            if low_spec[0] == "const":
+                low = self.hexr(0, 4, 0xDC00, 0xDFFF, None, False, const_class=low_spec[1])
+            else:
+                low = self.hexr(0, 4, 0xDC00, 0xDFFF, low_spec[1], False)
+            u = self.node([(0x75, 0x75, low)])
+            self.memo[key] = self.node([(0x5C, 0x5C, u)])
+        return self.memo[key]
+
+    def hexr(self, vbase: int, r: int, wlo: int, whi: int, off: int | None, pairs: bool,
+             const_class: int | None = None) -> int | None:
+        """Read ``r`` hex digits of a value in [vbase, vbase+16**r) ∩ [wlo, whi]; the value v
+        decodes to codepoint v + off (or, with ``pairs``, high surrogates continue with a low one)."""
+        key = ("hx", vbase, r, wlo, whi, off, pairs, const_class)
+        if key in self.memo:
+            return self.memo[key]
+        vhi = vbase + 16 ** r - 1
+        a, b = max(vbase, wlo), min(vhi, whi)
+        res: int | None
+        if a > b:
+            res = None
+        else:
+            special = pairs and not (b < 0xD800 or a > 0xDBFF)
+            full = a == vbase and b == vhi
+            if special:
+                cp_lo = 0x10000 + ((max(a, 0xD800) - 0xD800) << 10)
+                cp_hi = 0x10000 + ((min(b, 0xDBFF) - 0xD800 + 1) << 10) - 1
+                c = self.const(cp_lo, cp_hi)
+                if full and 0xD800 <= a and b <= 0xDBFF and c != self.MIXED:
+                    res = None if c < 0 else self.const_hex(("pair", c), r)
+                elif r == 0:
+                    res = self._after_high(("off", 0x10000 + ((vbase - 0xD800) << 10) - 0xDC00))
+                else:
+                    res = self._split_hex(vbase, r, wlo, whi, off, pairs, const_class)
+            else:
+                if const_class is not None:
+                    c = const_class
+                else:
+                    c = self.const(a + off, b + off) if r > 0 or True else self.MIXED
+                if c != self.MIXED and (full or r == 0):
+                    res = None if c < 0 else self.const_hex(("leaf", c), r)
+                else:
+                    res = self._split_hex(vbase, r, wlo, whi, off, pairs, const_class)
+        self.memo[key] = res
+        return res
+
+    def _split_hex(self, vbase, r, wlo, whi, off, pairs, const_class) -> int | None:
+        sub = 16 ** (r - 1)
+        edges = []
+        for d in range(16):
+            child = self.hexr(vbase + d * sub, r - 1, wlo, whi, off, pairs, const_class)
+            for lo, hi in _HEX_DIGIT_BYTES[d]:
+                edges.append((lo, hi, child))
+        return self.node(edges)
+
+    def build(self, json: bool) -> tuple[tuple[tuple[int, int, int], ...], ...]:
+        root: list[tuple[int, int, int | None]] = []
+        for byte in range(0x80):
+            if json and (byte < 0x20 or byte in (0x22, 0x5C)):
+                continue
+            root.append((byte, byte, self.leaf(self.const(byte, byte))))
+        root += self.utf8_multibyte_edges()
+        if json:
+            esc = [(letter, letter, self.leaf(self.const(ch, ch))) for ch, letter in _SHORT.items()]
+            esc.append((0x75, 0x75, self.hexr(0, 4, 0, 0xFFFF, 0, True)))
+            root.append((0x5C, 0x5C, self.node(esc)))
+        # the root is not a node of its own: merge its edges the same way without registering it
+        out: list[tuple[int, int, int]] = []
+        for lo, hi, d in sorted((e for e in root if e[2] is not None), key=lambda e: e[0]):
+            if out and out[-1][2] == d and out[-1][1] == lo - 1:
+                out[-1] = (out[-1][0], hi, d)
+            else:
+                out.append((lo, hi, d))
+        return (tuple(out),) + tuple(self.nodes)
+
+
+def decoder_fast(classes: tuple[CharSet, ...], json: bool) -> tuple[tuple[tuple[int, int, int], ...], ...]:
+    """:func:`decoder_reference`'s trie, built by splitting codepoint blocks at class boundaries."""
+    return _DecoderBuilder(classes).build(json)

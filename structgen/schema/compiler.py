@@ -33,6 +33,7 @@ from ..errors import SchemaError
 from ..grammar.ir import Grammar
 from .emit import Emitter
 from .lower import Lowerer
+from .metaschema import metaschema_validator
 from .nodes import ANY
 
 DRAFTS = {"2020-12": jsonschema.Draft202012Validator, "2019-09": jsonschema.Draft201909Validator,
@@ -82,7 +83,7 @@ def grammar_from_json_schema(schema: dict | str | bool, *, strict: bool = True, 
     cls = DRAFTS[d]
     # metaschema check without the 'regex' format check: jsonschema tests patterns with Python re,
     # which rejects valid ECMAScript such as \p{Letter}; patterns are checked when compiled.
-    err = jsonschema.exceptions.best_match(cls(cls.META_SCHEMA).iter_errors(schema))
+    err = jsonschema.exceptions.best_match(metaschema_validator(d, cls).iter_errors(schema))
     if err is not None:
         e = err
         ptr = "#" + "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in e.absolute_path)

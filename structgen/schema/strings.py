@@ -6,6 +6,8 @@ up in ``Terminal(json_string=True, regex=..., also_match=...)``.
 """
 from __future__ import annotations
 
+from ..regex.words import complement_regex
+
 ANY_CHARS = r"[\s\S]*"
 _SPECIAL = set("\\.^$|?*+()[]{}/-")
 _CLASS_SPECIAL = set("\\]^-[")
@@ -39,34 +41,12 @@ def length_regex(min_len: int, max_len: int | None) -> str:
 
 
 def not_in_set(words: list[str] | set[str] | frozenset[str]) -> str:
-    """Regex for every string that is *not* one of ``words`` (finite set complement, via a trie)."""
-    trie: dict = {}
-    for w in words:
-        node = trie
-        for c in w:
-            node = node.setdefault(c, {})
-        node[""] = {}
-    return _complement(trie)
+    """Regex for every string that is *not* one of ``words`` (finite set complement, via a trie).
 
-
-def _complement(node: dict) -> str:
-    children = sorted(c for c in node if c)
-    alts = []
-    if "" not in node:
-        alts.append("")  # the prefix itself is not a word
-    if children:
-        cls = "".join(_char(c, _CLASS_SPECIAL) for c in children)
-        alts.append(f"[^{cls}]{ANY_CHARS}")
-        for c in children:
-            sub = _complement(node[c])
-            if sub is not None:
-                alts.append(_char(c, _SPECIAL) + sub)
-    else:
-        alts.append(r"[\s\S]+")
-    if alts == [""]:
-        return ""
-    body = "|".join(alts)
-    return f"(?:{body})"
+    The regex package remembers the words, so compiling this exact pattern
+    builds the complement DFA directly instead of parsing the regex.
+    """
+    return complement_regex(words)
 
 
 def split_top_level(pattern: str) -> list[str]:
