@@ -96,7 +96,12 @@ def make_drafters(model, vocab, eos, draft_model):
                                                              lookup=PromptLookupDrafter()),
         "tree16": lambda: GrammarTreeDrafter(JumpForwardDrafter(PromptLookupDrafter()), max_nodes=16,
                                              lookup=PromptLookupDrafter()),
-        "tree12-nolookup": lambda: GrammarTreeDrafter(JumpForwardDrafter(PromptLookupDrafter()), max_nodes=12),
+        "tree12": lambda: GrammarTreeDrafter(JumpForwardDrafter(PromptLookupDrafter()), max_nodes=12,
+                                             lookup=PromptLookupDrafter()),
+        "tree16i": lambda: GrammarTreeDrafter(JumpForwardDrafter(PromptLookupDrafter()), max_nodes=16,
+                                              lookup=PromptLookupDrafter(), branch_inner=True),
+        "tree20i": lambda: GrammarTreeDrafter(JumpForwardDrafter(PromptLookupDrafter()), max_nodes=20,
+                                              lookup=PromptLookupDrafter(), branch_inner=True, branch_depth=6),
     }
     if draft_model is not None:
         d["draft-model"] = lambda: DraftModelDrafter(draft_model)

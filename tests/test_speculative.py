@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from structgen.errors import GenerationError
-from structgen.speculative import (ChainDrafter, DraftLength, DraftModelDrafter, JumpForwardDrafter, LayerSkipDrafter,
+from structgen.speculative import (ChainDrafter, DraftLength, DraftModelDrafter, GrammarTreeDrafter, JumpForwardDrafter,
+                                   LayerSkipDrafter,
                                    PromptLookupDrafter, SamplingParams, TokenRecyclingDrafter,
                                    constrained_decode, speculative_decode)
 from structgen.speculative.kv import KVSequence
@@ -41,6 +42,9 @@ DRAFTERS = {
     "jump-forward+draft-model": lambda: JumpForwardDrafter(DraftModelDrafter(CLOSE_DRAFT)),
     "jump-forward+lookup|recycling": lambda: JumpForwardDrafter(
         ChainDrafter([PromptLookupDrafter(), TokenRecyclingDrafter(V, eos_token_ids=[EOS])])),
+    "tree(jump-forward+lookup|recycling)": lambda: GrammarTreeDrafter(JumpForwardDrafter(
+        ChainDrafter([PromptLookupDrafter(), TokenRecyclingDrafter(V, eos_token_ids=[EOS])])),
+        lookup=PromptLookupDrafter(), branch_inner=True),
 }
 
 TRIE = [(10, 12, 14, 16, 18), (10, 12, 20), (22, 24, 26, 28, 30, 32, 34), (22, 24), (40,)]

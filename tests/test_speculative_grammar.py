@@ -17,7 +17,8 @@ import torch
 from structgen.engine import compile_grammar
 from structgen.grammar import grammar_from_regex
 from structgen.schema import grammar_from_json_schema
-from structgen.speculative import (DraftModelDrafter, JumpForwardDrafter, LayerSkipDrafter, PromptLookupDrafter,
+from structgen.speculative import (DraftModelDrafter, GrammarTreeDrafter, JumpForwardDrafter, LayerSkipDrafter,
+                                   PromptLookupDrafter,
                                    SamplingParams, TokenRecyclingDrafter, constrained_decode, speculative_decode)
 from structgen.vocab import TokenizerInfo
 from test_speculative_support import perturbed, tiny_model
@@ -58,6 +59,8 @@ DRAFTERS = {
     "self-speculation": lambda: LayerSkipDrafter(TARGET, eos_token_ids=[EOS_ID]),
     "jump-forward": lambda: JumpForwardDrafter(),
     "jump-forward+draft-model": lambda: JumpForwardDrafter(DraftModelDrafter(DRAFT, eos_token_ids=[EOS_ID])),
+    "tree(jump-forward+lookup)": lambda: GrammarTreeDrafter(JumpForwardDrafter(PromptLookupDrafter()),
+                                                           lookup=PromptLookupDrafter(), branch_inner=True),
 }
 
 

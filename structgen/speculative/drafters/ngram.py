@@ -1,7 +1,8 @@
 """Prompt lookup: copy what followed an earlier occurrence of the current n-gram.
 
 Searches prompt + output for the last `n` tokens (longest n first, most recent match
-first) and proposes the tokens that followed. Among the matches of the longest n it
+first) and proposes the tokens that followed; a match whose continuation reaches the end
+of the context is extended periodically (the output is repeating itself). Among the matches of the longest n it
 keeps the candidate with the longest grammatical prefix, so grammar-invalid copies
 do not waste the verification pass.
 """
@@ -40,6 +41,11 @@ class PromptLookupDrafter(Drafter):
             out = []
             for start in hits[::-1][: self.max_candidates]:
                 cont = ctx[start + n: start + n + k].tolist()
+                # a match that runs into the end of the context continues with the same period
+                # (a repetition loop `a b a b` drafts `a b a b ...`, not just up to the context's end)
+                period = L - start - n
+                while cont and len(cont) < k and start + n + len(cont) >= L:
+                    cont.append(cont[len(cont) - period])
                 if cont:
                     out.append(cont)
             if out:

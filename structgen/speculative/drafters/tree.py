@@ -23,8 +23,8 @@ class GrammarTreeDrafter(Drafter):
 
     def __init__(self, inner: Drafter, *, max_nodes: int = 24, max_alternatives: int = 6,
                  branch_positions: int = 4, branch_depth: int = 4,
-                 lookup: PromptLookupDrafter | None = None) -> None:
-        self.inner, self.lookup = inner, lookup
+                 lookup: PromptLookupDrafter | None = None, branch_inner: bool = False) -> None:
+        self.inner, self.lookup, self.branch_inner = inner, lookup, branch_inner
         self.max_nodes, self.max_alternatives = max_nodes, max_alternatives
         self.branch_positions, self.branch_depth = branch_positions, branch_depth
         self.needs_feedback = inner.needs_feedback
@@ -58,7 +58,8 @@ class GrammarTreeDrafter(Drafter):
             for pos in range(min(len(main), self.branch_positions - 1) + 1):
                 if len(tree) >= self.max_nodes or matcher.is_terminated():
                     break
-                self._branch(tree, nodes[pos - 1] if pos else -1, matcher, main[pos] if pos < len(main) else None)
+                self._branch(tree, nodes[pos - 1] if pos else -1, matcher, main[pos] if pos < len(main) else None,
+                             list(context_ids) + main[:pos])
                 if pos < len(main):
                     matcher.accept_token(main[pos])
                     advanced += 1
@@ -67,8 +68,9 @@ class GrammarTreeDrafter(Drafter):
                 matcher.rollback(advanced)
         return tree
 
-    def _branch(self, tree: DraftTree, parent: int, matcher, skip: int | None) -> None:
-        """Children of `parent` for each of the grammar's few allowed tokens, each with its forced continuation."""
+    def _branch(self, tree: DraftTree, parent: int, matcher, skip: int | None, context: list[int]) -> None:
+        """Children of `parent` for each of the grammar's few allowed tokens, each with its forced
+        continuation (or the inner drafter's continuation with `branch_inner`)."""
         allowed = matcher.allowed_token_ids()
         if len(allowed) > self.max_alternatives:
             return
@@ -81,7 +83,12 @@ class GrammarTreeDrafter(Drafter):
             if not matcher.accept_token(a):
                 continue
             try:
-                cont = [] if matcher.is_terminated() else list(matcher.forced_tokens())[: self.branch_depth - 1]
+                if matcher.is_terminated():
+                    cont = []
+                elif self.branch_inner:
+                    cont = self.inner.propose(context + [a], matcher, self.branch_depth - 1).tokens
+                else:
+                    cont = list(matcher.forced_tokens())[: self.branch_depth - 1]
                 cont = cont[: matcher.validate_tokens(cont)] if cont else cont
             finally:
                 matcher.rollback(1)
