@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -41,7 +43,7 @@ def regex_ast(pattern: str, mode: str = "fullmatch") -> Node:
     return branches[0] if len(branches) == 1 else ("alt", tuple(branches))
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=8192)
 def char_dfa(pattern: str, mode: str = "fullmatch", max_states: int = 100_000) -> CharDFA:
     """Minimized, trimmed DFA over character classes (cached)."""
     dfa = None
@@ -121,8 +123,61 @@ def compile_regex(pattern: str, *, mode: str = "fullmatch", max_states: int = 10
     return _to_bytes(char_dfa(pattern, mode, max_states), json=False, max_states=max_states)
 
 
-@functools.lru_cache(maxsize=1024)
+class _BudgetCache:
+    """LRU cache bounded by entry count *and* by the bytes of the cached tables.
+
+    Byte DFAs range from a few hundred bytes (a literal) to tens of MB (a
+    date-time format in JSON encoding, 66k states x 1 KiB); a count-only LRU
+    either evicts the expensive ones after a few hundred small terminals or
+    lets memory grow without bound.
+    """
+
+    def __init__(self, max_entries: int, max_bytes: int):
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self.data: "OrderedDict[object, tuple[object, int]]" = OrderedDict()
+        self.nbytes = 0
+        self.lock = threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            hit = self.data.get(key)
+            if hit is None:
+                return None
+            self.data.move_to_end(key)
+            return hit[0]
+
+    def put(self, key, value, nbytes: int) -> None:
+        with self.lock:
+            if key in self.data or nbytes > self.max_bytes:
+                return
+            self.data[key] = (value, nbytes)
+            self.nbytes += nbytes
+            while len(self.data) > self.max_entries or self.nbytes > self.max_bytes:
+                _, (_, size) = self.data.popitem(last=False)
+                self.nbytes -= size
+
+    def clear(self) -> None:
+        with self.lock:
+            self.data.clear()
+            self.nbytes = 0
+
+
+_TERMINALS = _BudgetCache(max_entries=16384, max_bytes=512 << 20)
+
+
 def _compile_terminal(term, max_states: int) -> ByteDFA:
+    key = (term, max_states)
+    hit = _TERMINALS.get(key)
+    if hit is None:
+        hit = _compile_terminal_uncached(term, max_states)
+        _TERMINALS.put(key, hit, hit.transitions.nbytes + hit.accepting.nbytes)
+    return hit
+
+
+_compile_terminal.cache_clear = _TERMINALS.clear  # type: ignore[attr-defined]
+
+
+def _compile_terminal_uncached(term, max_states: int) -> ByteDFA:
     if term.literal is not None and not term.json_string and not term.also_match:
         return literal_dfa_bytes(term.literal.encode("utf-8"))
     if term.literal is not None:

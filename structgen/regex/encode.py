@@ -200,7 +200,65 @@ def decoder_reference(classes: tuple[CharSet, ...], json: bool) -> tuple[tuple[t
 
 
 def expand(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Byte-level transitions and accepting flags for a character DFA.
+    r"""Byte-level transitions and accepting flags for a character DFA (see :func:`expand_reference`).
+
+    One-class DFAs (length-only strings such as ``[\s\S]{0,4096}``) take a
+    vectorized path: there every state's instantiated trie depends only on its
+    single target, so the byte table is the decoder template stamped once per
+    distinct target.
+    """
+    if len(dfa.classes) == 1 and dfa.n_states > 8:
+        return _expand_one_class(dfa, json, max_states, quoted)
+    return expand_reference(dfa, json, max_states, quoted=quoted)
+
+
+def _expand_one_class(dfa: CharDFA, json: bool, max_states: int, quoted: bool) -> tuple[np.ndarray, np.ndarray]:
+    n = dfa.n_states
+    if n > max_states:
+        raise CompileLimitError(f"DFA exceeds max_states={max_states} states")
+    pad = 1 if quoted else 0
+    dec = decoder(tuple(dfa.classes), json)
+    nd = len(dec) - 1
+    tpl = np.full((len(dec), 256), -1, dtype=np.int64)  # -1 dead, -2 class leaf, j >= 1 child node
+    for j, edges in enumerate(dec):
+        for lo, hi, d in edges:
+            tpl[j, lo:hi + 1] = -2 if d < 0 else d
+    targets = np.asarray([row[0] if row else -1 for row in dfa.trans], dtype=np.int64)
+    uniq = np.unique(targets[targets >= 0])
+    m = len(uniq)
+    total = n + m * nd
+    if total + 2 * pad > max_states:
+        raise CompileLimitError(f"byte-level DFA exceeds max_states={max_states} states")
+    trans = np.full((total + 2 * pad, 256), -1, dtype=np.int32)
+    # node (u, j) of target uniq[u] and decoder node j >= 1 has id n + u * nd + j - 1 (before padding)
+    body = trans[pad + n:pad + total].reshape(m, nd, 256)
+    tgt = (uniq + pad).astype(np.int32)[:, None]
+    node_base = (n + np.arange(m, dtype=np.int64) * nd - 1 + pad).astype(np.int32)[:, None]
+    for j in range(1, nd + 1):
+        row = tpl[j]
+        leaf_cols = np.nonzero(row == -2)[0]
+        if len(leaf_cols):
+            body[:, j - 1, leaf_cols] = tgt
+        for child in np.unique(row[row >= 1]):
+            body[:, j - 1, np.nonzero(row == child)[0]] = node_base + int(child)
+    live = targets >= 0
+    u_of = np.searchsorted(uniq, targets[live])
+    rows = trans[pad:pad + n]
+    root = tpl[0]
+    live_idx = np.nonzero(live)[0]
+    leaf_cols = np.nonzero(root == -2)[0]
+    if len(leaf_cols):
+        rows[np.ix_(live_idx, leaf_cols)] = (targets[live] + pad).astype(np.int32)[:, None]
+    for child in np.unique(root[root >= 1]):
+        rows[np.ix_(live_idx, np.nonzero(root == child)[0])] = \
+            (n + u_of * nd + int(child) - 1 + pad).astype(np.int32)[:, None]
+    accepting = np.zeros(total + 2 * pad, dtype=bool)
+    accepting[pad:pad + n] = dfa.accept
+    return trans, accepting
+
+
+def expand_reference(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Byte-level transitions and accepting flags for a character DFA, state by state.
 
     Each state's outgoing edges are the decoder trie with leaves replaced by
     the state's targets; subtries leading only to dead ends are dropped and
