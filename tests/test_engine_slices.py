@@ -50,7 +50,8 @@ def test_slices_partition_the_vocabulary(tok_name):
         expected = np.array([bool(in_trie[t]) and _dfa_alive(sl.dfa, info.token_bytes[t])
                              for t in range(trie.vocab_size)])
         assert np.array_equal(in_slice, expected)
-        assert sl.size > trie.vocab_size // 2  # free text: most of a real vocabulary
+        if sl.name in ("json-string-body", "line"):
+            assert sl.size > trie.vocab_size // 2  # free text: most of a real vocabulary
         # remainder nodes map back to full-trie nodes with the same byte and depth
         orig = sl.remainder.node_orig
         assert np.array_equal(trie.node_byte[orig[1:]], sl.remainder.node_byte[1:])

@@ -33,6 +33,8 @@ class ParserTables:
         for i, p in enumerate(productions):
             self.by_lhs[p.lhs].append(i)
         self.nullable = self._nullable(n_nonterminals)
+        self.own_items, self.pred_closure = self._prediction_bundles(n_nonterminals)
+        self._bundles: dict[frozenset[int], PredictionBundle] = {}
         self.terminal_priority = terminal_priority
         self.terminal_is_literal = terminal_is_literal
         self.resolve_conflicts = resolve_conflicts
@@ -51,6 +53,51 @@ class ParserTables:
                     changed = True
         return nullable
 
+    def _prediction_bundles(self, n: int):
+        """What predicting a nonterminal adds to a set, computed once per grammar.
+
+        Items that originate in the set being built depend only on which
+        nonterminals it predicts, so for each nonterminal N we list its own
+        items (every production of N, with the dot advanced over nullable
+        prefixes) as (production, dot, symbol after the dot or None), and the
+        nonterminals predicting N predicts in turn (N included).
+        """
+        own: list[list[tuple[int, int, int | None]]] = [[] for _ in range(n)]
+        direct: list[set[int]] = [set() for _ in range(n)]
+        for q, rhs in enumerate(self.rhs):
+            a = self.lhs[q]
+            for d in range(len(rhs) + 1):
+                if d == len(rhs):
+                    own[a].append((q, d, None))
+                    break
+                sym = rhs[d]
+                own[a].append((q, d, sym))
+                if sym < 0 or not self.nullable[sym]:
+                    if sym >= 0:
+                        direct[a].add(sym)
+                    break
+                direct[a].add(sym)
+        closure: list[tuple[int, ...]] = []
+        for a in range(n):
+            seen = [a]
+            seen_set = {a}
+            i = 0
+            while i < len(seen):
+                for b in sorted(direct[seen[i]]):
+                    if b not in seen_set:
+                        seen_set.add(b)
+                        seen.append(b)
+                i += 1
+            closure.append(tuple(seen))
+        return own, closure
+
+    def bundle(self, seeds: frozenset[int]) -> "PredictionBundle":
+        """The items a set predicts from nonterminals ``seeds``, shared by every such set."""
+        b = self._bundles.get(seeds)
+        if b is None:
+            b = self._bundles[seeds] = PredictionBundle(self, seeds)
+        return b
+
     def resolve(self, accepted: frozenset[int]) -> frozenset[int]:
         """Which of several terminals matching the same lexeme count (Lark-style priority)."""
         if not self.resolve_conflicts or len(accepted) < 2:
@@ -62,74 +109,95 @@ class ParserTables:
         return frozenset(lits or kept)
 
 
-class EarleySet:
-    __slots__ = ("tables", "items", "_keys", "waiting", "scan_index", "expected", "accepting",
-                 "memo", "lexer_start", "depth", "mask_cache", "__weakref__")
+class PredictionBundle:
+    """Items born in a set (origin = that set) for a given set of predicted nonterminals.
 
-    def __init__(self, tables: ParserTables, kernel: list[tuple[int, int, "EarleySet"]], depth: int):
+    They depend only on the nonterminals predicted, never on the set, so they
+    are stored once as (production, dot) pairs; the owning set stands in for
+    the origin.  This keeps the per-set work proportional to the items that
+    come from older sets.
+    """
+    __slots__ = ("wait", "scan", "expected", "completes_start")
+
+    def __init__(self, tables: ParserTables, seeds: frozenset[int]):
+        predicted: set[int] = set()
+        for sym in seeds:
+            predicted.update(tables.pred_closure[sym])
+        self.wait: dict[int, list[tuple[int, int]]] = {}
+        self.scan: dict[int, list[tuple[int, int]]] = {}
+        self.completes_start = False
+        for nt in sorted(predicted):
+            for q, d, nxt in tables.own_items[nt]:
+                if nxt is None:
+                    self.completes_start |= nt == tables.start
+                elif nxt >= 0:
+                    self.wait.setdefault(nxt, []).append((q, d))
+                else:
+                    self.scan.setdefault(-nxt - 1, []).append((q, d))
+        self.expected = frozenset(self.scan)
+
+
+class EarleySet:
+    __slots__ = ("tables", "bundle", "waiting", "scan_index", "expected", "accepting",
+                 "memo", "lexer_start", "depth", "mask_cache", "_pending", "__weakref__")
+
+    def __init__(self, tables: ParserTables, kernel: list[tuple[int, int, "EarleySet"]], depth: int,
+                 seeds: tuple[int, ...] = ()):
         self.tables = tables
-        self.items: list[tuple[int, int, EarleySet]] = []
-        self._keys: set[tuple[int, int, int]] = set()
+        # items from older sets, indexed by the symbol after the dot
         self.waiting: dict[int, list[tuple[int, int, EarleySet]]] = {}
         self.scan_index: dict[int, list[tuple[int, int, EarleySet]]] = {}
         self.memo: dict[frozenset[int], EarleySet | None] = {}
         self.lexer_start: int | None = None
         self.mask_cache: dict = {}
         self.depth = depth
-        self._closure(kernel)
-        self.expected = frozenset(self.scan_index)
-        start = tables.start
-        self.accepting = any(
-            tables.productions[p].lhs == start and d == len(tables.productions[p].rhs) and o.depth == 0
-            for p, d, o in self.items)
+        self._pending: list[tuple[int, int, int]] = []   # pending items from older sets, as keys
+        self._closure(kernel, seeds)
 
     @classmethod
     def initial(cls, tables: ParserTables) -> "EarleySet":
-        s = cls.__new__(cls)
-        # items of the initial set originate in the set itself
-        s.tables = tables
-        s.items, s._keys, s.waiting, s.scan_index, s.memo = [], set(), {}, {}, {}
-        s.lexer_start = None
-        s.mask_cache = {}
-        s.depth = 0
-        s._closure([(p, 0, s) for p in tables.by_lhs[tables.start]])
-        s.expected = frozenset(s.scan_index)
-        s.accepting = any(tables.productions[p].lhs == tables.start and d == len(tables.productions[p].rhs)
-                          for p, d, o in s.items)
-        return s
+        return cls(tables, [], 0, seeds=(tables.start,))
 
-    def _closure(self, kernel) -> None:
+    def _closure(self, kernel, seeds) -> None:
+        """Complete the items that come from older sets; predictions come as one shared bundle."""
         tables = self.tables
         rhs_of = tables.rhs
         lhs_of = tables.lhs
         nullable = tables.nullable
-        by_lhs = tables.by_lhs
-        keys = self._keys
-        items = self.items
+        start = tables.start
         waiting = self.waiting
         scan_index = self.scan_index
+        pending = self._pending
+        predicted_from = set(seeds)
+        keys: set[tuple[int, int, int]] = set()
         agenda: list = []
-
-        def add(item):
+        accepting = False
+        for item in kernel:
             key = (item[0], item[1], id(item[2]))
             if key not in keys:
                 keys.add(key)
-                items.append(item)
                 agenda.append(item)
-
-        for it in kernel:
-            add(it)
-        predicted: set[int] = set()
         while agenda:
             item = agenda.pop()
             p, dot, origin = item
             rhs = rhs_of[p]
             if dot == len(rhs):
-                if origin is self:
-                    continue  # empty derivation: handled by the nullable shortcut
-                for (wp, wd, wo) in origin.waiting.get(lhs_of[p], ()):
-                    add((wp, wd + 1, wo))
+                lhs = lhs_of[p]
+                if lhs == start and origin.depth == 0:
+                    accepting = True
+                for (wp, wd, wo) in origin.waiting.get(lhs, ()):
+                    key = (wp, wd + 1, id(wo))
+                    if key not in keys:
+                        keys.add(key)
+                        agenda.append((wp, wd + 1, wo))
+                oid = id(origin)
+                for (wp, wd) in origin.bundle.wait.get(lhs, ()):
+                    key = (wp, wd + 1, oid)
+                    if key not in keys:
+                        keys.add(key)
+                        agenda.append((wp, wd + 1, origin))
                 continue
+            pending.append((p, dot, id(origin)))
             sym = rhs[dot]
             if sym >= 0:
                 w = waiting.get(sym)
@@ -137,12 +205,12 @@ class EarleySet:
                     waiting[sym] = [item]
                 else:
                     w.append(item)
-                if sym not in predicted:
-                    predicted.add(sym)
-                    for q in by_lhs[sym]:
-                        add((q, 0, self))
+                predicted_from.add(sym)
                 if nullable[sym]:
-                    add((p, dot + 1, origin))
+                    key = (p, dot + 1, id(origin))
+                    if key not in keys:
+                        keys.add(key)
+                        agenda.append((p, dot + 1, origin))
             else:
                 t = -sym - 1
                 lst = scan_index.get(t)
@@ -150,12 +218,13 @@ class EarleySet:
                     scan_index[t] = [item]
                 else:
                     lst.append(item)
+        self.bundle = bundle = tables.bundle(frozenset(predicted_from))
+        self.expected = bundle.expected.union(scan_index) if scan_index else bundle.expected
+        self.accepting = accepting or (bundle.completes_start and self.depth == 0)
 
-    def structural_key(self) -> frozenset:
-        rhs_of = self.tables.rhs
-        key = {(p, d, 0 if o is self else id(o)) for (p, d, o) in self.items if d < len(rhs_of[p])}
-        key.add(("accepting", self.accepting))
-        return frozenset(key)
+    def structural_key(self) -> tuple:
+        """Equal keys = equal pending items (those born here are the bundle's)."""
+        return (frozenset(self._pending), id(self.bundle), self.accepting)
 
     def advance(self, terminals: frozenset[int]) -> "EarleySet | None":
         """The set after a lexeme matched by ``terminals``; None if none is expected.
@@ -163,14 +232,19 @@ class EarleySet:
         Terminals listed in the grammar's ``ignore`` leave the parser unchanged
         when no parser terminal matched the lexeme.
         """
-        if terminals in self.memo:
-            return self.memo[terminals]
+        memo = self.memo
+        if terminals in memo:
+            return memo[terminals]
         tables = self.tables
-        chosen = tables.resolve(frozenset(t for t in terminals if t in self.scan_index))
+        expected = self.expected
+        chosen = tables.resolve(frozenset(t for t in terminals if t in expected))
         kernel = []
+        bscan = self.bundle.scan
         for t in chosen:
-            for (p, d, o) in self.scan_index[t]:
+            for (p, d, o) in self.scan_index.get(t, ()):
                 kernel.append((p, d + 1, o))
+            for (q, d) in bscan.get(t, ()):
+                kernel.append((q, d + 1, self))
         if kernel:
             kkey = frozenset((p, d, id(o)) for (p, d, o) in kernel)
             nxt = tables.interned.get(kkey)
@@ -188,5 +262,5 @@ class EarleySet:
             nxt = self
         else:
             nxt = None
-        self.memo[terminals] = nxt
+        memo[terminals] = nxt
         return nxt

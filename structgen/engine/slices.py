@@ -27,6 +27,7 @@ from .trie import TokenTrie, _subtree_ends
 REFERENCE_LOOPS: tuple[tuple[str, str], ...] = (
     ("json-string-body", r'[^"\\\x00-\x1f]*'),
     ("line", r"[^\n]*"),
+    ("identifier", r"[A-Za-z0-9_]*"),   # word characters after the first of a NAME-like terminal
 )
 
 
