@@ -282,3 +282,21 @@ def test_bad_grammars_have_precise_errors():
 def test_unreachable_rules_are_reported():
     with pytest.warns(UserWarning, match="never reached.*orphan"):
         grammar_from_gbnf('root ::= "a"\norphan ::= "b"')
+
+
+def test_boundary_grouping_small_and_large_paths_agree():
+    """The two ways walk results group boundary nodes by accepted terminals must agree."""
+    from structgen.engine.compiled import CompiledGrammar
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        nb = int(rng.integers(1, 400))
+        acc_buf = rng.integers(0, 5, 50).astype(np.int32)
+        b_st = rng.integers(0, 40, nb).astype(np.int32)
+        b_len = rng.integers(1, 5, nb).astype(np.int32)
+        b_node = np.sort(rng.choice(100_000, nb, replace=False)).astype(np.int32)
+        small = CompiledGrammar._group_small(b_node, b_st, b_len, acc_buf, nb)
+        large = CompiledGrammar._group_large(b_node, b_st, b_len, acc_buf, nb)
+        assert small.keys() == large.keys()
+        for acc in small:
+            assert np.array_equal(small[acc], large[acc])
+            assert len(acc) > 0

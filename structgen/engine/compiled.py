@@ -153,6 +153,35 @@ class CompiledGrammar:
         self._slice_of_vector[vid] = found
         return found
 
+    @staticmethod
+    def _group_small(b_node, b_st, b_len, acc_buf, nb) -> dict[frozenset[int], np.ndarray]:
+        """Boundary nodes grouped by accepted terminals (plain Python: cheaper for few boundaries)."""
+        by_key: dict[tuple[int, int], list[int]] = {}
+        for node, st, ln in zip(b_node[:nb].tolist(), b_st[:nb].tolist(), b_len[:nb].tolist()):
+            lst = by_key.get((st, ln))
+            if lst is None:
+                by_key[(st, ln)] = [node]
+            else:
+                lst.append(node)
+        by_acc: dict[frozenset[int], list[int]] = {}
+        for (st, ln), nodes in by_key.items():
+            by_acc.setdefault(frozenset(acc_buf[st:st + ln].tolist()), []).extend(nodes)
+        return {acc: np.array(sorted(nodes), dtype=np.int32) for acc, nodes in by_acc.items()}
+
+    @staticmethod
+    def _group_large(b_node, b_st, b_len, acc_buf, nb) -> dict[frozenset[int], np.ndarray]:
+        keys = b_st[:nb].astype(np.int64) * 65536 + b_len[:nb]
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
+        nodes_all = b_node[:nb][order]
+        by_acc: dict[frozenset[int], list[np.ndarray]] = {}
+        for u, packed in enumerate(uniq):
+            st, ln = int(packed) // 65536, int(packed) % 65536
+            acc = frozenset(int(x) for x in acc_buf[st:st + ln])
+            by_acc.setdefault(acc, []).append(nodes_all[bounds[u]:bounds[u + 1]])
+        return {acc: np.sort(np.concatenate(parts)).astype(np.int32) for acc, parts in by_acc.items()}
+
     def walk(self, group: int, vid: int) -> WalkResult:
         key = (group, vid)
         res = self._walk_cache.get(key)
@@ -169,18 +198,10 @@ class CompiledGrammar:
             if sl is not None:
                 mask |= sl.mask  # the slice's tokens keep a live state alive: allowed outright
                 self.stats["slice_walks"] += 1
-            by_acc: dict[frozenset[int], list[np.ndarray]] = {}
-            if nb:
-                keys = b_st[:nb].astype(np.int64) * 65536 + b_len[:nb]
-                uniq, inverse = np.unique(keys, return_inverse=True)
-                order = np.argsort(inverse, kind="stable")
-                bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
-                nodes_all = b_node[:nb][order]
-                for u, packed in enumerate(uniq):
-                    st, ln = int(packed) // 65536, int(packed) % 65536
-                    acc = frozenset(int(x) for x in acc_buf[st:st + ln])
-                    by_acc.setdefault(acc, []).append(nodes_all[bounds[u]:bounds[u + 1]])
-            by_acc_nodes = {acc: np.sort(np.concatenate(parts)) for acc, parts in by_acc.items()}
+            if nb <= 256:
+                by_acc_nodes = self._group_small(b_node, b_st, b_len, acc_buf, nb)
+            else:
+                by_acc_nodes = self._group_large(b_node, b_st, b_len, acc_buf, nb)
             groups = [(acc, self._group(nodes)) for acc, nodes in by_acc_nodes.items()]
             res = WalkResult(full=mask, groups=groups, visited=int(visited))
             self._walk_cache[key] = res
