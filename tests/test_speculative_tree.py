@@ -192,3 +192,10 @@ def test_tree_path_reports_first_call_stats():
     assert got.stats["first_call_tokens"] >= 1 and 0 < got.stats["first_call_seconds"] <= got.elapsed
     ref = constrained_decode(TARGET, [4, 5, 4, 5], None, 12, eos_token_ids=[])
     assert ref.stats["first_call_tokens"] == 1 and got.tokens == ref.tokens
+
+
+def test_prompt_lookup_cuts_drafts_from_short_matches():
+    ctx = [7, 1, 2, 3, 4, 5, 6, 9, 1]             # only a 1-gram match for the suffix [1]
+    assert PromptLookupDrafter().candidates(ctx, 8)[0] == [2, 3, 4, 5, 6, 9, 1, 2]
+    assert PromptLookupDrafter(length_by_ngram={1: 2}).candidates(ctx, 8)[0] == [2, 3]
+    assert PromptLookupDrafter(length_by_ngram={1: 2}).candidates([1, 2, 3, 1, 2], 8)[0] == [3, 1, 2, 3, 1, 2, 3, 1]

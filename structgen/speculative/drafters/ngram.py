@@ -21,11 +21,14 @@ class PromptLookupDrafter(Drafter):
     name = "prompt-lookup"
 
     def __init__(self, max_ngram: int = 3, min_ngram: int = 1, max_tokens: int = 8,
-                 max_candidates: int = 4) -> None:
+                 max_candidates: int = 4, length_by_ngram: dict[int, int] | None = None) -> None:
         if not 1 <= min_ngram <= max_ngram:
             raise GenerationError(f"need 1 <= min_ngram <= max_ngram, got {min_ngram}, {max_ngram}")
         self.max_ngram, self.min_ngram = max_ngram, min_ngram
         self.max_tokens, self.max_candidates = max_tokens, max_candidates
+        # draft length by matched n-gram size: a 1-token match is a weak predictor, so its copy is
+        # cut short instead of paying a long verification that is mostly rejected
+        self.length_by_ngram = dict(length_by_ngram or {})
 
     def candidates(self, context_ids: Sequence[int], k: int) -> list[list[int]]:
         """Continuations of the most recent matches of the longest matching suffix n-gram."""
@@ -39,6 +42,7 @@ class PromptLookupDrafter(Drafter):
             if hits.size == 0:
                 continue
             out = []
+            k = min(k, self.length_by_ngram.get(n, k))
             for start in hits[::-1][: self.max_candidates]:
                 cont = ctx[start + n: start + n + k].tolist()
                 # a match that runs into the end of the context continues with the same period
