@@ -38,3 +38,17 @@ def test_one_class_expansion_matches_reference(pattern: str, json: bool) -> None
         qr = _quote(*expand_reference(d, json, 100_000, quoted=True))
         assert _isomorphic(qf, qr)
         assert qf.matches(b'"' + b"7" * 12 + b'"') == qr.matches(b'"' + b"7" * 12 + b'"')
+
+
+@pytest.mark.parametrize("pattern", [r"[a-z]{3}", r"(?:ab|cd)*é", r"[^\"\\]{2,5}x", r"(?:[A-Za-z0-9._%+-]+)@(?:[a-z]+\.)+[a-z]{2,}",
+                                     r"(?:|[^ab][\s\S]*|a(?:|[^c][\s\S]*|c[\s\S]+)|b[\s\S]+)", r"[\u00e9\u20ac\U0001F600]+\d"])
+@pytest.mark.parametrize("json", [False, True])
+def test_shared_expansion_matches_reference(pattern: str, json: bool) -> None:
+    from structgen.regex.encode import expand_shared
+    d = char_dfa(pattern)
+    fast = expand_shared(d, json, 100_000)
+    ref = expand_reference(d, json, 100_000)
+    assert fast[0].shape == ref[0].shape
+    assert _isomorphic(ByteDFA(*fast), ByteDFA(*ref))
+    assert _isomorphic(_quote(*expand_shared(d, json, 100_000, quoted=True)),
+                       _quote(*expand_reference(d, json, 100_000, quoted=True)))

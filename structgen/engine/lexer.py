@@ -14,6 +14,9 @@ from ..regex import ByteDFA, compile_terminal
 from ..errors import GrammarError, StructgenError
 
 
+_CHUNK = 2048  # rows per packing step
+
+
 class LexerTables:
     def __init__(self, names: list[str], terminals: list[Terminal], *, max_states: int = 100_000,
                  source: str | None = None):
@@ -43,10 +46,13 @@ class LexerTables:
         for i, d in enumerate(dfas):
             o = int(offsets[i])
             n = d.transitions.shape[0]
-            block = trans[o:o + n]
-            np.add(d.transitions, o, out=block)
-            if o:
-                block[d.transitions < 0] = -1
+            src = d.transitions
+            for a in range(0, n, _CHUNK):  # chunks keep the temporaries in cache
+                block = trans[o + a:o + min(a + _CHUNK, n)]
+                part = src[a:a + _CHUNK]
+                np.add(part, o, out=block)
+                if o:
+                    np.copyto(block, -1, where=part < 0)
             acc_term[o:o + n][d.accepting] = i
             state_term[o:o + n] = i
         self.trans = trans
