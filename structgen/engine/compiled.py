@@ -28,6 +28,15 @@ class WalkResult:
     full: np.ndarray                                  # uint32 words: tokens allowed regardless of the parser
     groups: list[tuple[frozenset[int], int]]          # (accepting terminals, boundary node group id)
     visited: int
+    nz_words: np.ndarray | None = None                # indices of the non-zero words of ``full``, when few
+
+    def or_into(self, mask: np.ndarray) -> None:
+        """mask |= full, touching only non-zero words when there are few (most subtree walks)."""
+        nz = self.nz_words
+        if nz is None:
+            mask |= self.full
+        elif len(nz):
+            mask[nz] |= self.full[nz]
 
 
 _TRIE_CACHE: "weakref.WeakKeyDictionary[object, TokenTrie]" = weakref.WeakKeyDictionary()
@@ -81,6 +90,7 @@ class CompiledGrammar:
         self._group_ids: dict[bytes, int] = {np.array([0], dtype=np.int32).tobytes(): ROOT_GROUP}
         self._lock = threading.RLock()
         self._slice_of_vector: dict[int, TokenSlice | None] = {}
+        self._start_vectors: dict[frozenset[int], int] = {}
         self._covers: dict[tuple[int, str], bool] = {}
         self.stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0}
 
@@ -88,7 +98,10 @@ class CompiledGrammar:
     def lexer_start(self, pset: EarleySet) -> int:
         vid = pset.lexer_start
         if vid is None:
-            vid = self.lexer.start_vector(pset.expected | self.parser.ignore)
+            expected = pset.expected
+            vid = self._start_vectors.get(expected)
+            if vid is None:
+                vid = self._start_vectors[expected] = self.lexer.start_vector(expected | self.parser.ignore)
             pset.lexer_start = vid
         return vid
 
@@ -203,7 +216,9 @@ class CompiledGrammar:
             else:
                 by_acc_nodes = self._group_large(b_node, b_st, b_len, acc_buf, nb)
             groups = [(acc, self._group(nodes)) for acc, nodes in by_acc_nodes.items()]
-            res = WalkResult(full=mask, groups=groups, visited=int(visited))
+            nz = np.flatnonzero(mask)
+            res = WalkResult(full=mask, groups=groups, visited=int(visited),
+                             nz_words=nz if len(nz) < len(mask) // 8 else None)
             self._walk_cache[key] = res
             self.stats["walks"] += 1
             self.stats["visited_nodes"] += int(visited)
@@ -239,7 +254,7 @@ class CompiledGrammar:
                 if p2 is None:
                     continue
                 r2 = self.walk(gid, self.lexer_start(p2))
-                mask |= r2.full
+                r2.or_into(mask)
                 if r2.groups:
                     stack.append((r2, p2))
         if len(self.eos_ids) and self.can_end(pset, vid, nonempty):

@@ -117,9 +117,11 @@ class PredictionBundle:
     the origin.  This keeps the per-set work proportional to the items that
     come from older sets.
     """
-    __slots__ = ("wait", "scan", "expected", "completes_start")
+    __slots__ = ("wait", "scan", "expected", "completes_start", "_tables", "_completion")
 
     def __init__(self, tables: ParserTables, seeds: frozenset[int]):
+        self._tables = tables
+        self._completion: dict[int, tuple[list[tuple[int, int]], list[int]]] = {}
         predicted: set[int] = set()
         for sym in seeds:
             predicted.update(tables.pred_closure[sym])
@@ -135,6 +137,36 @@ class PredictionBundle:
                 else:
                     self.scan.setdefault(-nxt - 1, []).append((q, d))
         self.expected = frozenset(self.scan)
+
+    def completion(self, nt: int) -> tuple[list[tuple[int, int]], list[int]]:
+        """What completing ``nt`` does to this bundle's items (same origin throughout).
+
+        Returns the advanced items that are still pending, and every
+        nonterminal completed along the way (``nt`` first): unit-production
+        chains such as atom -> factor -> term -> expr are resolved once per
+        bundle instead of once per parser state.
+        """
+        res = self._completion.get(nt)
+        if res is not None:
+            return res
+        rhs_of = self._tables.rhs
+        lhs_of = self._tables.lhs
+        pending: list[tuple[int, int]] = []
+        completed = [nt]
+        seen = {nt}
+        i = 0
+        while i < len(completed):
+            for (q, d) in self.wait.get(completed[i], ()):
+                if d + 1 == len(rhs_of[q]):
+                    lhs = lhs_of[q]
+                    if lhs not in seen:
+                        seen.add(lhs)
+                        completed.append(lhs)
+                else:
+                    pending.append((q, d + 1))
+            i += 1
+        res = self._completion[nt] = (pending, completed)
+        return res
 
 
 class EarleySet:
@@ -182,20 +214,23 @@ class EarleySet:
             p, dot, origin = item
             rhs = rhs_of[p]
             if dot == len(rhs):
-                lhs = lhs_of[p]
-                if lhs == start and origin.depth == 0:
+                bundle_pending, completed = origin.bundle.completion(lhs_of[p])
+                if start in completed and origin.depth == 0:
                     accepting = True
-                for (wp, wd, wo) in origin.waiting.get(lhs, ()):
-                    key = (wp, wd + 1, id(wo))
-                    if key not in keys:
-                        keys.add(key)
-                        agenda.append((wp, wd + 1, wo))
+                owaiting = origin.waiting
+                if owaiting:
+                    for c in completed:
+                        for (wp, wd, wo) in owaiting.get(c, ()):
+                            key = (wp, wd + 1, id(wo))
+                            if key not in keys:
+                                keys.add(key)
+                                agenda.append((wp, wd + 1, wo))
                 oid = id(origin)
-                for (wp, wd) in origin.bundle.wait.get(lhs, ()):
-                    key = (wp, wd + 1, oid)
+                for (wp, wd) in bundle_pending:
+                    key = (wp, wd, oid)
                     if key not in keys:
                         keys.add(key)
-                        agenda.append((wp, wd + 1, origin))
+                        agenda.append((wp, wd, origin))
                 continue
             pending.append((p, dot, id(origin)))
             sym = rhs[dot]
