@@ -12,6 +12,11 @@ on the masked target distribution p and the draft's distribution q (one-hot for
 deterministic drafts): accept with prob min(1, p/q), else draw from max(0, p - q)
 normalised; all accepted -> draw the bonus from p. Output follows exactly the
 distribution of non-speculative constrained sampling.
+
+Greedy decoding on a transformers model that takes 4-D attention masks verifies every
+draft as a tree (`tree.verify_tree`; a chain is a tree) with the same `GreedyHead` as
+the non-speculative greedy loop; sampling, and models without that support, use the
+chain verifier below.
 """
 from __future__ import annotations
 
