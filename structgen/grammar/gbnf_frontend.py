@@ -2,8 +2,9 @@
 
 These grammars are character-level: every literal character and character
 class is one terminal of exactly one character.  That keeps maximal-munch
-lexing exact (a one-character lexeme can never be extended), and the engine's
-hash-consed Earley sets keep the per-character parser work cached.
+lexing exact (a one-character lexeme can never be extended).  Afterwards,
+rules deriving regular languages become whole terminals where that is
+provably exact (see lexify.py), so the parser runs per lexeme, not per byte.
 """
 from __future__ import annotations
 
@@ -281,8 +282,12 @@ def _class_char(cp: int) -> str:
     return ch
 
 
-def grammar_from_gbnf(text: str, *, start: str = "root", source: str | None = None) -> Grammar:
-    """Parse GBNF/EBNF text; the start rule is ``root`` unless given."""
+def grammar_from_gbnf(text: str, *, start: str = "root", source: str | None = None,
+                     lexify: bool = True) -> Grammar:
+    """Parse GBNF/EBNF text; the start rule is ``root`` unless given.
+
+    ``lexify=False`` keeps every character its own lexeme (same language, slower masks).
+    """
     b = GrammarBuilder(source=source or "gbnf grammar")
     p = _Parser(text, source or "gbnf grammar")
     defined = p.parse(b)
@@ -298,6 +303,9 @@ def grammar_from_gbnf(text: str, *, start: str = "root", source: str | None = No
                            source=source)
     g = b.build("r:" + start)
     g.warn_unreachable(lambda n: n[2:] if n.startswith("r:") else n)
+    if lexify:
+        from .lexify import lexify_regular_rules
+        g = lexify_regular_rules(g)
     return g
 
 

@@ -1,0 +1,306 @@
+"""Turn regular sub-grammars of a character-level grammar into lexer terminals.
+
+GBNF grammars are written character by character: a JSON string is a rule
+over one-character classes.  Parsed that way every character is a lexeme and
+the parser runs once per byte, which makes masks slow.  When a rule derives a
+regular language (no recursion except a rule calling itself at one edge, i.e.
+a star), it can be one terminal instead, walked by the lexer DFA in the
+token trie.
+
+The engine lexes by maximal munch: a lexeme goes on while any live terminal
+can continue.  That is exact only if no valid parse needs a lexeme to stop
+where another live terminal could go on, so a rule is turned into a terminal
+only when, for every pair of terminals (X, Y) with at least one new terminal,
+no string X accepts leaves Y alive on a byte that can start what follows X
+(Y = X included).  Rules failing the check stay character-level: the
+language never changes, only the speed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import StructgenError
+from .ir import Grammar, Terminal
+
+_MAX_REGEX_CHARS = 20_000
+_MAX_DFA_STATES = 5_000
+_SPECIAL = set("\\.^$|?*+()[]{}/-")
+
+
+def _escape(text: str) -> str:
+    out = []
+    for ch in text:
+        cp = ord(ch)
+        if ch in _SPECIAL:
+            out.append("\\" + ch)
+        elif cp < 0x20 or cp == 0x7F:
+            out.append(f"\\x{cp:02x}")
+        elif 0xD800 <= cp <= 0xDFFF:
+            out.append(f"\\u{cp:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+class _RegexOf:
+    """Regex text of a nonterminal's language, or None when not (simply) regular."""
+
+    def __init__(self, g: Grammar):
+        self.g = g
+        self.memo: dict[str, str | None] = {}
+        self.visiting: set[str] = set()
+
+    def symbol(self, sym: str) -> str | None:
+        if sym in self.g.terminals:
+            t = self.g.terminals[sym]
+            if t.json_string or t.also_match:
+                return None
+            return _escape(t.literal) if t.literal is not None else f"(?:{t.regex})"
+        return self.rule(sym)
+
+    def seq(self, alt) -> str | None:
+        parts = []
+        for s in alt:
+            r = self.symbol(s)
+            if r is None:
+                return None
+            parts.append(r)
+        return "".join(parts)
+
+    @staticmethod
+    def union(res: list[str]) -> str:
+        nonempty = sorted(set(r for r in res if r))
+        body = "|".join(nonempty)
+        if not nonempty:
+            return ""
+        return f"(?:{body})" + ("?" if len(nonempty) < len(res) and "" in res else "")
+
+    def rule(self, name: str) -> str | None:
+        if name in self.memo:
+            return self.memo[name]
+        if name in self.visiting:
+            return None
+        self.visiting.add(name)
+        result = self._rule(name)
+        self.visiting.discard(name)
+        if result is not None and len(result) > _MAX_REGEX_CHARS:
+            result = None
+        self.memo[name] = result
+        return result
+
+    def _rule(self, name: str) -> str | None:
+        alts = self.g.rules[name]
+        head, tail, base = [], [], []
+        for alt in alts:
+            k = sum(1 for s in alt if s == name)
+            if k == 0:
+                base.append(alt)
+            elif k == 1 and len(alt) > 1 and alt[0] == name:
+                head.append(alt[1:])
+            elif k == 1 and len(alt) > 1 and alt[-1] == name:
+                tail.append(alt[:-1])
+            else:
+                return None
+        if (head and tail) or not base:
+            return None
+        base_re = [self.seq(a) for a in base]
+        loop_re = [self.seq(a) for a in head or tail]
+        if any(r is None for r in base_re) or any(r is None for r in loop_re):
+            return None
+        b = self.union(base_re)
+        if not loop_re:
+            return b
+        loop = f"(?:{'|'.join(sorted(set(loop_re)))})*"
+        return b + loop if head else loop + b
+
+
+def _nullable(g: Grammar) -> set[str]:
+    nullable: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for name, alts in g.rules.items():
+            if name not in nullable and any(all(s in nullable for s in alt) for alt in alts):
+                nullable.add(name)
+                changed = True
+    return nullable
+
+
+def _follow_terminals(g: Grammar) -> dict[str, set[str]]:
+    """For each terminal, the terminals that can come right after it ('' = end of input)."""
+    nullable = _nullable(g)
+    first: dict[str, set[str]] = {t: {t} for t in g.terminals}
+    for n in g.rules:
+        first[n] = set()
+    changed = True
+    while changed:
+        changed = False
+        for name, alts in g.rules.items():
+            for alt in alts:
+                for s in alt:
+                    before = len(first[name])
+                    first[name] |= first[s]
+                    changed |= len(first[name]) != before
+                    if s not in nullable:
+                        break
+    follow: dict[str, set[str]] = {s: set() for s in list(g.rules) + list(g.terminals)}
+    follow[g.start].add("")
+    changed = True
+    while changed:
+        changed = False
+        for name, alts in g.rules.items():
+            for alt in alts:
+                for i, s in enumerate(alt):
+                    before = len(follow[s])
+                    rest_nullable = True
+                    for s2 in alt[i + 1:]:
+                        follow[s] |= first[s2]
+                        if s2 not in nullable:
+                            rest_nullable = False
+                            break
+                    if rest_nullable:
+                        follow[s] |= follow[name]
+                    changed |= len(follow[s]) != before
+    return {t: follow[t] for t in g.terminals}
+
+
+def _conflict(x_dfa, y_dfa, stop_bytes: np.ndarray) -> bool:
+    """Some non-empty string accepted by X leaves Y alive with a transition on a stop byte."""
+    xt, yt = x_dfa.transitions, y_dfa.transitions
+    seen = {(0, 0)}
+    stack = [(0, 0)]
+    while stack:
+        a, b = stack.pop()
+        both = (xt[a] >= 0) & (yt[b] >= 0)
+        for code in np.unique(xt[a][both].astype(np.int64) * (1 << 32) + yt[b][both]).tolist():
+            pair = (code >> 32, code & 0xFFFFFFFF)
+            if pair in seen:
+                continue
+            seen.add(pair)
+            na, nb = pair
+            if x_dfa.accepting[na] and np.any(yt[nb][stop_bytes] >= 0):
+                return True
+            stack.append(pair)
+    return False
+
+
+def _extract_terminal_runs(g: Grammar) -> Grammar:
+    """Runs of two or more terminals inside an alternative ("t" "r" "u" "e") become rules,
+    so they can be lexified like any other regular rule."""
+    rules: dict[str, list[tuple[str, ...]]] = {}
+    runs: dict[tuple[str, ...], str] = {}
+    for name, alts in g.rules.items():
+        new_alts = []
+        for alt in alts:
+            out: list[str] = []
+            i = 0
+            while i < len(alt):
+                j = i
+                while j < len(alt) and alt[j] in g.terminals:
+                    j += 1
+                if j - i >= 2:
+                    run = tuple(alt[i:j])
+                    if run not in runs:
+                        runs[run] = f"run#{len(runs) + 1}"
+                    out.append(runs[run])
+                    i = j
+                elif j > i:
+                    out.extend(alt[i:j])
+                    i = j
+                else:
+                    out.append(alt[i])
+                    i += 1
+            new_alts.append(tuple(out))
+        rules[name] = new_alts
+    for run, name in runs.items():
+        rules[name] = [run]
+    return Grammar(start=g.start, rules=rules, terminals=dict(g.terminals), ignore=list(g.ignore),
+                   source=g.source, lexeme_conflicts=g.lexeme_conflicts, keywords=g.keywords)
+
+
+def lexify_regular_rules(g: Grammar) -> Grammar:
+    """Same language, with regular non-nullable rules turned into terminals where exact."""
+    from ..regex import compile_terminal
+
+    original = g
+    g = _extract_terminal_runs(g)
+
+    regex_of = _RegexOf(g)
+    nullable = _nullable(g)
+    candidates: list[str] = []
+    seen = {g.start}
+    stack = [g.start]
+    while stack:
+        for alt in g.rules[stack.pop()]:
+            for s in alt:
+                if s not in g.rules or s in seen:
+                    continue
+                seen.add(s)
+                single = len(g.rules[s]) == 1 and len(g.rules[s][0]) == 1 and g.rules[s][0][0] in g.terminals
+                if s not in nullable and not single and regex_of.rule(s) is not None:
+                    candidates.append(s)
+                else:
+                    stack.append(s)
+    chosen = set(candidates)
+    dfa_cache: dict[str, object] = {}
+    while chosen:
+        new = _rebuild(g, chosen, regex_of)
+        dfas = {}
+        failed = None
+        for name, term in new.terminals.items():
+            key = name if name.startswith("lex:") else f"t:{name}"
+            if key not in dfa_cache:
+                try:
+                    dfa_cache[key] = compile_terminal(term, max_states=_MAX_DFA_STATES)
+                except StructgenError:
+                    dfa_cache[key] = None
+            if dfa_cache[key] is None:
+                failed = name
+                break
+            dfas[name] = dfa_cache[key]
+        if failed is not None:
+            if not failed.startswith("lex:"):
+                return original
+            chosen.discard(failed[4:])
+            continue
+        follow = _follow_terminals(new)
+        first = {n: dfas[n].transitions[0] >= 0 for n in new.terminals}
+        bad = None
+        for x in new.terminals:
+            stop = np.zeros(256, dtype=bool)
+            for f in follow[x]:
+                if f:
+                    stop |= first[f]
+            stop_bytes = np.nonzero(stop)[0]
+            if not len(stop_bytes):
+                continue
+            for y in new.terminals:
+                if not (x.startswith("lex:") or y.startswith("lex:")):
+                    continue  # two one-character terminals never conflict
+                if _conflict(dfas[x], dfas[y], stop_bytes):
+                    bad = x if x.startswith("lex:") else y
+                    break
+            if bad:
+                break
+        if bad is None:
+            return new
+        chosen.discard(bad[4:])
+    return original
+
+
+def _rebuild(g: Grammar, chosen: set[str], regex_of: _RegexOf) -> Grammar:
+    terminals = dict(g.terminals)
+    for n in chosen:
+        terminals["lex:" + n] = Terminal(regex=regex_of.rule(n))
+    rules = {}
+    for name, alts in g.rules.items():
+        if name in chosen:
+            continue
+        rules[name] = [tuple("lex:" + s if s in chosen else s for s in alt) for alt in alts]
+    new = Grammar(start=g.start, rules=rules, terminals=terminals, ignore=list(g.ignore), source=g.source,
+                  lexeme_conflicts=g.lexeme_conflicts, keywords=g.keywords)
+    reach = new.reachable_rules()
+    new.rules = {n: a for n, a in new.rules.items() if n in reach}
+    used = {s for alts in new.rules.values() for alt in alts for s in alt if s in terminals} | set(g.ignore)
+    new.terminals = {n: t for n, t in terminals.items() if n in used}
+    return new
