@@ -7,6 +7,8 @@ to small ints so caches can be keyed cheaply.
 """
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 
 from ..grammar.ir import Terminal
@@ -20,6 +22,17 @@ _CHUNK = 2048  # rows per packing step
 class LexerTables:
     def __init__(self, names: list[str], terminals: list[Terminal], *, max_states: int = 100_000,
                  source: str | None = None):
+        # Terminal compilation allocates many short-lived objects; a cyclic-GC pass with a
+        # tokenizer loaded scans millions of objects, so collection is paused meanwhile.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._build(names, terminals, max_states, source)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _build(self, names: list[str], terminals: list[Terminal], max_states: int, source: str | None) -> None:
         self.names = names
         dfas: list[ByteDFA] = []
         for name, term in zip(names, terminals):
