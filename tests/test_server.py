@@ -241,11 +241,36 @@ def test_unsupported_keyword_in_strict_mode_is_400(server):
     assert status == 400, payload
     assert payload["error"]["code"] == "unsupported_schema_keyword"
     assert "format" in payload["error"]["message"] and "/properties/id" in payload["error"]["message"]
-    # non-strict mode accepts it (the keyword is not enforced)
+    # non-strict mode accepts it, and tells the client the keyword is not enforced (again on a cache hit)
+    for _ in range(2):
+        status, payload = _post(server, "/v1/chat/completions", {
+            "model": MODEL_ID, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "temperature": 0,
+            "response_format": _json_schema_format(schema, strict=False)})
+        assert status == 200, payload
+        assert any("made-up-format" in w and "/properties/id" in w for w in payload["warnings"]), payload
+    status, payload = _post(server, "/v1/completions", {
+        "model": MODEL_ID, "prompt": "x", "max_tokens": 5, "temperature": 0,
+        "response_format": _json_schema_format(schema, strict=False)})
+    assert status == 200 and any("made-up-format" in w for w in payload["warnings"]), payload
+    # a fully supported schema carries no warnings field
     status, payload = _post(server, "/v1/chat/completions", {
         "model": MODEL_ID, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "temperature": 0,
-        "response_format": _json_schema_format(schema, strict=False)})
-    assert status == 200, payload
+        "response_format": _json_schema_format({"enum": ["a", "b"]}, strict=False)})
+    assert status == 200 and "warnings" not in payload, payload
+
+
+def test_relaxed_keyword_warning_reaches_streaming_clients(server):
+    schema = {"type": "string", "format": "made-up-format"}
+    body = json.dumps({"model": MODEL_ID, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4,
+                       "temperature": 0, "stream": True,
+                       "response_format": _json_schema_format(schema, strict=False)}).encode()
+    req = urllib.request.Request(server + "/v1/chat/completions", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        events = [json.loads(line[6:]) for line in resp.read().decode().splitlines()
+                  if line.startswith("data: {")]
+    assert any("made-up-format" in w for w in events[0].get("warnings", [])), events[0]
+    assert all("warnings" not in e for e in events[1:])
 
 
 def test_server_keeps_serving_after_errors(client, server):

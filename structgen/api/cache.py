@@ -6,6 +6,7 @@ grammar build and the engine compile both happen once per key.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -41,21 +42,26 @@ class GrammarCache:
 
     def get(self, constraint, tokenizer_info):
         """The compiled grammar for this constraint and tokenizer (compiling on a miss)."""
+        return self.get_with_warnings(constraint, tokenizer_info)[0]
+
+    def get_with_warnings(self, constraint, tokenizer_info) -> tuple[Any, tuple[str, ...]]:
+        """(compiled grammar, warnings its build raised), the warnings kept for cache hits too:
+        a relaxed (strict=False) keyword must stay visible to every request that uses it."""
         key = self.key(constraint, tokenizer_info)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 self.stats.hits += 1
                 return self._items[key]
-        compiled = _compile(constraint, tokenizer_info)  # outside the lock: compiles may be slow
+        entry = _compile(constraint, tokenizer_info)  # outside the lock: compiles may be slow
         with self._lock:
             self.stats.misses += 1
-            self._items[key] = compiled
+            self._items[key] = entry
             self._items.move_to_end(key)
             while len(self._items) > self.maxsize:
                 self._items.popitem(last=False)
                 self.stats.evictions += 1
-        return compiled
+        return entry
 
     def clear(self) -> None:
         with self._lock:
@@ -63,9 +69,14 @@ class GrammarCache:
             self.stats = CacheStats()
 
 
-def _compile(constraint, tokenizer_info):
+def _compile(constraint, tokenizer_info) -> tuple[Any, tuple[str, ...]]:
     from ..engine import compile_grammar
-    return compile_grammar(constraint.grammar(), tokenizer_info)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled = compile_grammar(constraint.grammar(), tokenizer_info)
+    for w in caught:  # still shown to library users, under their own warning filters
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return compiled, tuple(dict.fromkeys(str(w.message) for w in caught))
 
 
 #: the process-wide cache used by :func:`structgen.api.generate` unless one is passed

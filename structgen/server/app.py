@@ -45,6 +45,7 @@ class Plan:
     mode: str = "text"                 # text | tool_named | tool_required | tool_auto
     tool_name: str | None = None
     tools: Any = None
+    warnings: tuple[str, ...] = ()     # e.g. keywords relaxed because strict was off: told to the client
 
 
 class ServerState:
@@ -80,11 +81,11 @@ def _constraint_from_format(fmt, *, param: str = "response_format"):
         raise from_structgen_error(exc, param=f"{param}.json_schema.schema") from None
 
 
-def _compile(state: ServerState, constraint, param: str):
+def _compile(state: ServerState, constraint, param: str) -> tuple[Any, tuple[str, ...]]:
     if constraint is None:
-        return None
+        return None, ()
     try:
-        return state.cache.get(constraint, state.lm.info)
+        return state.cache.get_with_warnings(constraint, state.lm.info)
     except StructgenError as exc:
         raise from_structgen_error(exc, param=param) from None
     except RecursionError:
@@ -154,14 +155,15 @@ def plan_chat(state: ServerState, req: ChatCompletionRequest) -> Plan:
             messages.insert(0, {"role": "system", "content": instruction})
     else:
         constraint = _constraint_from_format(req.response_format)
-    compiled = _compile(state, constraint, "tools" if mode.startswith("tool") else "response_format")
+    compiled, warns = _compile(state, constraint, "tools" if mode.startswith("tool") else "response_format")
     try:
         ids = format_prompt(state.lm, messages, chat=True)
     except StructgenError as exc:
         raise from_structgen_error(exc, param="messages") from None
     max_tokens = _budget(state, req, len(ids), "messages")
     return Plan(prompt_ids=[ids], constraint=constraint, compiled=compiled, params=_params(req),
-                max_tokens=max_tokens, stop=req.stop_list(), mode=mode, tool_name=tool_name, tools=tools)
+                max_tokens=max_tokens, stop=req.stop_list(), mode=mode, tool_name=tool_name, tools=tools,
+                warnings=warns)
 
 
 def _tool_constraint(schema: dict, tool, param: str):
@@ -180,11 +182,11 @@ def plan_completion(state: ServerState, req: CompletionRequest) -> Plan:
     if req.stream and len(prompts) > 1:
         raise APIError("streaming supports a single prompt", param="prompt", code="invalid_value")
     constraint = _constraint_from_format(req.response_format)
-    compiled = _compile(state, constraint, "response_format")
+    compiled, warns = _compile(state, constraint, "response_format")
     ids = [format_prompt(state.lm, p, chat=False) for p in prompts]
     max_tokens = min(_budget(state, req, len(i), "prompt") for i in ids)
     return Plan(prompt_ids=ids, constraint=constraint, compiled=compiled, params=_params(req),
-                max_tokens=max_tokens, stop=req.stop_list())
+                max_tokens=max_tokens, stop=req.stop_list(), warnings=warns)
 
 
 # ------------------------------------------------------------------------------ responses
@@ -224,8 +226,11 @@ def _stream_chat(state: ServerState, plan: Plan, req: ChatCompletionRequest) -> 
     cid, created = "chatcmpl-" + uuid.uuid4().hex, int(time.time())
 
     def chunk(delta: dict, finish: str | None = None) -> str:
-        return _sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": state.model_id,
-                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]})
+        body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": state.model_id,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        if delta.get("role") and plan.warnings:
+            body["warnings"] = list(plan.warnings)  # once, on the first chunk
+        return _sse(body)
 
     with state.lock:
         yield chunk({"role": "assistant", "content": ""})
@@ -288,6 +293,10 @@ def _stream_completion(state: ServerState, plan: Plan, req: CompletionRequest) -
     with state.lock:
         stream = GenerationStream(state.lm, plan.prompt_ids, plan.constraint, plan.compiled, plan.params,
                                   plan.max_tokens, plan.stop)
+        if plan.warnings:
+            yield _sse({"id": cid, "object": "text_completion", "created": created, "model": state.model_id,
+                        "choices": [{"index": 0, "text": "", "finish_reason": None, "logprobs": None}],
+                        "warnings": list(plan.warnings)})
         if req.echo:
             yield chunk(req.prompt if isinstance(req.prompt, str) else req.prompt[0])
         try:
@@ -367,7 +376,7 @@ def create_app(model, *, tokenizer=None, model_id: str | None = None) -> FastAPI
         return {"id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion", "created": int(time.time()),
                 "model": state.model_id,
                 "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-                "usage": results[0].usage.as_dict()}
+                "usage": results[0].usage.as_dict()} | _warnings_field(plan)
 
     @app.post("/v1/completions")
     async def completions(request: Request):
@@ -383,9 +392,14 @@ def create_app(model, *, tokenizer=None, model_id: str | None = None) -> FastAPI
                  "completion_tokens": sum(r.usage.completion_tokens for r in results)}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         return {"id": "cmpl-" + uuid.uuid4().hex, "object": "text_completion", "created": int(time.time()),
-                "model": state.model_id, "choices": choices, "usage": usage}
+                "model": state.model_id, "choices": choices, "usage": usage} | _warnings_field(plan)
 
     return app
+
+
+def _warnings_field(plan: Plan) -> dict:
+    """Extra top-level field (OpenAI clients keep unknown fields): what the server relaxed."""
+    return {"warnings": list(plan.warnings)} if plan.warnings else {}
 
 
 def _model_card(state: ServerState) -> dict:
