@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 from pathlib import Path
@@ -104,6 +105,7 @@ def main() -> None:
         compile_grammar(g, info, cache=False).matcher().next_token_mask_words()
     engines = [StructgenEngine(info), XGrammarEngine(hf, vocab_size), LLGuidanceEngine(hf, vocab_size)]
     rows = []
+    load_start = os.getloadavg()
     wanted = [c.strip() for c in args.cases.split(",") if c.strip()]
     for case in build_cases(args.quick):
         if wanted and not any(case["name"].startswith(w) for w in wanted):
@@ -149,7 +151,10 @@ def main() -> None:
         print(f"  {case:<24} " + "; ".join(parts))
     for r in rows:
         r.pop("mask_s", None)
-    path = write_json(args.out, {"vocab": args.vocab, "vocab_size": vocab_size, "rows": rows})
+    load = {"start": load_start, "end": os.getloadavg(), "cpu_count": os.cpu_count()}
+    print(f"load average (1/5/15 min) at start {load_start[0]:.2f}/{load_start[1]:.2f}/{load_start[2]:.2f}, "
+          f"at end {load['end'][0]:.2f}/{load['end'][1]:.2f}/{load['end'][2]:.2f} on {os.cpu_count()} CPUs")
+    path = write_json(args.out, {"vocab": args.vocab, "vocab_size": vocab_size, "rows": rows, "load": load})
     print(f"\nwrote {path}")
 
 
