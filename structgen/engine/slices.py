@@ -28,6 +28,7 @@ REFERENCE_LOOPS: tuple[tuple[str, str], ...] = (
     ("json-string-body", r'[^"\\\x00-\x1f]*'),
     ("line", r"[^\n]*"),
     ("identifier", r"[A-Za-z0-9_]*"),   # word characters after the first of a NAME-like terminal
+    ("word", r"[A-Za-z_][A-Za-z0-9_]*"),  # a whole NAME-like lexeme, from its start state
 )
 
 
