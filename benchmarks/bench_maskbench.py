@@ -300,6 +300,10 @@ def make_engines(names: list[str]):
     toks = info.encode(serialize({"a": "hi", "b": 3, "c": ["x"]}))
     for e in engines:
         e.replay(e.compile("json_schema", warm), toks)
+    # tokenizers, models and tries live for the whole run: exempt them from GC scans (and from
+    # copy-on-write of the whole heap in forked workers); applies to every engine alike
+    from structgen.gcpolicy import freeze_long_lived
+    freeze_long_lived()
     return engines, info
 
 

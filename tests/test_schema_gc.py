@@ -53,3 +53,16 @@ def test_gc_paused_while_lowering(monkeypatch: pytest.MonkeyPatch) -> None:
     compile_grammar(g, byte_level_tokenizer(), cache=False)
     assert states and not any(states)
     assert gc.isenabled()
+
+
+def test_freeze_long_lived_exempts_existing_objects() -> None:
+    from structgen.gcpolicy import freeze_long_lived
+    keep = [[i] for i in range(1000)]
+    try:
+        n = freeze_long_lived()
+        assert n >= 1000 and gc.get_freeze_count() == n
+        scanned = {id(o) for o in gc.get_objects()}  # generations 0-2: what collections walk
+        assert gc.is_tracked(keep[0]) and not any(id(x) in scanned for x in keep)
+    finally:
+        gc.unfreeze()
+    assert gc.get_freeze_count() == 0

@@ -6,13 +6,13 @@ cached, so big grammars never pay for states they do not visit.
 """
 from __future__ import annotations
 
-import gc
 import threading
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..gcpolicy import gc_paused
 from ..grammar.ir import Grammar
 from .earley import EarleySet, ParserTables, Production
 from .lexer import LexerTables
@@ -235,13 +235,8 @@ class CompiledGrammar:
         # Parser exploration allocates many small objects; with a large
         # tokenizer loaded, cyclic-GC passes would scan millions of vocabulary
         # objects each time, so collection is paused for the duration.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             return self._token_mask(pset, vid, nonempty)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
 
     def _token_mask(self, pset: EarleySet, vid: int, nonempty: bool) -> np.ndarray:
         res = self.walk(ROOT_GROUP, vid)

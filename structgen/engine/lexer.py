@@ -7,13 +7,12 @@ to small ints so caches can be keyed cheaply.
 """
 from __future__ import annotations
 
-import gc
-
 import numpy as np
 
 from ..grammar.ir import Terminal
 from ..regex import ByteDFA, compile_terminal
 from ..errors import GrammarError, StructgenError
+from ..gcpolicy import gc_paused
 
 
 _CHUNK = 2048  # rows per packing step
@@ -24,13 +23,8 @@ class LexerTables:
                  source: str | None = None):
         # Terminal compilation allocates many short-lived objects; a cyclic-GC pass with a
         # tokenizer loaded scans millions of objects, so collection is paused meanwhile.
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             self._build(names, terminals, max_states, source)
-        finally:
-            if was_enabled:
-                gc.enable()
 
     def _build(self, names: list[str], terminals: list[Terminal], max_states: int, source: str | None) -> None:
         self.names = names

@@ -24,14 +24,13 @@ Documented choices (see also the module docstrings of numbers/formats/emit):
 """
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 from typing import Any
 
 import jsonschema
 
 from ..errors import SchemaError
+from ..gcpolicy import gc_paused
 from ..grammar.ir import Grammar
 from .emit import Emitter
 from .lower import Lowerer
@@ -83,18 +82,6 @@ def grammar_from_json_schema(schema: dict | str | bool, *, strict: bool = True, 
                                          max_whitespace=max_whitespace, property_order=property_order,
                                          close_objects=close_objects, max_depth=max_depth, draft=draft,
                                          remotes=remotes, max_rules=max_rules)
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Pause cyclic garbage collection for the duration (re-entrant; restores the previous state)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _grammar_from_json_schema(schema, *, strict, whitespace, max_whitespace, property_order, close_objects,

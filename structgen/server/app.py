@@ -409,5 +409,7 @@ def _model_card(state: ServerState) -> dict:
 def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
     """Load ``model`` and serve it until interrupted."""
     import uvicorn
+    from ..gcpolicy import freeze_long_lived
     app = create_app(model)
+    freeze_long_lived()  # the model and tokenizer live as long as the server: keep them out of GC scans
     uvicorn.run(app, host=host, port=port, log_level=log_level)
