@@ -125,3 +125,14 @@ NL: /\n/
     compiled = compile_grammar(grammar, info, cache=False)
     _check_masks_along(compiled, info, "x = 1 # set \u00e9 \"quoted\" {x}\ny = 2\n", expect_slice=True)
     assert re.fullmatch(r"[^\n]*", "set \u00e9")  # sanity of the reference language itself
+
+
+def test_covers_gives_up_conservatively_past_its_exploration_cap():
+    ref = compile_regex(r'[^"\\\x00-\x1f]*')
+    # a counted string dies only after 3000 characters: past the cap the answer is False (walk the trie)
+    trans, q = _state_after(r'"[^"]{0,3000}"', b'"')
+    assert covers(trans, q, ref) is False
+    # a real loop state is covered within the cap, and refused (conservatively) with a tiny cap
+    trans2, q2 = _state_after(r'"([^"\\]|\\.)*"', b'"')
+    assert covers(trans2, q2, ref) is True
+    assert covers(trans2, q2, ref, max_pairs=0) is False

@@ -115,16 +115,24 @@ def build_slices(trie: TokenTrie) -> list[TokenSlice]:
     return sorted(slices, key=lambda s: -s.size)
 
 
-def covers(lexer_trans: np.ndarray, q: int, ref: ByteDFA) -> bool:
+MAX_PRODUCT_PAIRS = 256
+
+
+def covers(lexer_trans: np.ndarray, q: int, ref: ByteDFA, max_pairs: int = MAX_PRODUCT_PAIRS) -> bool:
     """True iff every byte string the reference DFA stays alive on keeps lexer state ``q`` alive.
 
-    Explores the product of the two automata from (R start, q); the product is
-    tiny because R is a loop language and ``q`` a single terminal's state.
+    Explores the product of the two automata from (R start, q).  For a free-text
+    loop state the product is tiny; when it grows past ``max_pairs`` (a counted
+    string such as ``.{0,4096}`` only dies thousands of characters later) the
+    answer is a conservative False: the state is then walked over the full trie,
+    which is always exact, instead of spending seconds proving coverage.
     """
     rt = ref.transitions
     seen = {(0, q)}
     stack = [(0, q)]
     while stack:
+        if len(seen) > max_pairs:
+            return False
         r, s = stack.pop()
         r_next = rt[r]
         s_next = lexer_trans[s]
