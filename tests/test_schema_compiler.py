@@ -68,6 +68,28 @@ def test_close_objects_and_property_order():
     assert not accepts(any_order, '{"b":"x","b":"y"}')
 
 
+def test_undeclared_keys_may_come_between_declared_ones():
+    s = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}},
+         "required": ["b"], "additionalProperties": {"type": "boolean"}, "maxProperties": 3}
+    g = grammar_from_json_schema(s)
+    validator = jsonschema.Draft202012Validator(s)
+    cases = {
+        '{"x":true,"a":1,"b":"s"}': True,      # undeclared first
+        '{"a":1,"y":false,"b":"s"}': True,     # between declared keys
+        '{"b":"s","z":true}': True,            # after (as before)
+        '{"x":1,"b":"s"}': False,              # undeclared value must match additionalProperties
+        '{"a":1,"x":true,"y":true,"b":"s"}': False,   # maxProperties counts undeclared keys too
+        '{"b":"s","a":1}': False,              # declared keys still in schema order
+        '{"x":true,"a":1}': False,             # required b missing
+    }
+    for text, expected in cases.items():
+        assert accepts(g, text) is expected, text
+        assert validator.is_valid(json.loads(text)) or not expected, text
+    closed = grammar_from_json_schema({"type": "object", "properties": {"a": {"type": "integer"}},
+                                       "additionalProperties": False})
+    assert accepts(closed, '{"a":1}') and not accepts(closed, '{"x":true,"a":1}')
+
+
 def test_recursive_schema():
     s = {"$defs": {"node": {"type": "object", "properties": {"v": {"type": "integer"},
                                                              "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}},

@@ -10,7 +10,7 @@ Documented choices (see also the module docstrings of numbers/formats/emit):
   (duplicate detection among arbitrary keys is not context-free); declared
   keys appear at most once and required ones exactly once.
 * ``property_order="schema"``: declared properties in schema order (optional
-  ones may be absent), then undeclared ones.  ``"any"``: any order (exact;
+  ones may be absent), with undeclared ones anywhere between them.  ``"any"``: any order (exact;
   at most 8 declared properties per object).  Constant objects follow the
   same policy (their keys are treated like required properties).
 * Numbers: exponent notation only for unconstrained ``number``; see numbers.py.

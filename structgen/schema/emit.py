@@ -435,6 +435,10 @@ class Emitter:
                         alts.append(lead + (members[k], state_seq(i + 1, nc)))
                     if k not in required:
                         alts.append((state_seq(i + 1, c),))
+                    # undeclared keys may come anywhere, not only after the declared ones: their
+                    # terminal excludes every declared name, so this stays exact
+                    if extra_sym and nc is not None:
+                        alts.append(lead + (extra_sym, state_seq(i, nc)))
                 else:
                     if c >= n.min_props:
                         alts.append(())
