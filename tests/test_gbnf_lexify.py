@@ -101,3 +101,27 @@ def test_lexify_refuses_a_rule_that_maximal_munch_would_break():
     lexed2 = _load(text2, lexify=True)
     assert "lex:r:word" in lexed2.terminals
     assert accepts_text(lexed2, "abc1") and not accepts_text(lexed2, "1")
+
+
+@pytest.mark.parametrize("x_pattern", ["a", "[ab]", "ab", "a|abc", "b[ab]?"])
+@pytest.mark.parametrize("y_pattern", ["abc", "a[bc]d", "[ab]+", "ba", "c"])
+def test_conflict_continuations_match_brute_force(x_pattern, y_pattern):
+    import itertools
+
+    import numpy as np
+
+    from structgen.grammar.lexify import _after_one_byte, _continuations
+    from structgen.regex import compile_regex
+
+    x, y = compile_regex(x_pattern), compile_regex(y_pattern)
+    got = _continuations(x, y, _after_one_byte(y))
+    expected = np.zeros(256, dtype=bool)
+    for n in range(1, 4):  # every x language here has strings of at most 3 bytes over a, b, c
+        for w in itertools.product(b"abc", repeat=n):
+            sx = sy = 0
+            for byte in w:
+                sx = int(x.transitions[sx, byte]) if sx >= 0 else -1
+                sy = int(y.transitions[sy, byte]) if sy >= 0 else -1
+            if sx >= 0 and x.accepting[sx] and sy >= 0:
+                expected |= y.transitions[sy] >= 0
+    assert np.array_equal(got, expected)

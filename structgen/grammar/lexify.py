@@ -24,6 +24,9 @@ from .ir import Grammar, Terminal
 
 _MAX_REGEX_CHARS = 20_000
 _MAX_DFA_STATES = 5_000
+# pairs of terminals whose conflict is searched; past this the grammar stays character-level
+# (same language, slower masks) rather than spending seconds of compile time
+_MAX_PAIR_SEARCHES = 2_500
 _SPECIAL = set("\\.^$|?*+()[]{}/-")
 
 
@@ -164,9 +167,24 @@ def _follow_terminals(g: Grammar) -> dict[str, set[str]]:
     return {t: follow[t] for t in g.terminals}
 
 
-def _conflict(x_dfa, y_dfa, stop_bytes: np.ndarray) -> bool:
-    """Some non-empty string accepted by X leaves Y alive with a transition on a stop byte."""
+def _after_one_byte(y_dfa) -> np.ndarray:
+    """bool[256, 256]: row c = bytes Y can take after the single byte c (all False if Y dies on c)."""
+    yt = y_dfa.transitions
+    first = yt[0]
+    out = np.zeros((256, 256), dtype=bool)
+    alive = first >= 0
+    out[alive] = yt[first[alive]] >= 0
+    return out
+
+
+def _continuations(x_dfa, y_dfa, y_after_one: np.ndarray) -> np.ndarray:
+    """Bytes Y can still take right after some non-empty string X accepts (bool[256]).
+
+    X and Y conflict when one of these bytes can start what follows X."""
     xt, yt = x_dfa.transitions, y_dfa.transitions
+    out = np.zeros(256, dtype=bool)
+    if xt.shape[0] == 2:  # one byte, then accept (ASCII classes): no search needed
+        return y_after_one[xt[0] >= 0].any(axis=0)
     seen = {(0, 0)}
     stack = [(0, 0)]
     while stack:
@@ -178,10 +196,10 @@ def _conflict(x_dfa, y_dfa, stop_bytes: np.ndarray) -> bool:
                 continue
             seen.add(pair)
             na, nb = pair
-            if x_dfa.accepting[na] and np.any(yt[nb][stop_bytes] >= 0):
-                return True
+            if x_dfa.accepting[na]:
+                out |= yt[nb] >= 0
             stack.append(pair)
-    return False
+    return out
 
 
 def _extract_terminal_runs(g: Grammar) -> Grammar:
@@ -243,6 +261,8 @@ def lexify_regular_rules(g: Grammar) -> Grammar:
                     stack.append(s)
     chosen = set(candidates)
     dfa_cache: dict[str, object] = {}
+    continuation_cache: dict[tuple[str, str], np.ndarray] = {}
+    after_one: dict[str, np.ndarray] = {}
     while chosen:
         new = _rebuild(g, chosen, regex_of)
         dfas = {}
@@ -265,26 +285,34 @@ def lexify_regular_rules(g: Grammar) -> Grammar:
             continue
         follow = _follow_terminals(new)
         first = {n: dfas[n].transitions[0] >= 0 for n in new.terminals}
-        bad = None
+        bad: set[str] = set()
+        lexed = [n for n in new.terminals if n.startswith("lex:")]
         for x in new.terminals:
             stop = np.zeros(256, dtype=bool)
             for f in follow[x]:
                 if f:
                     stop |= first[f]
-            stop_bytes = np.nonzero(stop)[0]
-            if not len(stop_bytes):
+            if not stop.any():
                 continue
-            for y in new.terminals:
-                if not (x.startswith("lex:") or y.startswith("lex:")):
-                    continue  # two one-character terminals never conflict
-                if _conflict(dfas[x], dfas[y], stop_bytes):
-                    bad = x if x.startswith("lex:") else y
-                    break
-            if bad:
-                break
-        if bad is None:
+            # Y must be a new terminal: a one-character Y is never still alive (with somewhere to
+            # go) after X accepted a non-empty string of whole characters
+            for y in lexed:
+                culprit = x if x.startswith("lex:") else y
+                if culprit in bad or not np.any(first[x] & first[y]):
+                    continue  # both must be alive on the same first byte to conflict
+                cont = continuation_cache.get((x, y))
+                if cont is None:
+                    if y not in after_one:
+                        after_one[y] = _after_one_byte(dfas[y])
+                    if len(continuation_cache) >= _MAX_PAIR_SEARCHES:
+                        return original
+                    cont = continuation_cache[(x, y)] = _continuations(dfas[x], dfas[y], after_one[y])
+                hit = bool(np.any(cont & stop))
+                if hit:
+                    bad.add(culprit)  # every culprit of this pass goes at once (fewer rebuilds)
+        if not bad:
             return new
-        chosen.discard(bad[4:])
+        chosen -= {b[4:] for b in bad}
     return original
 
 
