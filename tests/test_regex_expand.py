@@ -1,4 +1,4 @@
-"""The vectorized one-class expansion builds the same byte automaton as the per-state reference."""
+"""The vectorized one-class expansion builds the same byte automaton as the general per-state one."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 from structgen.regex.bytedfa import ByteDFA, minimize_bytes
 from structgen.regex.compile import char_dfa
-from structgen.regex.encode import _expand_one_class, expand_reference
+from structgen.regex.encode import _expand_one_class, expand_per_state
 
 from test_regex_words import _isomorphic
 
@@ -28,27 +28,13 @@ def test_one_class_expansion_matches_reference(pattern: str, json: bool) -> None
     d = char_dfa(pattern)
     assert len(d.classes) == 1
     fast = _expand_one_class(d, json, 100_000, False)
-    ref = expand_reference(d, json, 100_000)
+    ref = expand_per_state(d, json, 100_000)
     assert fast[0].shape == ref[0].shape
     assert _isomorphic(ByteDFA(*fast), ByteDFA(*ref))
     if fast[0].shape[0] < 3000:
         assert minimize_bytes(*fast).n_states == fast[0].shape[0]
     if json:
         qf = _quote(*_expand_one_class(d, json, 100_000, True))
-        qr = _quote(*expand_reference(d, json, 100_000, quoted=True))
+        qr = _quote(*expand_per_state(d, json, 100_000, quoted=True))
         assert _isomorphic(qf, qr)
         assert qf.matches(b'"' + b"7" * 12 + b'"') == qr.matches(b'"' + b"7" * 12 + b'"')
-
-
-@pytest.mark.parametrize("pattern", [r"[a-z]{3}", r"(?:ab|cd)*é", r"[^\"\\]{2,5}x", r"(?:[A-Za-z0-9._%+-]+)@(?:[a-z]+\.)+[a-z]{2,}",
-                                     r"(?:|[^ab][\s\S]*|a(?:|[^c][\s\S]*|c[\s\S]+)|b[\s\S]+)", r"[\u00e9\u20ac\U0001F600]+\d"])
-@pytest.mark.parametrize("json", [False, True])
-def test_shared_expansion_matches_reference(pattern: str, json: bool) -> None:
-    from structgen.regex.encode import expand_shared
-    d = char_dfa(pattern)
-    fast = expand_shared(d, json, 100_000)
-    ref = expand_reference(d, json, 100_000)
-    assert fast[0].shape == ref[0].shape
-    assert _isomorphic(ByteDFA(*fast), ByteDFA(*ref))
-    assert _isomorphic(_quote(*expand_shared(d, json, 100_000, quoted=True)),
-                       _quote(*expand_reference(d, json, 100_000, quoted=True)))

@@ -200,7 +200,7 @@ def decoder_reference(classes: tuple[CharSet, ...], json: bool) -> tuple[tuple[t
 
 
 def expand(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    r"""Byte-level transitions and accepting flags for a character DFA (see :func:`expand_reference`).
+    r"""Byte-level transitions and accepting flags for a character DFA (see :func:`expand_per_state`).
 
     One-class DFAs (length-only strings such as ``[\s\S]{0,4096}``) take a
     vectorized path: there every state's instantiated trie depends only on its
@@ -209,7 +209,7 @@ def expand(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool = False) -
     """
     if len(dfa.classes) == 1 and dfa.n_states > 8:
         return _expand_one_class(dfa, json, max_states, quoted)
-    return expand_shared(dfa, json, max_states, quoted=quoted)
+    return expand_per_state(dfa, json, max_states, quoted=quoted)
 
 
 def _expand_one_class(dfa: CharDFA, json: bool, max_states: int, quoted: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -257,7 +257,7 @@ def _expand_one_class(dfa: CharDFA, json: bool, max_states: int, quoted: bool) -
     return trans, accepting
 
 
-def expand_reference(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def expand_per_state(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Byte-level transitions and accepting flags for a character DFA, state by state.
 
     Each state's outgoing edges are the decoder trie with leaves replaced by
@@ -342,90 +342,6 @@ def _table(n: int, rows: list, nodes: list, pad: int, accept: list[bool]) -> tup
     return trans, accepting
 
 
-@functools.lru_cache(maxsize=256)
-def _classes_under(classes: tuple[CharSet, ...], json: bool) -> tuple[tuple[int, ...], ...]:
-    """For each decoder node, the classes whose leaves it can reach (sorted)."""
-    dec = decoder(classes, json)
-    under: list[tuple[int, ...]] = [()] * len(dec)
-    for j in list(range(1, len(dec))) + [0]:  # children have smaller ids than parents
-        acc: set[int] = set()
-        for _, _, d in dec[j]:
-            if d < 0:
-                acc.add(-d - 1)
-            else:
-                acc.update(under[d])
-        under[j] = tuple(sorted(acc))
-    return tuple(under)
-
-
-def expand_shared(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`expand_reference` with instantiations shared across states.
-
-    A decoder node's instantiation depends only on the state's targets for the
-    classes below that node, so it is memoized on (node, those targets) for
-    the whole DFA instead of per state: subtries such as the UTF-8 multibyte
-    ones, which usually lead to the same target from every state, are built
-    once.  Same results as the reference (tests compare them).
-    """
-    n = dfa.n_states
-    if n > max_states:
-        raise CompileLimitError(f"DFA exceeds max_states={max_states} states")
-    classes = tuple(dfa.classes)
-    dec = decoder(classes, json)
-    under = _classes_under(classes, json)
-    pad = 1 if quoted else 0
-    nodes: list[tuple[tuple[int, int, int], ...]] = []
-    node_ids: dict[tuple[tuple[int, int, int], ...], int] = {}
-    limit = max_states - n - 2 * pad
-    shared: dict[tuple, int] = {}
-
-    def inst(j: int, row: list[int]) -> int:
-        u = under[j]
-        key = (j, row[u[0]]) if len(u) == 1 else (j, tuple([row[c] for c in u]))
-        got = shared.get(key)
-        if got is not None:
-            return got
-        edges: list[tuple[int, int, int]] = []
-        for lo, hi, d in dec[j]:
-            t = row[-d - 1] if d < 0 else inst(d, row)
-            if t < 0:
-                continue
-            if edges and edges[-1][2] == t and edges[-1][1] == lo - 1:
-                edges[-1] = (edges[-1][0], hi, t)
-            else:
-                edges.append((lo, hi, t))
-        if not edges:
-            res = -1
-        else:
-            ekey = tuple(edges)
-            res = node_ids.get(ekey, -1)
-            if res < 0:
-                if len(nodes) >= limit:
-                    raise CompileLimitError(f"byte-level DFA exceeds max_states={max_states} states")
-                res = n + len(nodes)
-                node_ids[ekey] = res
-                nodes.append(ekey)
-        shared[key] = res
-        return res
-
-    rows: list = []
-    root = dec[0]
-    for s in range(n):
-        row = dfa.trans[s]
-        edges: list[tuple[int, int, int]] = []
-        for lo, hi, d in root:
-            t = row[-d - 1] if d < 0 else inst(d, row)
-            if t < 0:
-                continue
-            if edges and edges[-1][2] == t and edges[-1][1] == lo - 1:
-                edges[-1] = (edges[-1][0], hi, t)
-            else:
-                edges.append((lo, hi, t))
-        rows.append(edges)
-    return _table(n, rows, nodes, pad, dfa.accept)
-
-
-# ----------------------------------------------------------------- fast decoder
 _HEX_DIGIT_BYTES = tuple(_hex_byteset(d, d) for d in range(16))
 _ALL_HEX: ByteSet = ((0x30, 0x39), (0x41, 0x46), (0x61, 0x66))
 
