@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import GrammarError
+from ..regex.quote import escape_char
 from .ir import Grammar, GrammarBuilder, Terminal
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
@@ -266,20 +267,10 @@ class _Parser:
             ranges.append((ord(lo), ord(hi)))
         if not ranges and not negate:
             raise self.error("empty character class matches nothing", start)
-        body = "".join(_class_char(lo) if lo == hi else f"{_class_char(lo)}-{_class_char(hi)}"
-                       for lo, hi in ranges)
+        def esc(cp: int) -> str:
+            return escape_char(chr(cp), in_class=True)
+        body = "".join(esc(lo) if lo == hi else f"{esc(lo)}-{esc(hi)}" for lo, hi in ranges)
         return b.terminal(Terminal(regex=f"[{'^' if negate else ''}{body}]"))
-
-
-def _class_char(cp: int) -> str:
-    ch = chr(cp)
-    if ch in "\\]^-[":
-        return "\\" + ch
-    if cp < 0x20 or cp == 0x7F:
-        return f"\\x{cp:02x}"
-    if 0xD800 <= cp <= 0xDFFF:
-        return f"\\u{cp:04x}"
-    return ch
 
 
 def grammar_from_gbnf(text: str, *, start: str = "root", source: str | None = None,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import StructgenError
+from ..regex.quote import quote
 from .ir import Grammar, Terminal
 
 _MAX_REGEX_CHARS = 20_000
@@ -27,23 +28,6 @@ _MAX_DFA_STATES = 5_000
 # pairs of terminals whose conflict is searched; past this the grammar stays character-level
 # (same language, slower masks) rather than spending seconds of compile time
 _MAX_PAIR_SEARCHES = 2_500
-_SPECIAL = set("\\.^$|?*+()[]{}/-")
-
-
-def _escape(text: str) -> str:
-    out = []
-    for ch in text:
-        cp = ord(ch)
-        if ch in _SPECIAL:
-            out.append("\\" + ch)
-        elif cp < 0x20 or cp == 0x7F:
-            out.append(f"\\x{cp:02x}")
-        elif 0xD800 <= cp <= 0xDFFF:
-            out.append(f"\\u{cp:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
-
 
 class _RegexOf:
     """Regex text of a nonterminal's language, or None when not (simply) regular."""
@@ -58,7 +42,7 @@ class _RegexOf:
             t = self.g.terminals[sym]
             if t.json_string or t.also_match:
                 return None
-            return _escape(t.literal) if t.literal is not None else f"(?:{t.regex})"
+            return quote(t.literal) if t.literal is not None else f"(?:{t.regex})"
         return self.rule(sym)
 
     def seq(self, alt) -> str | None:

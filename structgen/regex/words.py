@@ -18,26 +18,12 @@ from typing import Iterable
 
 from . import charset as cs
 from .automaton import CharDFA
+from .quote import escape_char
 
-_SPECIAL = set("\\.^$|?*+()[]{}/-")
-_CLASS_SPECIAL = set("\\]^-[")
 ANY_CHARS = r"[\s\S]*"
 
 _REGISTRY: "OrderedDict[str, frozenset[str]]" = OrderedDict()
 _REGISTRY_SIZE = 4096
-
-
-def _char(c: str, special: set[str]) -> str:
-    if c in special:
-        return "\\" + c
-    o = ord(c)
-    if o < 0x20 or o == 0x7F or 0x2028 <= o <= 0x2029:
-        return "\\u%04x" % o
-    return c
-
-
-def _quote_char(c: str) -> str:
-    return _char(c, _SPECIAL)
 
 
 def _trie(words: Iterable[str]) -> dict:
@@ -56,12 +42,12 @@ def _complement(node: dict) -> str | None:
     if "" not in node:
         alts.append("")  # the prefix itself is not a word
     if children:
-        klass = "".join(_char(c, _CLASS_SPECIAL) for c in children)
+        klass = "".join(escape_char(c, in_class=True) for c in children)
         alts.append(f"[^{klass}]{ANY_CHARS}")
         for c in children:
             sub = _complement(node[c])
             if sub is not None:
-                alts.append(_quote_char(c) + sub)
+                alts.append(escape_char(c) + sub)
     else:
         alts.append(r"[\s\S]+")
     if alts == [""]:

@@ -6,29 +6,14 @@ up in ``Terminal(json_string=True, regex=..., also_match=...)``.
 """
 from __future__ import annotations
 
+from ..regex.quote import quote
 from ..regex.words import complement_regex
 
 ANY_CHARS = r"[\s\S]*"
-_SPECIAL = set("\\.^$|?*+()[]{}/-")
-_CLASS_SPECIAL = set("\\]^-[")
 
 
 class PatternRefused(Exception):
     """A ``pattern`` uses anchors in a position search semantics cannot express here."""
-
-
-def _char(c: str, special: set[str]) -> str:
-    if c in special:
-        return "\\" + c
-    o = ord(c)
-    if o < 0x20 or o == 0x7F or 0x2028 <= o <= 0x2029:
-        return "\\u%04x" % o
-    return c
-
-
-def quote(text: str) -> str:
-    """Regex matching exactly ``text``."""
-    return "".join(_char(c, _SPECIAL) for c in text)
 
 
 def length_regex(min_len: int, max_len: int | None) -> str:
