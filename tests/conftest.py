@@ -101,3 +101,13 @@ def corpora() -> Path:
     if not path.is_dir():
         pytest.skip(f"test corpora not found at {path} (set STRUCTGEN_CORPORA)")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run ~15x faster on one thread on this shared CPU (thread start-up dominates)."""
+    import torch
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

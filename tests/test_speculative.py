@@ -11,19 +11,13 @@ from structgen.speculative import (ChainDrafter, DraftLength, DraftModelDrafter,
                                    LayerSkipDrafter,
                                    PromptLookupDrafter, SamplingParams, TokenRecyclingDrafter,
                                    constrained_decode, speculative_decode)
-from structgen.speculative.kv import KVSequence
-from test_speculative_support import EOS, TemplateMatcher, TrieMatcher, perturbed, tiny_model
+from test_speculative_support import (EOS, TemplateMatcher, TrieMatcher, assert_crop_matches_fresh, perturbed,
+                                      tiny_model)
 
 V = 64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models: thread start-up dominates; 1 thread is ~15x faster on this shared CPU
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TARGET = tiny_model(V, seed=0)
 CLOSE_DRAFT = perturbed(TARGET, 0.05, seed=1)     # agrees with the target most of the time
@@ -111,22 +105,7 @@ def test_greedy_identical_with_top_k_and_temperature_ignored():
 
 
 def test_kv_cache_crop_matches_fresh_forward():
-    rng = random.Random(3)
-    seq = KVSequence(TARGET)
-    tokens: list[int] = []
-    for _ in range(25):
-        if tokens and rng.random() < 0.4:
-            n = rng.randint(0, len(tokens))
-            seq.truncate(n)
-            tokens = tokens[:n]
-        new = [rng.randrange(V) for _ in range(rng.randint(1, 5))]
-        logits = seq.feed(new)
-        tokens += new
-        with torch.inference_mode():
-            fresh = TARGET(torch.tensor([tokens])).logits[0, -len(new):]
-        assert seq.tokens == tokens
-        assert torch.allclose(logits, fresh, atol=1e-4), f"after {tokens}"
-        assert seq.cache.get_seq_length() == len(tokens)
+    assert_crop_matches_fresh(TARGET, V, seed=3, steps=25, max_new=5)
 
 
 def test_rejection_leaves_target_cache_consistent():

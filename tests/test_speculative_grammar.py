@@ -38,12 +38,7 @@ SCHEMA = {"type": "object", "properties": {"name": {"type": "string", "maxLength
 REGEX = r"(ab|cd)[0-9]{2,4}-[a-z]{3}"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

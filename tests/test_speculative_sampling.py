@@ -16,7 +16,7 @@ import torch
 from structgen.speculative import (AcceptanceRule, DraftModelDrafter, JumpForwardDrafter, LayerSkipDrafter,
                                    PromptLookupDrafter, SamplingParams, TokenRecyclingDrafter,
                                    constrained_decode, speculative_decode)
-from test_speculative_support import EOS, TemplateMatcher, TrieMatcher, micro_lm, perturbed
+from test_speculative_support import EOS, TemplateMatcher, TrieMatcher, assert_crop_matches_fresh, micro_lm, perturbed
 
 V = 16
 TARGET = micro_lm(V, seed=5, layers=3, hidden=16)
@@ -27,12 +27,7 @@ TRIE = [(2, 3, 4), (2, 3, 5), (2, 6), (7,), (7, 8, 9), (4, 4), (5, 6, 7, 8)]
 N = 600
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def exact_distribution(make_matcher, max_new: int, temperature: float) -> dict[tuple, float]:
@@ -169,19 +164,4 @@ def test_wrong_acceptance_rule_fails_the_same_test(wrong):
 
 def test_micro_lm_cache_crop_matches_fresh_forward():
     # the statistical tests above rely on MicroLM's KV cache being exact under crop + refeed
-    import random
-
-    from structgen.speculative.kv import KVSequence
-    rng = random.Random(5)
-    seq, tokens = KVSequence(TARGET), []
-    for _ in range(30):
-        if tokens and rng.random() < 0.4:
-            n = rng.randint(0, len(tokens))
-            seq.truncate(n)
-            tokens = tokens[:n]
-        new = [rng.randrange(V) for _ in range(rng.randint(1, 4))]
-        logits = seq.feed(new)
-        tokens += new
-        with torch.inference_mode():
-            fresh = TARGET(torch.tensor([tokens])).logits[0, -len(new):]
-        assert torch.allclose(logits, fresh, atol=1e-4), f"after {tokens}"
+    assert_crop_matches_fresh(TARGET, V, seed=5, steps=30, max_new=4)

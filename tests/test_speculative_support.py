@@ -229,3 +229,25 @@ class TrieMatcher(_Base):
 
     def is_accepting(self) -> bool:
         return tuple(self.history) in self.sequences
+
+
+def assert_crop_matches_fresh(model, vocab: int, seed: int, steps: int, max_new: int) -> None:
+    """Random feeds and crops of a KVSequence give the logits of a cache-less forward."""
+    import random
+
+    from structgen.speculative.kv import KVSequence
+    rng = random.Random(seed)
+    seq, tokens = KVSequence(model), []
+    for _ in range(steps):
+        if tokens and rng.random() < 0.4:
+            n = rng.randint(0, len(tokens))
+            seq.truncate(n)
+            tokens = tokens[:n]
+        new = [rng.randrange(vocab) for _ in range(rng.randint(1, max_new))]
+        logits = seq.feed(new)
+        tokens += new
+        with torch.inference_mode():
+            fresh = model(torch.tensor([tokens])).logits[0, -len(new):]
+        assert seq.tokens == tokens
+        assert torch.allclose(logits, fresh, atol=1e-4), f"after {tokens}"
+        assert seq.cache.get_seq_length() == len(tokens)

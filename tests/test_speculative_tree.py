@@ -22,12 +22,7 @@ TARGET = tiny_model(V, seed=3)
 TRIE = [(10, 12, 14, 16, 18), (10, 12, 20), (10, 13), (22, 24, 26, 28, 30, 32, 34), (22, 24), (22, 25, 26), (40,)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @torch.inference_mode()

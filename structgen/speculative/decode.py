@@ -66,42 +66,31 @@ def constrained_decode(model, input_ids, matcher=None, max_new_tokens: int = 64,
     vocab = model_vocab_size(model)
     seq = KVSequence(model)
     t0 = time.perf_counter()
-    out: list[int] = []
-    finish = "length"
     if not sampling.do_sample and seq.supports_trees:
-        return _greedy_from_hidden(seq, prompt, matcher, max_new_tokens, eos, vocab, t0)
-    logits = seq.feed(prompt, last_only=True)[-1]
-    first = 0.0
-    for step in range(max_new_tokens):
-        mask = allowed_mask(matcher, vocab) if matcher is not None else None
-        tok = choose_token(logits, mask, sampling, generator, where=f"output token {step}")
-        out.append(tok)
-        if step == 0:
-            first = time.perf_counter() - t0
-        if matcher is not None and not matcher.accept_token(tok):
-            raise GenerationError(f"the matcher refused token {tok} it allowed at output token {step}")
-        if tok in eos or (matcher is not None and matcher.is_terminated()):
-            finish = "eos"
-            break
-        if step + 1 < max_new_tokens:
-            logits = seq.feed([tok], last_only=True)[-1]
-    return DecodeResult(out, finish, seq.calls, time.perf_counter() - t0,
-                        {"first_call_seconds": first, "first_call_tokens": 1})
+        # greedy on hidden states: `GreedyHead` computes only the logits the masked arg-max
+        # needs (same decisions as a full masked row; the tree verifier uses the same head)
+        head = GreedyHead(seq.model, vocab)
+        state = seq.feed_hidden(prompt)[-1]
 
+        def pick(h, step: int) -> int:
+            return head.pick(h, matcher, f"output token {step}")[0]
 
-def _greedy_from_hidden(seq: KVSequence, prompt: Sequence[int], matcher, max_new_tokens: int,
-                        eos: frozenset[int], vocab: int, t0: float) -> DecodeResult:
-    """Greedy loop on hidden states: `GreedyHead` computes only the logits the masked arg-max needs.
+        def feed(tok: int):
+            return seq.feed_hidden([tok])[-1]
+    else:
+        state = seq.feed(prompt, last_only=True)[-1]
 
-    Same decisions as masking a full logits row; the speculative tree verifier uses the same head.
-    """
-    head = GreedyHead(seq.model, vocab)
+        def pick(logits, step: int) -> int:
+            mask = allowed_mask(matcher, vocab) if matcher is not None else None
+            return choose_token(logits, mask, sampling, generator, where=f"output token {step}")
+
+        def feed(tok: int):
+            return seq.feed([tok], last_only=True)[-1]
     out: list[int] = []
     finish = "length"
-    h = seq.feed_hidden(prompt)[-1]
     first = 0.0
     for step in range(max_new_tokens):
-        tok, _ = head.pick(h, matcher, f"output token {step}")
+        tok = pick(state, step)
         out.append(tok)
         if step == 0:
             first = time.perf_counter() - t0
@@ -111,6 +100,6 @@ def _greedy_from_hidden(seq: KVSequence, prompt: Sequence[int], matcher, max_new
             finish = "eos"
             break
         if step + 1 < max_new_tokens:
-            h = seq.feed_hidden([tok])[-1]
+            state = feed(tok)
     return DecodeResult(out, finish, seq.calls, time.perf_counter() - t0,
                         {"first_call_seconds": first, "first_call_tokens": 1})
