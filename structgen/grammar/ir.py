@@ -116,6 +116,18 @@ class Grammar:
                         break
         return productive
 
+    def nullable_rules(self) -> set[str]:
+        """Rules that derive the empty string."""
+        nullable: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for name, alts in self.rules.items():
+                if name not in nullable and any(all(s in nullable for s in alt) for alt in alts):
+                    nullable.add(name)
+                    changed = True
+        return nullable
+
     def reachable_rules(self) -> set[str]:
         seen = {self.start}
         todo = [self.start]

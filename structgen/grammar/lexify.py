@@ -101,21 +101,9 @@ class _RegexOf:
         return b + loop if head else loop + b
 
 
-def _nullable(g: Grammar) -> set[str]:
-    nullable: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for name, alts in g.rules.items():
-            if name not in nullable and any(all(s in nullable for s in alt) for alt in alts):
-                nullable.add(name)
-                changed = True
-    return nullable
-
-
 def _follow_terminals(g: Grammar) -> dict[str, set[str]]:
     """For each terminal, the terminals that can come right after it ('' = end of input)."""
-    nullable = _nullable(g)
+    nullable = g.nullable_rules()
     first: dict[str, set[str]] = {t: {t} for t in g.terminals}
     for n in g.rules:
         first[n] = set()
@@ -228,7 +216,7 @@ def lexify_regular_rules(g: Grammar) -> Grammar:
     g = _extract_terminal_runs(g)
 
     regex_of = _RegexOf(g)
-    nullable = _nullable(g)
+    nullable = g.nullable_rules()
     candidates: list[str] = []
     seen = {g.start}
     stack = [g.start]
