@@ -8,7 +8,7 @@ from collections import OrderedDict
 from ..grammar.ir import Grammar
 from .compiled import CompiledGrammar
 
-_CACHE: "OrderedDict[tuple[str, str], CompiledGrammar]" = OrderedDict()
+_CACHE: "OrderedDict[tuple[str, str, str], CompiledGrammar]" = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 CACHE_SIZE = 64
 
@@ -24,20 +24,24 @@ def _tokenizer_key(tokenizer) -> str:
 
 
 def compile_grammar(grammar: Grammar, tokenizer, *, cache: bool = True,
-                    max_dfa_states: int = 100_000) -> CompiledGrammar:
+                    max_dfa_states: int = 100_000, parser: str = "auto") -> CompiledGrammar:
     """Compile ``grammar`` for ``tokenizer`` (a :class:`structgen.vocab.TokenizerInfo`).
 
-    Results are cached by grammar fingerprint and tokenizer fingerprint.
+    ``parser``: "earley" (persistent Earley sets), "glr" (LR(0) stacks, whole
+    mask in one numba call; raises if the automaton exceeds its budget) or
+    "auto" (GLR for grammars small enough to build it in milliseconds).  Both
+    give identical masks.  Results are cached by grammar fingerprint,
+    tokenizer fingerprint and parser choice.
     """
     if not cache:
-        return CompiledGrammar(grammar, tokenizer, max_dfa_states=max_dfa_states)
-    key = (grammar_fingerprint(grammar), _tokenizer_key(tokenizer))
+        return CompiledGrammar(grammar, tokenizer, max_dfa_states=max_dfa_states, parser=parser)
+    key = (grammar_fingerprint(grammar), _tokenizer_key(tokenizer), parser)
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is not None:
             _CACHE.move_to_end(key)
             return hit
-    compiled = CompiledGrammar(grammar, tokenizer, max_dfa_states=max_dfa_states)
+    compiled = CompiledGrammar(grammar, tokenizer, max_dfa_states=max_dfa_states, parser=parser)
     with _CACHE_LOCK:
         _CACHE[key] = compiled
         while len(_CACHE) > CACHE_SIZE:

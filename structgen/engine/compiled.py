@@ -14,13 +14,20 @@ import numpy as np
 
 from ..gcpolicy import gc_paused
 from ..grammar.ir import Grammar
-from .earley import EarleySet, ParserTables, Production
+from .earley import EarleySet, LazyNonterminals, ParserTables, Production
 from .lexer import LexerTables
+from .lr_parser import GLRContext, LRSet
+from .lr_tables import LRBudgetExceeded, build_lr_tables
+from .lr_walk import run_glr_mask
 from .slices import TokenSlice, build_slices, covers
 from .trie import TokenTrie, build_token_trie
 from .walk import run_walk
 
 ROOT_GROUP = 0
+PARSERS = ("auto", "earley", "glr")
+# "auto" takes the GLR path (one numba call per mask) when the grammar is small
+# enough that building its LR(0) automaton costs a few milliseconds
+AUTO_GLR_MAX_PRODUCTIONS = 600
 
 
 @dataclass
@@ -58,7 +65,9 @@ def token_trie_for(tokenizer) -> TokenTrie:
 class CompiledGrammar:
     """Everything needed to build matchers for ``grammar`` over ``tokenizer``."""
 
-    def __init__(self, grammar: Grammar, tokenizer, *, max_dfa_states: int = 100_000):
+    def __init__(self, grammar: Grammar, tokenizer, *, max_dfa_states: int = 100_000, parser: str = "auto"):
+        if parser not in PARSERS:
+            raise ValueError(f"parser must be one of {PARSERS}, not {parser!r}")
         grammar.validate()
         self.grammar = grammar
         self.tokenizer = tokenizer
@@ -68,7 +77,7 @@ class CompiledGrammar:
         self.terminal_ids = {n: i for i, n in enumerate(term_names)}
         self.lexer = LexerTables(term_names, [grammar.terminals[n] for n in term_names],
                                  max_states=max_dfa_states, source=grammar.source)
-        nt_names = ["<start>"] + list(grammar.rules)
+        nt_names = ["<start>"] + list(grammar.rules) + grammar.lazy_entries()
         nt_ids = {n: i for i, n in enumerate(nt_names)}
         prods = [Production(0, (nt_ids[grammar.start],))]
         for name, alts in grammar.rules.items():
@@ -81,10 +90,29 @@ class CompiledGrammar:
             terminal_priority=[t.priority for t in terms],
             terminal_is_literal=[t.literal is not None or n in grammar.keywords
                                  for n, t in zip(term_names, terms)],
-            resolve_conflicts=getattr(grammar, "lexeme_conflicts", "union") == "priority")
+            resolve_conflicts=getattr(grammar, "lexeme_conflicts", "union") == "priority",
+            lazy=LazyNonterminals(grammar, nt_ids, self.terminal_ids) if grammar.has_lazy_rules() else None)
         self.trie = token_trie_for(tokenizer)
         self.eos_ids = np.array(sorted(tokenizer.eos_ids), dtype=np.int64)
-        self.initial_set = EarleySet.initial(self.parser)
+        self.glr: GLRContext | None = None
+        if grammar.has_lazy_rules() and parser == "glr":  # LR tables need every production up front
+            raise ValueError("parser='glr' needs a grammar without lazy rules (has_lazy_rules())")
+        if parser == "glr" or (parser == "auto" and len(prods) <= AUTO_GLR_MAX_PRODUCTIONS
+                               and not grammar.has_lazy_rules()):
+            try:
+                lr = build_lr_tables(self.parser.rhs, self.parser.lhs, len(nt_names), len(term_names),
+                                     self.parser.nullable)
+            except LRBudgetExceeded:
+                if parser == "glr":
+                    raise
+            else:
+                self.glr = GLRContext(lr, self.parser)
+                self._is_ignore = np.zeros(len(term_names), dtype=np.bool_)
+                self._is_ignore[list(self.parser.ignore)] = True
+                self._prio = np.array([t.priority for t in terms], dtype=np.int32)
+                self._is_lit = np.array(self.parser.terminal_is_literal, dtype=np.bool_)
+        self.parser_kind = "glr" if self.glr is not None else "earley"
+        self.initial_set = self.glr.initial() if self.glr is not None else EarleySet.initial(self.parser)
         self._walk_cache: dict[tuple[int, int], WalkResult] = {}
         self._groups: list[np.ndarray] = [np.array([0], dtype=np.int32)]
         self._group_ids: dict[bytes, int] = {np.array([0], dtype=np.int32).tobytes(): ROOT_GROUP}
@@ -238,7 +266,32 @@ class CompiledGrammar:
         with gc_paused():
             return self._token_mask(pset, vid, nonempty)
 
-    def _token_mask(self, pset: EarleySet, vid: int, nonempty: bool) -> np.ndarray:
+    def _token_mask(self, pset, vid: int, nonempty: bool) -> np.ndarray:
+        if isinstance(pset, LRSet):
+            mask = self._glr_mask(pset, vid)
+        else:
+            mask = self._earley_mask(pset, vid)
+        if len(self.eos_ids) and self.can_end(pset, vid, nonempty):
+            for t in self.eos_ids:
+                mask[t >> 5] |= np.uint32(1 << (int(t) & 31))
+        mask.flags.writeable = False
+        pset.mask_cache[(vid, nonempty)] = mask
+        return mask
+
+    def _glr_mask(self, pset: LRSet, vid: int) -> np.ndarray:
+        """The whole mask in one numba call (trie walk + GLR steps at lexeme boundaries)."""
+        sl = self.slice_for(vid)
+        mask, stats = run_glr_mask(self.lexer, self.glr.lr, self.trie if sl is None else sl.remainder, self.trie,
+                            self.lexer.vectors[vid], [s.states() for s in pset.stacks],
+                            self._is_ignore, self._prio, self._is_lit, self.parser.resolve_conflicts)
+        if sl is not None:
+            mask |= sl.mask
+            self.stats["slice_walks"] += 1
+        self.stats["walks"] += 1
+        self.stats["visited_nodes"] += int(stats[0])
+        return mask
+
+    def _earley_mask(self, pset: EarleySet, vid: int) -> np.ndarray:
         res = self.walk(ROOT_GROUP, vid)
         mask = res.full.copy()
         stack = [(res, pset)]
@@ -252,11 +305,6 @@ class CompiledGrammar:
                 r2.or_into(mask)
                 if r2.groups:
                     stack.append((r2, p2))
-        if len(self.eos_ids) and self.can_end(pset, vid, nonempty):
-            for t in self.eos_ids:
-                mask[t >> 5] |= np.uint32(1 << (int(t) & 31))
-        mask.flags.writeable = False
-        pset.mask_cache[(vid, nonempty)] = mask
         return mask
 
     def matcher(self):

@@ -1,0 +1,250 @@
+"""A persistent GLR parser state over lexemes: a set of hash-consed LR stacks.
+
+This is the per-token side of the GLR mask path (``lr_walk.py`` computes
+masks from the same state in one numba call).  :class:`LRSet` offers the
+interface of :class:`~structgen.engine.earley.EarleySet` (``advance``,
+``expected``, ``accepting``, ``lexer_start``, ``mask_cache``), so the lexer
+glue, the matcher and jump-forward work on either parser unchanged.
+
+Stacks are linked lists of interned :class:`StackNode` objects, so equal
+stacks are one object, a set of stacks is a hashable value, rollback and fork
+are free, and whatever is memoized on a node or set is shared across token
+paths.  Every set also remembers one lexeme path that reached it (``via``),
+which is enough to rebuild an equivalent Earley set on demand: the future
+language of a parser state depends only on its stacks, so any path to them
+gives the same masks.  That is the exact fallback when a state is too
+ambiguous for the GLR path (more than ``MAX_STACKS`` stacks).
+"""
+from __future__ import annotations
+
+import weakref
+
+from .earley import EarleySet, ParserTables
+from .lr_tables import LRTables
+
+MAX_STACKS = 64
+MAX_SIM_NODES = 4096   # nodes one reduction search may visit (cyclic nullable grammars grow stacks)
+
+
+class LRFallback(Exception):
+    """This state needs the Earley parser (too many stacks or an unbounded reduction search)."""
+
+
+class StackNode:
+    __slots__ = ("state", "parent", "depth", "shift_memo", "expected", "accepting", "__weakref__")
+
+    def __init__(self, state: int, parent: "StackNode | None"):
+        self.state = state
+        self.parent = parent
+        self.depth = 0 if parent is None else parent.depth + 1
+        self.shift_memo: dict[int, tuple[StackNode, ...] | None] = {}
+        self.expected: frozenset[int] | None = None
+        self.accepting: bool | None = None
+
+    def states(self) -> list[int]:
+        """LR states from the bottom of the stack to this node."""
+        out = []
+        n = self
+        while n is not None:
+            out.append(n.state)
+            n = n.parent
+        out.reverse()
+        return out
+
+
+class GLRContext:
+    """Tables plus the intern pools shared by every state of one compiled grammar."""
+
+    def __init__(self, lr: LRTables, earley: ParserTables):
+        self.lr = lr
+        self.earley = earley
+        self.nodes: "weakref.WeakValueDictionary[tuple[int, int], StackNode]" = weakref.WeakValueDictionary()
+        self.sets: "weakref.WeakValueDictionary[tuple[int, ...], LRSet]" = weakref.WeakValueDictionary()
+        self.root = self.node(0, None)
+        # candidate terminals per state: everything a state can shift (a reduction
+        # search visits other states, so a node's candidates are collected per search)
+        self._shift = lr.shift
+        self._goto = lr.goto
+        self._reductions = lr.reductions
+        self._follow = lr.follow_sets
+        self._lhs = lr.prod_lhs.tolist()
+        self._len = lr.prod_len.tolist()
+
+    def node(self, state: int, parent: StackNode | None) -> StackNode:
+        key = (state, id(parent))
+        n = self.nodes.get(key)
+        if n is None:
+            n = StackNode(state, parent)
+            self.nodes[key] = n
+        return n
+
+    # ----- the reference GLR step ---------------------------------------------------
+    def _reduce_closure(self, start: StackNode, t: int | None) -> list[StackNode]:
+        """Every configuration reachable from ``start`` by reductions allowed before ``t``.
+
+        ``t=None`` ignores lookaheads (used to collect candidate terminals).
+        """
+        seen = {id(start): start}
+        todo = [start]
+        follow = self._follow
+        while todo:
+            n = todo.pop()
+            for p in self._reductions[n.state]:
+                a = self._lhs[p]
+                if t is not None and t not in follow[a]:
+                    continue
+                if p == 0:
+                    continue  # accepting: only meaningful for END, see can_accept
+                anc = n
+                for _ in range(self._len[p]):
+                    anc = anc.parent
+                g = self._goto[anc.state].get(a)
+                if g is None:
+                    continue
+                nxt = self.node(g, anc)
+                if id(nxt) not in seen:
+                    seen[id(nxt)] = nxt
+                    todo.append(nxt)
+                    if len(seen) > MAX_SIM_NODES:
+                        raise LRFallback("reduction search too large")
+        return list(seen.values())
+
+    def shift(self, n: StackNode, t: int) -> tuple[StackNode, ...]:
+        """Stacks after shifting terminal ``t`` onto ``n`` (empty: ``t`` cannot come next)."""
+        got = n.shift_memo.get(t)
+        if got is not None:
+            return got
+        out: dict[int, StackNode] = {}
+        for c in self._reduce_closure(n, t):
+            s2 = self._shift[c.state].get(t)
+            if s2 is not None:
+                m = self.node(s2, c)
+                out[id(m)] = m
+        res = tuple(sorted(out.values(), key=id))
+        n.shift_memo[t] = res
+        return res
+
+    def expected(self, n: StackNode) -> frozenset[int]:
+        """Terminals that can be shifted next on stack ``n`` (exact: checked per terminal)."""
+        if n.expected is None:
+            if not self._reductions[n.state]:
+                n.expected = frozenset(self._shift[n.state])   # nothing to reduce: every shift is exact
+            else:
+                cands: set[int] = set()
+                for c in self._reduce_closure(n, None):
+                    cands.update(self._shift[c.state])
+                n.expected = frozenset(t for t in cands if self.shift(n, t))
+        return n.expected
+
+    def can_accept(self, n: StackNode) -> bool:
+        """The input may end here (production 0 reducible on end-of-input)."""
+        if n.accepting is None:
+            end = self.lr.end
+            ok = False
+            for c in self._reduce_closure(n, end):
+                if 0 in self._reductions[c.state] and end in self._follow[self._lhs[0]]:
+                    ok = True
+                    break
+            n.accepting = ok
+        return n.accepting
+
+    def initial(self) -> "LRSet":
+        return self.make_set((self.root,), None, None)
+
+    def make_set(self, stacks: tuple[StackNode, ...], prev: "LRSet | None", via: frozenset[int] | None) -> "LRSet":
+        key = tuple(sorted(id(s) for s in stacks))
+        got = self.sets.get(key)
+        if got is None:
+            got = LRSet(self, tuple(sorted(stacks, key=id)), prev, via)
+            self.sets[key] = got
+        return got
+
+
+class LRSet:
+    """One parser state: the stacks alive after the lexemes so far (usually one)."""
+
+    __slots__ = ("ctx", "stacks", "_expected", "_accepting", "memo", "lexer_start", "mask_cache",
+                 "_prev", "_via", "_earley", "__weakref__")
+
+    def __init__(self, ctx: GLRContext, stacks: tuple[StackNode, ...], prev: "LRSet | None",
+                 via: frozenset[int] | None):
+        self.ctx = ctx
+        self.stacks = stacks
+        self.memo: dict[frozenset[int], object] = {}
+        self.lexer_start: int | None = None
+        self.mask_cache: dict = {}
+        self._prev = prev
+        self._via = via
+        self._earley: EarleySet | None = None
+        self._expected: frozenset[int] | None = None
+        self._accepting: bool | None = None
+
+    @property
+    def expected(self) -> frozenset[int]:
+        """Terminals some stack can shift next (computed on first use: EOS checks never need it)."""
+        if self._expected is None:
+            exp: set[int] = set()
+            for s in self.stacks:
+                exp |= self.ctx.expected(s)
+            self._expected = frozenset(exp)
+        return self._expected
+
+    @property
+    def accepting(self) -> bool:
+        if self._accepting is None:
+            self._accepting = any(self.ctx.can_accept(s) for s in self.stacks)
+        return self._accepting
+
+    def advance(self, terminals: frozenset[int]):
+        """The state after a lexeme matched by ``terminals`` (same rules as ``EarleySet.advance``).
+
+        Returns an :class:`LRSet`, or an :class:`EarleySet` when the result is
+        too ambiguous for the GLR path, or None when no terminal fits.
+        """
+        memo = self.memo
+        if terminals in memo:
+            return memo[terminals]
+        ctx = self.ctx
+        tables = ctx.earley
+        chosen = tables.resolve(frozenset(t for t in terminals if t in self.expected))
+        if chosen:
+            try:
+                out: dict[int, StackNode] = {}
+                for s in self.stacks:
+                    for t in chosen:
+                        for m in ctx.shift(s, t):
+                            out[id(m)] = m
+                if len(out) > MAX_STACKS:
+                    raise LRFallback("too many stacks")
+                nxt = ctx.make_set(tuple(out.values()), self, chosen)
+            except LRFallback:
+                nxt = self.earley().advance(terminals)
+        elif terminals & tables.ignore:
+            nxt = self
+        else:
+            nxt = None
+        memo[terminals] = nxt
+        return nxt
+
+    def earley(self) -> EarleySet:
+        """An Earley set with the same future language (rebuilt along ``via``)."""
+        if self._earley is None:
+            chain = []
+            s: LRSet | None = self
+            while s is not None and s._earley is None:
+                chain.append(s)
+                s = s._prev
+            cur = s._earley if s is not None else None
+            for node in reversed(chain):
+                if node._prev is None:
+                    cur = EarleySet.initial(node.ctx.earley)
+                else:
+                    cur = cur.advance(node._via)
+                    if cur is None:  # cannot happen for an exact parser
+                        raise AssertionError("GLR and Earley parsers disagree on a lexeme path")
+                node._earley = cur
+        return self._earley
+
+    @property
+    def depth(self) -> int:
+        return max(s.depth for s in self.stacks)
