@@ -56,7 +56,11 @@ def terminal_ends(term: Terminal, text: str, i: int) -> list[int]:
 
 
 def accepts(g: Grammar, text: str) -> bool:
-    """Earley recognition with Aycock-Horspool nullable handling."""
+    """Earley recognition with Aycock-Horspool nullable handling.
+
+    Lazy rule families (``Grammar.lazy``) are expanded through ``Grammar.alternatives``
+    as the chart meets them; they never derive the empty string (their contract).
+    """
     nullable: set[str] = set()
     changed = True
     while changed:
@@ -65,6 +69,13 @@ def accepts(g: Grammar, text: str) -> bool:
             if name not in nullable and any(all(s in nullable for s in a) for a in alts):
                 nullable.add(name)
                 changed = True
+    alts_of: dict[str, list] = {}
+
+    def rules(name: str) -> list:
+        got = alts_of.get(name)
+        if got is None:
+            got = alts_of[name] = g.alternatives(name)
+        return got
     n = len(text)
     charts: list[dict] = [dict() for _ in range(n + 1)]  # item -> None (ordered set)
     term_cache: dict[tuple[str, int], list[int]] = {}
@@ -72,7 +83,7 @@ def accepts(g: Grammar, text: str) -> bool:
     def add(k: int, item: tuple) -> None:
         charts[k].setdefault(item, None)
 
-    for ai, _ in enumerate(g.rules[g.start]):
+    for ai, _ in enumerate(rules(g.start)):
         add(0, (g.start, ai, 0, 0))
     for k in range(n + 1):
         chart = charts[k]
@@ -81,10 +92,10 @@ def accepts(g: Grammar, text: str) -> bool:
         while done < len(items):
             name, ai, dot, origin = items[done]
             done += 1
-            alt = g.rules[name][ai]
+            alt = rules(name)[ai]
             if dot == len(alt):
                 for (n2, a2, d2, o2) in list(charts[origin]):
-                    alt2 = g.rules[n2][a2]
+                    alt2 = rules(n2)[a2]
                     if d2 < len(alt2) and alt2[d2] == name:
                         it = (n2, a2, d2 + 1, o2)
                         if it not in chart:
@@ -92,8 +103,8 @@ def accepts(g: Grammar, text: str) -> bool:
                             items.append(it)
                 continue
             sym = alt[dot]
-            if sym in g.rules:
-                for bi, _ in enumerate(g.rules[sym]):
+            if sym not in g.terminals:
+                for bi, _ in enumerate(rules(sym)):
                     it = (sym, bi, 0, k)
                     if it not in chart:
                         chart[it] = None
@@ -110,7 +121,7 @@ def accepts(g: Grammar, text: str) -> bool:
                 for j in term_cache[key]:
                     add(j, (name, ai, dot + 1, origin))
         # items completed at k whose origin is k were handled by the nullable trick
-    return any(name == g.start and dot == len(g.rules[name][ai]) and origin == 0
+    return any(name == g.start and dot == len(rules(name)[ai]) and origin == 0
                for (name, ai, dot, origin) in charts[n])
 
 

@@ -152,7 +152,8 @@ def schema_constraint(schema: dict | str, *, strict: bool = True, whitespace: st
 
     def build():
         from ..schema import grammar_from_json_schema
-        kwargs: dict[str, Any] = {"strict": strict, "whitespace": whitespace}
+        # generation writes declared keys in the schema's order (the compiler's default accepts any order)
+        kwargs: dict[str, Any] = {"strict": strict, "whitespace": whitespace, "property_order": "schema"}
         if close_objects is not None:
             kwargs["close_objects"] = close_objects
         return grammar_from_json_schema(schema, **kwargs)

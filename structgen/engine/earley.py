@@ -8,8 +8,11 @@ actually accepted).  Nullable nonterminals use the Aycock-Horspool fix.
 """
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import dataclass
+
+from ..errors import GrammarError
 
 
 @dataclass(frozen=True)
@@ -18,12 +21,59 @@ class Production:
     rhs: tuple[int, ...]  # nonterminal n >= 0, terminal t encoded as -(t + 1)
 
 
+class LazyNonterminals:
+    """Integer view of a grammar's lazy rule families (``Grammar.lazy``) for :class:`ParserTables`.
+
+    Nonterminal ids of lazy names are allocated when a materialized production
+    first names them; their productions are asked from the grammar when the
+    parser first predicts them (see :meth:`ParserTables.materialize`).
+    """
+
+    def __init__(self, grammar, nt_ids: dict[str, int], terminal_ids: dict[str, int]):
+        self.grammar = grammar
+        self.nt_ids = nt_ids                     # shared with the caller; grows with lazy names
+        self.terminal_ids = terminal_ids
+        self.names: list[str | None] = [None] * len(nt_ids)
+        for name, i in nt_ids.items():
+            self.names[i] = name
+        self.pending: set[int] = {i for name, i in nt_ids.items()
+                                  if name not in grammar.rules and grammar.lazy_family(name) is not None}
+        self.lazy_ids: set[int] = set(self.pending)   # pending or materialized
+
+    def symbol(self, name: str) -> int:
+        """Parser symbol of a name: nonterminal id (allocating one for a new lazy name) or -(terminal + 1)."""
+        i = self.nt_ids.get(name)
+        if i is not None:
+            return i
+        t = self.terminal_ids.get(name)
+        if t is not None:
+            return -(t + 1)
+        if self.grammar.lazy_family(name) is None:
+            raise GrammarError(f"lazy rule produced undefined symbol {name!r}", source=self.grammar.source)
+        i = self.nt_ids[name] = len(self.names)
+        self.names.append(name)
+        self.pending.add(i)
+        self.lazy_ids.add(i)
+        return i
+
+    def productions(self, nt: int) -> list[tuple[int, ...]]:
+        return [tuple(self.symbol(s) for s in alt) for alt in self.grammar.alternatives(self.names[nt])]
+
+
 class ParserTables:
-    """Grammar in integer form plus what the parser precomputes."""
+    """Grammar in integer form plus what the parser precomputes.
+
+    With ``lazy``, nonterminals of lazy rule families start without
+    productions and are materialized when a prediction bundle first needs
+    them; everything below treats materialized ones like static ones.
+    """
 
     def __init__(self, productions: list[Production], n_nonterminals: int, start: int,
                  ignore: frozenset[int], terminal_priority: list[int] | None = None,
-                 terminal_is_literal: list[bool] | None = None, resolve_conflicts: bool = False):
+                 terminal_is_literal: list[bool] | None = None, resolve_conflicts: bool = False,
+                 lazy: LazyNonterminals | None = None):
+        self.lazy = lazy
+        self._lazy_lock = threading.Lock()
         self.productions = productions
         self.start = start
         self.ignore = ignore
@@ -64,32 +114,97 @@ class ParserTables:
         """
         own: list[list[tuple[int, int, int | None]]] = [[] for _ in range(n)]
         direct: list[set[int]] = [set() for _ in range(n)]
-        for q, rhs in enumerate(self.rhs):
-            a = self.lhs[q]
-            for d in range(len(rhs) + 1):
-                if d == len(rhs):
-                    own[a].append((q, d, None))
-                    break
-                sym = rhs[d]
-                own[a].append((q, d, sym))
-                if sym < 0 or not self.nullable[sym]:
-                    if sym >= 0:
-                        direct[a].add(sym)
-                    break
-                direct[a].add(sym)
-        closure: list[tuple[int, ...]] = []
-        for a in range(n):
-            seen = [a]
-            seen_set = {a}
-            i = 0
-            while i < len(seen):
-                for b in sorted(direct[seen[i]]):
-                    if b not in seen_set:
-                        seen_set.add(b)
-                        seen.append(b)
-                i += 1
-            closure.append(tuple(seen))
+        for q in range(len(self.rhs)):
+            self._own_items(q, own[self.lhs[q]], direct[self.lhs[q]])
+        self._direct = direct
+        closure: list[tuple[int, ...]] = [self._closure_of(a) for a in range(n)]
         return own, closure
+
+    def _own_items(self, q: int, own: list, direct: set) -> None:
+        """Production q's items with the dot after each nullable prefix, and what it predicts."""
+        rhs = self.rhs[q]
+        for d in range(len(rhs) + 1):
+            if d == len(rhs):
+                own.append((q, d, None))
+                break
+            sym = rhs[d]
+            own.append((q, d, sym))
+            if sym < 0 or not self.nullable[sym]:
+                if sym >= 0:
+                    direct.add(sym)
+                break
+            direct.add(sym)
+
+    def _closure_of(self, a: int) -> tuple[int, ...]:
+        """Nonterminals predicting ``a`` predicts (``a`` first); unmaterialized lazy ones are leaves."""
+        direct = self._direct
+        seen = [a]
+        seen_set = {a}
+        i = 0
+        while i < len(seen):
+            for b in sorted(direct[seen[i]]):
+                if b not in seen_set:
+                    seen_set.add(b)
+                    seen.append(b)
+            i += 1
+        return tuple(seen)
+
+    def materialize(self, nt: int) -> None:
+        """Give lazy nonterminal ``nt`` its productions (once; thread-safe)."""
+        lazy = self.lazy
+        with self._lazy_lock:
+            if nt not in lazy.pending:
+                return
+            alts = lazy.productions(nt)       # may allocate ids for new lazy names
+            n_now = len(lazy.names)
+            while len(self.by_lhs) < n_now:   # new ids: no productions yet, never nullable
+                self.by_lhs.append([])
+                self.nullable.append(False)
+                self.own_items.append([])
+                self._direct.append(set())
+                self.pred_closure.append((len(self.pred_closure),))
+            own: list = []
+            direct: set = set()
+            for rhs in alts:
+                if all(s >= 0 and self.nullable[s] for s in rhs):
+                    raise GrammarError(f"lazy nonterminal {lazy.names[nt]!r} derives the empty string "
+                                       f"(lazy rule families must not)", source=lazy.grammar.source)
+                q = len(self.productions)
+                self.productions.append(Production(nt, rhs))
+                self.rhs.append(rhs)
+                self.lhs.append(nt)
+                self.by_lhs[nt].append(q)
+                self._own_items(q, own, direct)
+            self._direct[nt] = direct
+            self.own_items[nt] = own
+            self.pred_closure[nt] = self._closure_of(nt)
+            lazy.pending.discard(nt)
+
+    def predicted_by(self, seeds) -> set[int]:
+        """Every nonterminal predicting ``seeds`` predicts, materializing lazy ones on the way."""
+        if self.lazy is None:
+            out: set[int] = set()
+            for sym in seeds:
+                out.update(self.pred_closure[sym])
+            return out
+        # closures computed before a lazy nonterminal was materialized hold it as a leaf,
+        # so every lazy nonterminal met is expanded through its own (current) closure
+        pending, lazy_ids = self.lazy.pending, self.lazy.lazy_ids
+        out = set()
+        todo = list(seeds)
+        expanded: set[int] = set()
+        while todo:
+            a = todo.pop()
+            if a in expanded:
+                continue
+            expanded.add(a)
+            if a in pending:
+                self.materialize(a)
+            for b in self.pred_closure[a]:
+                out.add(b)
+                if b in lazy_ids and b not in expanded:
+                    todo.append(b)
+        return out
 
     def bundle(self, seeds: frozenset[int]) -> "PredictionBundle":
         """The items a set predicts from nonterminals ``seeds``, shared by every such set."""
@@ -122,9 +237,7 @@ class PredictionBundle:
     def __init__(self, tables: ParserTables, seeds: frozenset[int]):
         self._tables = tables
         self._completion: dict[int, tuple[list[tuple[int, int]], list[int]]] = {}
-        predicted: set[int] = set()
-        for sym in seeds:
-            predicted.update(tables.pred_closure[sym])
+        predicted = tables.predicted_by(seeds)
         self.wait: dict[int, list[tuple[int, int]]] = {}
         self.scan: dict[int, list[tuple[int, int]]] = {}
         self.completes_start = False

@@ -53,13 +53,57 @@ class Terminal:
 Symbol = str  # a nonterminal name or a terminal name
 
 
+class LazyRules:
+    """A family of nonterminals whose alternatives are generated when the parser first predicts them.
+
+    Why: some exact languages need one nonterminal per combination of facts,
+    e.g. "the rest of an object, given the set of keys already seen" (a JSON
+    object whose keys may come in any order).  Building every combination is
+    exponential; a parse only ever visits a few, so they are materialized on
+    demand (the Earley parser calls :meth:`alternatives` once per visited name).
+
+    Every nonterminal of the family is named ``prefix + "/" + state``; ``prefix``
+    must not contain ``"/"``.  Contract for subclasses:
+
+    * :meth:`alternatives` is deterministic and uses only names of this
+      family and the static symbols listed by :meth:`static_symbols`;
+    * no family nonterminal derives the empty string (the parser checks);
+    * after :meth:`restrict`, every family nonterminal an alternative names
+      derives some finite string (no dead ends: masks stay exact);
+    * :meth:`describe` determines the family's language completely (it feeds
+      grammar fingerprints and caches).
+    """
+
+    prefix: str = "lazy"
+
+    def alternatives(self, name: Symbol) -> list[tuple[Symbol, ...]]:
+        raise NotImplementedError
+
+    def static_symbols(self) -> set[Symbol]:
+        """Every static rule or terminal name an alternative may use."""
+        raise NotImplementedError
+
+    def productive(self, name: Symbol, productive: set[Symbol]) -> bool:
+        """Whether ``name`` derives a finite string when the static rules in ``productive`` do."""
+        raise NotImplementedError
+
+    def restrict(self, productive: set[Symbol]) -> None:
+        """Stop using static symbols outside ``productive`` (called once the grammar is pruned)."""
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
 @dataclass
 class Grammar:
     """Rules (BNF, no EBNF operators: use :class:`GrammarBuilder` helpers).
 
     ``rules[name]`` is a list of alternatives, each a tuple of symbol names;
     an empty tuple is the empty string.  Every name is either a key of
-    ``rules`` (nonterminal) or of ``terminals``.
+    ``rules`` (nonterminal), a name of a ``lazy`` rule family (nonterminal
+    whose alternatives are generated on demand, see :class:`LazyRules`), or a
+    key of ``terminals``.  Engines that need every production up front (an LR
+    automaton) must check :meth:`has_lazy_rules` first.
     """
 
     start: str
@@ -74,6 +118,43 @@ class Grammar:
     # terminals that count as keywords in "priority" resolution besides literals
     # (e.g. Lark's case-insensitive strings, which become regexes)
     keywords: frozenset = frozenset()
+    # rule families materialized on demand, by prefix (see LazyRules)
+    lazy: dict[str, LazyRules] = field(default_factory=dict)
+
+    # ------------------------------------------------------------ lazy rule families
+    def has_lazy_rules(self) -> bool:
+        """True if some nonterminals get their productions only when the parser reaches them."""
+        return bool(self.lazy)
+
+    def lazy_family(self, name: Symbol) -> LazyRules | None:
+        if not self.lazy or "/" not in name:
+            return None
+        return self.lazy.get(name.split("/", 1)[0])
+
+    def is_nonterminal(self, name: Symbol) -> bool:
+        return name in self.rules or self.lazy_family(name) is not None
+
+    def alternatives(self, name: Symbol) -> list[tuple[Symbol, ...]]:
+        """The alternatives of a static or lazy nonterminal."""
+        alts = self.rules.get(name)
+        if alts is not None:
+            return alts
+        fam = self.lazy_family(name)
+        if fam is None:
+            raise KeyError(name)
+        return fam.alternatives(name)
+
+    def lazy_entries(self) -> list[Symbol]:
+        """Lazy nonterminals named by static rules (where parsing enters a family), in rule order."""
+        if not self.lazy:
+            return []
+        out: dict[Symbol, None] = {}
+        for alts in self.rules.values():
+            for alt in alts:
+                for s in alt:
+                    if s not in self.rules and s not in self.terminals and self.lazy_family(s) is not None:
+                        out[s] = None
+        return list(out)
 
     def validate(self) -> None:
         """Reject undefined symbols, unreachable or unproductive rules, empty languages."""
@@ -86,8 +167,16 @@ class Grammar:
         for name, alts in self.rules.items():
             for alt in alts:
                 for sym in alt:
-                    if sym not in self.rules and sym not in self.terminals:
+                    if sym not in self.rules and sym not in self.terminals and self.lazy_family(sym) is None:
                         raise GrammarError(f"rule {name!r} uses undefined symbol {sym!r}", source=where)
+        for prefix, fam in self.lazy.items():
+            if "/" in prefix or fam.prefix != prefix:
+                raise GrammarError(f"lazy rule family {prefix!r}: prefix mismatch or '/' in it", source=where)
+            if prefix in self.rules or prefix in self.terminals:
+                raise GrammarError(f"lazy rule family {prefix!r} clashes with a rule or terminal", source=where)
+            for sym in fam.static_symbols():
+                if sym not in self.rules and sym not in self.terminals:
+                    raise GrammarError(f"lazy rule family {prefix!r} uses undefined symbol {sym!r}", source=where)
         for name in self.ignore:
             if name not in self.terminals:
                 raise GrammarError(f"%ignore names undefined terminal {name!r}", source=where)
@@ -102,7 +191,20 @@ class Grammar:
                                + ", ".join(unproductive), source=where)
 
     def productive_rules(self) -> set[str]:
+        """Static rules that derive some finite string (lazy nonterminals answer for themselves,
+        given the static rules found productive so far: a monotone fixpoint)."""
         productive: set[str] = set()
+        lazy_ok: set[str] = set()
+
+        def ok(s: str) -> bool:
+            if s in self.terminals or s in productive or s in lazy_ok:
+                return True
+            fam = self.lazy_family(s) if s not in self.rules else None
+            if fam is not None and fam.productive(s, productive):
+                lazy_ok.add(s)
+                return True
+            return False
+
         changed = True
         while changed:
             changed = False
@@ -110,7 +212,7 @@ class Grammar:
                 if name in productive:
                     continue
                 for alt in alts:
-                    if all(s in self.terminals or s in productive for s in alt):
+                    if all(ok(s) for s in alt):
                         productive.add(name)
                         changed = True
                         break
@@ -129,14 +231,25 @@ class Grammar:
         return nullable
 
     def reachable_rules(self) -> set[str]:
+        """Static rules reachable from the start (through lazy families: every symbol they may use)."""
         seen = {self.start}
         todo = [self.start]
+        families: set[str] = set()
         while todo:
             for alt in self.rules[todo.pop()]:
                 for s in alt:
-                    if s in self.rules and s not in seen:
-                        seen.add(s)
-                        todo.append(s)
+                    if s in self.rules:
+                        if s not in seen:
+                            seen.add(s)
+                            todo.append(s)
+                    elif s not in self.terminals:
+                        fam = self.lazy_family(s)
+                        if fam is not None and fam.prefix not in families:
+                            families.add(fam.prefix)
+                            for t in fam.static_symbols():
+                                if t in self.rules and t not in seen:
+                                    seen.add(t)
+                                    todo.append(t)
         return seen
 
     def unreachable_rules(self) -> list[str]:
@@ -160,6 +273,8 @@ class Grammar:
             lines.append(f"{name} = {t.describe()}")
         if self.ignore:
             lines.append("%ignore " + " ".join(self.ignore))
+        for prefix in sorted(self.lazy):
+            lines.append(f"%lazy {prefix}/* ::= {self.lazy[prefix].describe()}")
         return "\n".join(lines)
 
 

@@ -9,10 +9,16 @@ Documented choices (see also the module docstrings of numbers/formats/emit):
   makes the default false for generation.  Undeclared keys may repeat
   (duplicate detection among arbitrary keys is not context-free); declared
   keys appear at most once and required ones exactly once.
-* ``property_order="schema"``: declared properties in schema order (optional
-  ones may be absent), with undeclared ones anywhere between them.  ``"any"``: any order (exact;
-  at most 8 declared properties per object).  Constant objects follow the
-  same policy (their keys are treated like required properties).
+* ``property_order="any"`` (default): JSON objects are unordered, so every
+  key order of a valid object is accepted, exactly (each declared key at most
+  once, required ones present, min/maxProperties counted), for any number of
+  properties: objects needing more than a few states become a lazy rule
+  family whose states the parser materializes as it visits them (see
+  anyorder.py).  ``"schema"``: declared properties in schema order (optional
+  ones may be absent), with undeclared ones anywhere between them; the
+  generation API uses it, so models write keys in the order the schema's
+  author chose.  Constant objects follow the same policy (their keys are
+  treated like required properties).
 * Numbers: exponent notation only for unconstrained ``number``; see numbers.py.
 * Draft-04 (``$schema`` ``.../draft-04/schema``): boolean ``exclusiveMinimum``/``exclusiveMaximum``
   qualify ``minimum``/``maximum``, ``id`` sets the base URI and ``$ref`` siblings are ignored;
@@ -66,7 +72,7 @@ def detect_draft(schema: Any, draft: str | None) -> str:
 
 
 def grammar_from_json_schema(schema: dict | str | bool, *, strict: bool = True, whitespace: str = "compact",
-                             max_whitespace: int = 4, property_order: str = "schema",
+                             max_whitespace: int = 4, property_order: str = "any",
                              close_objects: bool = False, max_depth: int = 16, draft: str | None = None,
                              remotes: dict[str, Any] | None = None, max_rules: int = 200_000) -> Grammar:
     """Compile a JSON Schema into a :class:`Grammar` whose language is exactly the valid JSON texts

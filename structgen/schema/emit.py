@@ -18,20 +18,28 @@ from typing import Callable
 from ..errors import CompileLimitError, SchemaError
 from ..grammar.ir import Grammar, GrammarBuilder, Terminal
 from .algebra import Algebra, Refused, py_search
+from .anyorder import AnyOrderObject
 from .nodes import (ANY, AnyNode, Arr, Bool, Const, NeverNode, Node, Null, Num, Obj, Ref, Str, Union,
                     canonical, union)
 from .numbers import NumberRefused, number_regexes
 from .strings import ANY_CHARS, length_regex, not_in_set, quote, search_regex
 
 
+# any-order objects needing at most this many states are emitted as static rules (an LR engine can
+# take them); bigger ones become a lazy rule family (anyorder.py)
+EAGER_OBJECT_STATES = 24
+
+
 class Emitter:
     def __init__(self, algebra: Algebra, resolve: Callable[[str], Node], refuse: Callable[[str, str, str], None], *,
-                 whitespace: str, max_whitespace: int, property_order: str, max_any_order: int = 8,
+                 whitespace: str, max_whitespace: int, property_order: str, max_eager_object_states: int | None = None,
                  max_rules: int = 200_000, max_states: int = 50_000):
         self.A, self.resolve, self.refuse = algebra, resolve, refuse
         self.b = GrammarBuilder(source="json-schema")
         self.property_order = property_order
-        self.max_any_order = max_any_order
+        self.max_eager_object_states = EAGER_OBJECT_STATES if max_eager_object_states is None \
+            else max_eager_object_states
+        self.lazy: dict[str, AnyOrderObject] = {}
         self.max_rules, self.max_states = max_rules, max_states
         self.memo: dict[Node, str | None] = {}
         self.ws: str | None = None
@@ -64,7 +72,10 @@ class Emitter:
             raise CompileLimitError(f"JSON schema grammar exceeds {self.max_rules} rules+terminals")
 
     def _state(self) -> None:
-        self._states += 1
+        self._state_count(1)
+
+    def _state_count(self, k: int) -> None:
+        self._states += k
         if self._states > self.max_states:
             raise CompileLimitError(f"JSON schema grammar exceeds {self.max_states} object/array states")
 
@@ -393,62 +404,69 @@ class Emitter:
             return min(c + 1, cap)
 
         if self.property_order == "any":
-            if len(order) > self.max_any_order:
-                raise CompileLimitError(f"property_order='any' supports at most {self.max_any_order} declared "
-                                        f"properties per object, this one has {len(order)}")
-
-            def state_any(used: frozenset, c: int) -> str:
-                key = (used, c)
-                if key in states:
-                    return states[key]
-                self._state()
-                name = b.fresh("obj")
-                states[key] = name
-                alts = []
-                lead = (sep,) if c > 0 else ()
-                nc = nxt(c)
-                if required <= used and c >= n.min_props:
+            return self._obj_any_order(order, members, required, extra_sym, n.min_props, n.max_props, sep)
+        # schema order: declared keys in order, optional ones may be skipped
+        def state_seq(i: int, c: int) -> str:
+            key = (i, c)
+            if key in states:
+                return states[key]
+            self._state()
+            name = b.fresh("obj")
+            states[key] = name
+            alts = []
+            lead = (sep,) if c > 0 else ()
+            nc = nxt(c)
+            if i < len(order):
+                k = order[i]
+                if nc is not None and members[k] is not None:
+                    alts.append(lead + (members[k], state_seq(i + 1, nc)))
+                if k not in required:
+                    alts.append((state_seq(i + 1, c),))
+                # undeclared keys may come anywhere, not only after the declared ones: their
+                # terminal excludes every declared name, so this stays exact
+                if extra_sym and nc is not None:
+                    alts.append(lead + (extra_sym, state_seq(i, nc)))
+            else:
+                if c >= n.min_props:
                     alts.append(())
-                if nc is not None:
-                    for k in order:
-                        if k not in used and members[k] is not None:
-                            alts.append(lead + (members[k], state_any(used | {k}, nc)))
-                    if extra_sym:
-                        alts.append(lead + (extra_sym, state_any(used, nc)))
-                b.rules[name] = alts
-                return name
-            body = state_any(frozenset(), 0)
-        else:
-            def state_seq(i: int, c: int) -> str:
-                key = (i, c)
-                if key in states:
-                    return states[key]
-                self._state()
-                name = b.fresh("obj")
-                states[key] = name
-                alts = []
-                lead = (sep,) if c > 0 else ()
-                nc = nxt(c)
-                if i < len(order):
-                    k = order[i]
-                    if nc is not None and members[k] is not None:
-                        alts.append(lead + (members[k], state_seq(i + 1, nc)))
-                    if k not in required:
-                        alts.append((state_seq(i + 1, c),))
-                    # undeclared keys may come anywhere, not only after the declared ones: their
-                    # terminal excludes every declared name, so this stays exact
-                    if extra_sym and nc is not None:
-                        alts.append(lead + (extra_sym, state_seq(i, nc)))
-                else:
-                    if c >= n.min_props:
-                        alts.append(())
-                    if extra_sym and nc is not None:
-                        alts.append(lead + (extra_sym, state_seq(i, nc)))
-                b.rules[name] = alts
-                return name
-            body = state_seq(0, 0)
+                if extra_sym and nc is not None:
+                    alts.append(lead + (extra_sym, state_seq(i, nc)))
+            b.rules[name] = alts
+            return name
+        body = state_seq(0, 0)
         body = self._left_linear(body, set(states.values()))
         return b.seq(*self._w(self._lit("{"), None, body, self._lit("}")))
+
+    def _obj_any_order(self, order: list[str], members: dict[str, str | None], required: frozenset[str],
+                       extra_sym: str | None, min_props: int, max_props: int | None, sep: str) -> str | None:
+        """Members in any order, exactly (see :mod:`.anyorder`).
+
+        Objects needing few states get them as static rules (every engine path,
+        including LR, takes static grammars); bigger ones become a lazy rule
+        family whose states the parser materializes as it visits them.
+        """
+        b = self.b
+        fam = AnyOrderObject(b.fresh("anyobj").replace("#", "_"), order, [members[k] for k in order], required,
+                             extra_sym, min_props, max_props, sep, self._lit("}"))
+        entry = fam.entry()
+        if entry is None:
+            return None
+        n_eager = fam.eager_states(self.max_eager_object_states)
+        if n_eager is not None:
+            self._state_count(n_eager)
+            todo, seen = [entry], {entry}
+            while todo:
+                name = todo.pop()
+                alts = fam.alternatives(name)
+                b.rules[name] = alts
+                for alt in alts:
+                    last = alt[-1]
+                    if last.startswith(fam.prefix + "/") and last not in seen:
+                        seen.add(last)
+                        todo.append(last)
+            return b.seq(*self._w(self._lit("{"), None, entry))
+        self.lazy[fam.prefix] = fam
+        return b.seq(*self._w(self._lit("{"), None, entry))
 
     def _left_linear(self, start: str, names: set[str]) -> str:
         """Rewrite a right-linear state machine (S -> w T | ε) into left-linear rules.
@@ -484,37 +502,67 @@ class Emitter:
 
     # ------------------------------------------------------------ finish
     def finish(self, root: str | None) -> Grammar:
+        """Prune unproductive and unreachable rules; lazy object families keep only productive members."""
         if root is None:
             raise SchemaError("empty language: no JSON value satisfies the schema", pointer="#")
         b = self.b
         start = b.rule("start", [(root,)])
         rules = b.rules
         terms = b.terminals
+        families = self.lazy
+
+        def family(sym: str) -> AnyOrderObject | None:
+            return families.get(sym.split("/", 1)[0]) if "/" in sym and sym not in rules else None
+
         productive: set[str] = set()
+
+        def ok(sym: str) -> bool:
+            if sym in terms or sym in productive:
+                return True
+            fam = family(sym) if families else None
+            return fam is not None and fam.productive(sym, productive)
+
         changed = True
         while changed:
             changed = False
             for name, alts in rules.items():
-                if name not in productive and any(all(s in terms or s in productive for s in a) for a in alts):
+                if name not in productive and any(all(ok(s) for s in a) for a in alts):
                     productive.add(name)
                     changed = True
         if start not in productive:
             raise SchemaError("empty language: no JSON value satisfies the schema (contradictory constraints)",
                               pointer="#")
-        pruned = {name: [a for a in alts if all(s in terms or s in productive for s in a)]
+        for fam in families.values():
+            fam.restrict(productive)
+        pruned = {name: [a for a in alts if all(ok(s) for s in a)]
                   for name, alts in rules.items() if name in productive}
-        # keep reachable only
+        # keep reachable only (through a lazy family: every static symbol it may use)
         seen = {start}
         todo = [start]
+        used_families: dict[str, AnyOrderObject] = {}
+        used_terms: set[str] = set()
         while todo:
             for a in pruned[todo.pop()]:
                 for s in a:
-                    if s in pruned and s not in seen:
-                        seen.add(s)
-                        todo.append(s)
-        used_terms = {s for name in seen for a in pruned[name] for s in a if s in terms}
+                    if s in pruned:
+                        if s not in seen:
+                            seen.add(s)
+                            todo.append(s)
+                    elif s in terms:
+                        used_terms.add(s)
+                    else:
+                        fam = family(s)
+                        if fam is not None and fam.prefix not in used_families:
+                            used_families[fam.prefix] = fam
+                            for t in fam.static_symbols():
+                                if t in terms:
+                                    used_terms.add(t)
+                                elif t not in seen:
+                                    seen.add(t)
+                                    todo.append(t)
         g = Grammar(start=start, rules={k: v for k, v in pruned.items() if k in seen},
-                    terminals={k: v for k, v in terms.items() if k in used_terms}, ignore=[], source="json-schema")
+                    terminals={k: v for k, v in terms.items() if k in used_terms}, ignore=[], source="json-schema",
+                    lazy=used_families)
         g.validate()
         return g
 
