@@ -18,7 +18,7 @@ from .earley import EarleySet, LazyNonterminals, ParserTables, Production
 from .lexer import LexerTables
 from .lr_parser import GLRContext, LRSet
 from .lr_tables import LRBudgetExceeded, build_lr_tables
-from .lr_walk import run_glr_mask
+from .lr_walk import SubwalkCache, Workspace, run_glr_mask
 from .slices import TokenSlice, build_slices, covers
 from .trie import TokenTrie, build_token_trie
 from .walk import run_walk
@@ -111,6 +111,11 @@ class CompiledGrammar:
                 self._is_ignore[list(self.parser.ignore)] = True
                 self._prio = np.array([t.priority for t in terms], dtype=np.int32)
                 self._is_lit = np.array(self.parser.terminal_is_literal, dtype=np.bool_)
+                self._lr_tuple = (lr.sh_start, lr.sh_term, lr.sh_to, lr.gt_start, lr.gt_nt, lr.gt_to,
+                                  lr.rd_start, lr.rd_prod, lr.prod_lhs, lr.prod_len)
+                self._glr_roots: dict[int, tuple] = {}
+                self._subwalks = SubwalkCache()
+                self._workspace = Workspace(len(term_names), lr.follow_bits.shape[1], self.mask_words)
         self.parser_kind = "glr" if self.glr is not None else "earley"
         self.initial_set = self.glr.initial() if self.glr is not None else EarleySet.initial(self.parser)
         self._walk_cache: dict[tuple[int, int], WalkResult] = {}
@@ -120,7 +125,7 @@ class CompiledGrammar:
         self._slice_of_vector: dict[int, TokenSlice | None] = {}
         self._start_vectors: dict[frozenset[int], int] = {}
         self._covers: dict[tuple[int, str], bool] = {}
-        self.stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0}
+        self.stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "glr_calls": 0}
 
     # ----- lexer / parser glue -------------------------------------------------
     def lexer_start(self, pset: EarleySet) -> int:
@@ -278,16 +283,33 @@ class CompiledGrammar:
         pset.mask_cache[(vid, nonempty)] = mask
         return mask
 
+    def _glr_root(self, vid: int):
+        """The parser-independent part of a GLR mask: the root walk, as kernel inputs (cached)."""
+        got = self._glr_roots.get(vid)
+        if got is None:
+            res = self.walk(ROOT_GROUP, vid)
+            nodes, starts, lens, accs = [], [], [], []
+            for acc, gid in res.groups:
+                grp = self._groups[gid]
+                nodes.append(grp)
+                starts.append(np.full(len(grp), sum(len(a) for a in accs), dtype=np.int32))
+                lens.append(np.full(len(grp), len(acc), dtype=np.int32))
+                accs.append(np.array(sorted(acc), dtype=np.int32))
+            cat = (lambda xs: np.concatenate(xs).astype(np.int32)) if nodes else (lambda xs: np.zeros(0, np.int32))
+            got = self._glr_roots[vid] = (res.full, (cat(nodes), cat(starts), cat(lens), cat(accs)))
+        return got
+
     def _glr_mask(self, pset: LRSet, vid: int) -> np.ndarray:
-        """The whole mask in one numba call (trie walk + GLR steps at lexeme boundaries)."""
-        sl = self.slice_for(vid)
-        mask, stats = run_glr_mask(self.lexer, self.glr.lr, self.trie if sl is None else sl.remainder, self.trie,
-                            self.lexer.vectors[vid], [s.states() for s in pset.stacks],
-                            self._is_ignore, self._prio, self._is_lit, self.parser.resolve_conflicts)
-        if sl is not None:
-            mask |= sl.mask
-            self.stats["slice_walks"] += 1
-        self.stats["walks"] += 1
+        """Root walk (cached per lexer vector) + one numba call for every boundary past it."""
+        root_mask, root_boundaries = self._glr_root(vid)
+        if len(root_boundaries[0]) == 0:
+            return root_mask.copy()
+        with self._lock:   # the workspace is shared
+            mask, stats, self._workspace = run_glr_mask(
+                self.lexer, self._lr_tuple, self.glr.lr.follow_bits, self.trie, root_mask, root_boundaries,
+                [st.states() for st in pset.stacks], self._is_ignore, self._prio, self._is_lit,
+                self.parser.resolve_conflicts, self._subwalks, self._workspace)
+        self.stats["glr_calls"] += 1
         self.stats["visited_nodes"] += int(stats[0])
         return mask
 

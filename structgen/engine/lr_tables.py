@@ -44,6 +44,7 @@ class LRTables:
     prod_lhs: np.ndarray        # int32 [P]
     prod_len: np.ndarray        # int32 [P]
     follow: np.ndarray          # bool [N, T+1]: terminal (or END) may follow the nonterminal
+    follow_bits: np.ndarray     # uint64 [N, ceil((T+1)/64)]: the same as bitsets
     # the same tables as Python containers, for the per-token (reference) parser
     shift: list[dict[int, int]]
     goto: list[dict[int, int]]
@@ -111,11 +112,13 @@ def _csr(rows: list[list[tuple[int, int]]]) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def build_lr_tables(rhs_of: list[tuple[int, ...]], lhs_of: list[int], n_nt: int, n_term: int,
-                    nullable: list[bool], *, max_states: int = MAX_LR_STATES) -> LRTables:
+                    nullable: list[bool], *, max_states: int | None = None) -> LRTables:
     """The LR(0) automaton of the grammar (production 0 = ``<start> -> S``), with FOLLOW sets.
 
     Raises :class:`LRBudgetExceeded` when it would have more than ``max_states`` states.
     """
+    if max_states is None:
+        max_states = MAX_LR_STATES
     if n_nt * (n_term + 1) > MAX_TABLE_CELLS:
         raise LRBudgetExceeded(f"{n_nt} nonterminals x {n_term} terminals")
     n_prod = len(rhs_of)
@@ -207,6 +210,10 @@ def build_lr_tables(rhs_of: list[tuple[int, ...]], lhs_of: list[int], n_nt: int,
     for a, fs in enumerate(follow_sets):
         if fs:
             follow[a, list(fs)] = True
+    n_words = (n_term + 1 + 63) // 64
+    padded = np.zeros((n_nt, n_words * 64), dtype=np.bool_)
+    padded[:, :n_term + 1] = follow
+    follow_bits = np.packbits(padded, axis=1, bitorder="little").view(np.uint64).copy()
     sh_start, sh_term, sh_to = _csr(shift_rows)
     gt_start, gt_nt, gt_to = _csr(goto_rows)
     rd_start = np.zeros(len(reduce_rows) + 1, dtype=np.int32)
@@ -219,6 +226,6 @@ def build_lr_tables(rhs_of: list[tuple[int, ...]], lhs_of: list[int], n_nt: int,
         rd_start=rd_start, rd_prod=rd_prod,
         prod_lhs=np.array(lhs_of, dtype=np.int32),
         prod_len=np.array([len(r) for r in rhs_of], dtype=np.int32),
-        follow=follow,
+        follow=follow, follow_bits=follow_bits,
         shift=[dict(r) for r in shift_rows], goto=[dict(r) for r in goto_rows],
         reductions=reduce_rows, follow_sets=[frozenset(f) for f in follow_sets])

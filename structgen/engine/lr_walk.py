@@ -1,23 +1,35 @@
 """One-call token masks for the GLR path (numba).
 
 The Earley path walks the token trie in numba but returns to Python at every
-group of lexeme boundaries to advance the parser, and that round trip
-(~100-250 us per walk) is what made first visits of a parser context slow.
-Here the whole mask is one numba call: a work queue of (trie node, stack set)
-items.  Each item walks the subtree below its node with the lexer started for
-what its stacks expect; where a lexeme ends inside a token, the GLR step
-(reductions filtered by FOLLOW, then shift) runs right there on a pool of
-hash-consed stack nodes, and the rest of the token becomes a new item.
+group of lexeme boundaries to advance the parser; that round trip
+(~100-250 us per walk) made first visits of a parser context slow.  Here,
+past the root walk, the whole mask is one numba call.
 
-Semantics are exactly those of ``lr_parser.LRSet.advance`` and the Earley
-parser (maximal munch, union or priority resolution, ignore terminals), which
-the tests check mask for mask.  Capacities are fixed per call; on overflow
-the caller retries with larger buffers.
+* The root walk (tokens from the current lexer state up to the first lexeme
+  boundary) does not depend on the parser, so it is the cached
+  ``CompiledGrammar.walk`` result for the lexer vector: a mask plus the
+  boundary nodes with the terminals accepted there.
+* The kernel then runs a work queue.  A *boundary* (trie node, stack set,
+  accepted terminals) takes the GLR step: reductions filtered by FOLLOW, then
+  the shift, on a pool of hash-consed stack nodes; the result (one stack set)
+  becomes an *item*.  An item walks the trie below its node with the lexer
+  restarted for what its stacks expect, and every boundary it meets is queued.
+
+Semantics are exactly those of ``lr_parser.LRSet.advance`` and of the Earley
+parser (maximal munch, union or priority resolution, ignore terminals); the
+tests compare the masks.  Capacities are fixed per call; on overflow the
+caller retries with larger buffers.
 """
 from __future__ import annotations
 
 import numba
 import numpy as np
+
+# counters kept in one int64 array so helpers can update them
+C_NODES, C_STAMP, C_EXP, C_MEMO, C_RES, C_SETS, C_SETBUF, C_VEC, C_MARK, C_CMARK = range(10)
+# the LR tables travel as one tuple of int32 arrays
+T_SH_START, T_SH_TERM, T_SH_TO, T_GT_START, T_GT_NT, T_GT_TO, T_RD_START, T_RD_PROD, T_LHS, T_LEN = range(10)
+
 
 @numba.njit(cache=True, inline="always")
 def _find(keys, lo, hi, key):
@@ -35,278 +47,642 @@ def _find(keys, lo, hi, key):
 
 
 @numba.njit(cache=True)
-def _intern_node(state, parent, pool_state, pool_parent, n_nodes, table):
-    """Node id for (state, parent); returns (id, new count) or (-1, count) when full."""
-    mask = table.shape[0] - 1
-    h = (np.int64(state) * np.int64(1000003) + np.int64(parent + 1) * np.int64(7919)) & mask
+def _intern_node(state, parent, pool_state, pool_parent, table, ctr, node_slot):
+    """Stack node for (state, parent), or -1 when the pool is full (slots recorded for cleanup)."""
+    tmask = table.shape[0] - 1
+    h = (np.int64(state) * np.int64(1000003) + np.int64(parent + 1) * np.int64(7919)) & tmask
     while True:
         v = table[h]
         if v == 0:
-            if n_nodes >= pool_state.shape[0]:
-                return -1, n_nodes
-            pool_state[n_nodes] = state
-            pool_parent[n_nodes] = parent
-            table[h] = n_nodes + 1
-            return n_nodes, n_nodes + 1
+            n = ctr[C_NODES]
+            if n >= pool_state.shape[0]:
+                return -1
+            pool_state[n] = state
+            pool_parent[n] = parent
+            table[h] = n + 1
+            node_slot[n] = h
+            ctr[C_NODES] = n + 1
+            return n
         j = v - 1
         if pool_state[j] == state and pool_parent[j] == parent:
-            return j, n_nodes
-        h = (h + 1) & mask
+            return j
+        h = (h + 1) & tmask
+
+
+@numba.njit(cache=True)
+def _expected_search(node, lr, follow_bits, pool_state, pool_parent, table, la, la_stamp, todo, ctr,
+                     out, cand_mark, node_slot):
+    """Every terminal that stack ``node`` can shift next, exactly, in one search.
+
+    Each configuration reached by reductions carries the set of lookaheads
+    still allowed on the way there (the intersection of FOLLOW(lhs) over the
+    reductions taken), as a bitset; a terminal is expected iff some
+    configuration shifts it with its bit still set.  A configuration reached
+    again with new bits is explored again with the union, which is exact
+    because intersection distributes over union.  Returns the number of
+    terminals written to ``out`` (deduplicated by ``cand_mark``), -1 on overflow.
+    """
+    sh_start = lr[T_SH_START]
+    sh_term = lr[T_SH_TERM]
+    gt_start = lr[T_GT_START]
+    gt_nt = lr[T_GT_NT]
+    gt_to = lr[T_GT_TO]
+    rd_start = lr[T_RD_START]
+    rd_prod = lr[T_RD_PROD]
+    lhs = lr[T_LHS]
+    plen = lr[T_LEN]
+    n_words = la.shape[1]
+    cap = todo.shape[0]
+    ctr[C_STAMP] += 1
+    stamp = ctr[C_STAMP]
+    cm = ctr[C_CMARK]
+    carried = np.empty(n_words, dtype=np.uint64)
+    for w in range(n_words):
+        la[node, w] = ~np.uint64(0)
+    la_stamp[node] = stamp
+    todo[0] = node
+    top = 1
+    n_out = 0
+    while top > 0:
+        top -= 1
+        x = todo[top]
+        s = pool_state[x]
+        for e in range(sh_start[s], sh_start[s + 1]):
+            t = sh_term[e]
+            if (la[x, t >> 6] >> np.uint64(t & 63)) & np.uint64(1) and cand_mark[t] != cm:
+                cand_mark[t] = cm
+                if n_out >= out.shape[0]:
+                    return -1
+                out[n_out] = t
+                n_out += 1
+        for e in range(rd_start[s], rd_start[s + 1]):
+            r = rd_prod[e]
+            if r == 0:
+                continue
+            a = lhs[r]
+            nz = False
+            for w in range(n_words):
+                carried[w] = la[x, w] & follow_bits[a, w]
+                if carried[w] != 0:
+                    nz = True
+            if not nz:
+                continue
+            anc = x
+            for _ in range(plen[r]):
+                anc = pool_parent[anc]
+            gs = pool_state[anc]
+            gi = _find(gt_nt, gt_start[gs], gt_start[gs + 1], a)
+            if gi < 0:
+                continue
+            y = _intern_node(gt_to[gi], anc, pool_state, pool_parent, table, ctr, node_slot)
+            if y < 0 or y >= la.shape[0]:
+                return -1
+            push = False
+            if la_stamp[y] != stamp:
+                la_stamp[y] = stamp
+                for w in range(n_words):
+                    la[y, w] = carried[w]
+                push = True
+            else:
+                for w in range(n_words):
+                    fresh = carried[w] & ~la[y, w]
+                    if fresh != 0:
+                        la[y, w] |= fresh
+                        push = True
+            if push:
+                if top >= cap:
+                    return -1
+                todo[top] = y
+                top += 1
+    # sorted output (the callers expect terminals in increasing order)
+    out[:n_out].sort()
+    return n_out
+
+
+@numba.njit(cache=True)
+def _search(node, t, mode, lr, follow_bits, pool_state, pool_parent, table, visit, todo, ctr,
+            out, n_out, cand_mark, node_slot):
+    """Reduction search from ``node`` before terminal ``t``.
+
+    mode 0: collect every terminal some reachable configuration shifts into
+            ``out`` (no lookahead filter; ``t`` unused), deduplicated by ``cand_mark``;
+    mode 1: return 1 iff some configuration reachable with reductions allowed
+            before ``t`` shifts ``t``;
+    mode 2: append the shifted stack nodes to ``out``.
+    Returns the new length of ``out`` (mode 0/2) or 0/1 (mode 1); -1 on overflow.
+    """
+    sh_start = lr[T_SH_START]
+    sh_term = lr[T_SH_TERM]
+    sh_to = lr[T_SH_TO]
+    gt_start = lr[T_GT_START]
+    gt_nt = lr[T_GT_NT]
+    gt_to = lr[T_GT_TO]
+    rd_start = lr[T_RD_START]
+    rd_prod = lr[T_RD_PROD]
+    lhs = lr[T_LHS]
+    plen = lr[T_LEN]
+    cap = todo.shape[0]
+    ctr[C_STAMP] += 1
+    stamp = ctr[C_STAMP]
+    top = 0
+    todo[0] = node
+    top = 1
+    visit[node] = stamp
+    while top > 0:
+        top -= 1
+        x = todo[top]
+        s = pool_state[x]
+        if mode == 0:
+            for e in range(sh_start[s], sh_start[s + 1]):
+                tt = sh_term[e]
+                if cand_mark[tt] != ctr[C_CMARK]:
+                    cand_mark[tt] = ctr[C_CMARK]
+                    if n_out >= out.shape[0]:
+                        return -1
+                    out[n_out] = tt
+                    n_out += 1
+        else:
+            si = _find(sh_term, sh_start[s], sh_start[s + 1], t)
+            if si >= 0:
+                if mode == 1:
+                    return 1
+                y = _intern_node(sh_to[si], x, pool_state, pool_parent, table, ctr, node_slot)
+                if y < 0 or n_out >= out.shape[0]:
+                    return -1
+                out[n_out] = y
+                n_out += 1
+        for e in range(rd_start[s], rd_start[s + 1]):
+            r = rd_prod[e]
+            if r == 0:
+                continue  # production 0 reduces only to accept at end of input
+            a = lhs[r]
+            if mode != 0 and not (follow_bits[a, t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
+                continue
+            anc = x
+            for _ in range(plen[r]):
+                anc = pool_parent[anc]
+            gs = pool_state[anc]
+            gi = _find(gt_nt, gt_start[gs], gt_start[gs + 1], a)
+            if gi < 0:
+                continue
+            y = _intern_node(gt_to[gi], anc, pool_state, pool_parent, table, ctr, node_slot)
+            if y < 0:
+                return -1
+            if visit[y] != stamp:
+                visit[y] = stamp
+                if top >= cap:
+                    return -1
+                todo[top] = y
+                top += 1
+    return 0 if mode == 1 else n_out
+
+
+SUBWALK_MIN_NODES = 48   # sub-walks over larger subtrees are cached across masks
+
+
+@numba.njit(cache=True)
+def _subwalk_key(node, vec, off, n):
+    h = np.int64(node) * np.int64(0x9E3779B1) + np.int64(n)
+    for j in range(n):
+        h = (h * np.int64(1000003) + np.int64(vec[off + j])) & np.int64(0x3FFFFFFFFFFFFFFF)
+    return h
+
+
+@numba.njit(cache=True)
+def _lookup_subwalk(sc_table, sc_key, sc_start, sc_data, key, node, vec, off, n):
+    """Offset in ``sc_data`` of the cached walk below ``node`` from lexer vector ``vec[off:off+n]``, or -1.
+
+    Entries are runs of int64: [node, n, vector..., n_words, (word, bits)*,
+    n_boundaries, (node, n_acc, acc...)*]; ``sc_table`` is an open-addressing
+    index (entry + 1, 0 = empty) probed linearly from the key's hash.
+    """
+    tmask = sc_table.shape[0] - 1
+    h = (key * np.int64(2654435761)) & tmask
+    while True:
+        v = sc_table[h]
+        if v == 0:
+            return -1
+        e = v - 1
+        if sc_key[e] == key:
+            p = sc_start[e]
+            if sc_data[p] == node and sc_data[p + 1] == n:
+                same = True
+                for j in range(n):
+                    if sc_data[p + 2 + j] != vec[off + j]:
+                        same = False
+                        break
+                if same:
+                    return p
+        h = (h + 1) & tmask
+
+
+@numba.njit(cache=True)
+def _reserve_subwalk(sc_table, sc_key, sc_start, sc_data, sc_ctr, key, size):
+    """Room for a new entry of ``size`` int64s: its offset, or -1 when the cache is full."""
+    e = sc_ctr[0]
+    p = sc_ctr[1]
+    if e + 1 >= sc_key.shape[0] or 2 * (e + 1) > sc_table.shape[0] or p + size > sc_data.shape[0]:
+        return -1
+    tmask = sc_table.shape[0] - 1
+    h = (key * np.int64(2654435761)) & tmask
+    while sc_table[h] != 0:
+        h = (h + 1) & tmask
+    sc_table[h] = e + 1
+    sc_key[e] = key
+    sc_start[e] = p
+    sc_start[e + 1] = p + size
+    sc_ctr[0] = e + 1
+    sc_ctr[1] = p + size
+    return p
+
+
+@numba.njit(cache=True, inline="always")
+def _same(acc_buf, a_off, data, d_off, n):
+    for y in range(n):
+        if acc_buf[a_off + y] != data[d_off + y]:
+            return False
+    return True
+
+
+# workspace arrays, reused across calls (see Workspace); int32 ones travel in one tuple, int64 ones in another
+W32 = ("pool_state", "pool_parent", "todo", "exp_off", "exp_len", "exp_buf", "memo_off", "memo_len", "res_buf",
+       "set_off", "set_len", "set_buf", "vec_off", "vec_len", "vec_buf", "scratch", "bq_node", "bq_set", "bq_acc",
+       "bq_alen", "acc_buf", "it_node", "it_set", "node_slot", "memo_slot", "set_slot")
+W64 = ("node_table", "memo_table", "set_table", "visit", "la_stamp", "memo_key", "term_mark", "cand_mark", "ctr")
 
 
 @numba.njit(cache=True)
 def glr_mask_kernel(
-        a_byte, a_depth, a_end, a_tok_start, a_tok_ids, a_orig,      # root trie (full or slice remainder)
-        f_byte, f_depth, f_end, f_tok_start, f_tok_ids,              # full trie
+        f_byte, f_depth, f_end, f_tok_start, f_tok_ids,
         trans, acc_term, term_start, is_ignore, prio, is_lit, resolve,
-        sh_start, sh_term, sh_to, gt_start, gt_nt, gt_to, rd_start, rd_prod, prod_lhs, prod_len, follow,
-        init_states, stk_states, stk_off, mask_words, max_depth, cap):
-    """Returns (mask, ok, stats).  ``ok`` is False when a capacity was exceeded (retry larger).
+        lr, follow_bits,
+        root_mask, rb_node, rb_acc_start, rb_acc_len, rb_acc,
+        stk_states, stk_off, max_depth, w32, w64, la, dmask,
+        sc_table, sc_key, sc_start, sc_data, sc_ctr):
+    """Returns (mask, ok, stats); ``ok`` is False when a workspace capacity was exceeded.
 
-    ``stats`` = [trie nodes visited, items, stack nodes, stack sets].
+    ``w32``/``w64``/``la``/``dmask`` are the caller's workspace (clean on entry,
+    left clean on a successful return).  ``sc_*`` is the persistent cache of
+    large sub-walks (see :func:`_lookup_subwalk`).  ``stats`` = [trie nodes
+    visited, items, stack nodes, stack sets, sub-walk cache hits].
     """
+    (pool_state, pool_parent, todo, exp_off, exp_len, exp_buf, memo_off, memo_len, res_buf,
+     set_off, set_len, set_buf, vec_off, vec_len, vec_buf, scratch, bq_node, bq_set, bq_acc,
+     bq_alen, acc_buf, it_node, it_set, node_slot, memo_slot, set_slot) = w32
+    (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr) = w64
     n_terms = term_start.shape[0]
-    mask = np.zeros(mask_words, dtype=np.uint32)
-    stats = np.zeros(4, dtype=np.int64)
-    # ---- stack-node pool (hash-consed) ------------------------------------------------
-    pool_state = np.empty(cap, dtype=np.int32)
-    pool_parent = np.empty(cap, dtype=np.int32)
-    tsize = 1
-    while tsize < 2 * cap:
-        tsize *= 2
-    node_table = np.zeros(tsize, dtype=np.int64)
-    n_nodes = 0
-    visit = np.zeros(cap, dtype=np.int64)
-    stamp = 0
-    todo = np.empty(cap, dtype=np.int32)
-    # per node: expected terminals (computed lazily) in exp_buf
-    exp_off = np.full(cap, -1, dtype=np.int32)
-    exp_len = np.zeros(cap, dtype=np.int32)
-    exp_buf = np.empty(8 * cap, dtype=np.int32)
-    n_exp = 0
-    # shift memo (node, terminal) -> result nodes in res_buf
-    memo_table = np.zeros(tsize, dtype=np.int64)
-    memo_key = np.empty(cap, dtype=np.int64)
-    memo_off = np.empty(cap, dtype=np.int32)
-    memo_len = np.empty(cap, dtype=np.int32)
-    n_memo = 0
-    res_buf = np.empty(8 * cap, dtype=np.int32)
-    n_res = 0
-    # stack sets (sorted node lists) and their lexer start vectors
-    set_off = np.empty(cap, dtype=np.int32)
-    set_len = np.empty(cap, dtype=np.int32)
-    set_buf = np.empty(8 * cap, dtype=np.int32)
-    n_setbuf = 0
-    set_table = np.zeros(tsize, dtype=np.int64)
-    n_sets = 0
-    vec_off = np.full(cap, -1, dtype=np.int32)
-    vec_len = np.zeros(cap, dtype=np.int32)
-    vec_buf = np.empty(8 * cap, dtype=np.int32)
-    n_vec = 0
-    term_mark = np.zeros(n_terms, dtype=np.int64)   # set unions and boundary terminal sets
-    mark = 0
-    cand_mark = np.zeros(n_terms, dtype=np.int64)   # candidate terminals of one stack
-    cmark = 0
-    # work queue
-    item_node = np.empty(4 * cap, dtype=np.int32)
-    item_set = np.empty(4 * cap, dtype=np.int32)
-    n_items = 0
-    # scratch
-    scratch = np.empty(cap, dtype=np.int32)
-    cands = np.empty(n_terms + 1, dtype=np.int32)
-    chosen = np.empty(n_terms + 1, dtype=np.int32)
+    cap = pool_state.shape[0]
+    mask = root_mask.copy()
+    stats = np.zeros(5, dtype=np.int64)
+    sh_start = lr[T_SH_START]
+    sh_term = lr[T_SH_TERM]
+    rd_start = lr[T_RD_START]
+    for c_ in (C_NODES, C_EXP, C_MEMO, C_RES, C_SETS, C_SETBUF, C_VEC):
+        ctr[c_] = 0   # stamps and marks (C_STAMP, C_MARK, C_CMARK) keep counting across calls
     cand_terms = np.empty(n_terms + 1, dtype=np.int32)
+    acc_terms = np.empty(n_terms + 1, dtype=np.int32)
+    chosen = np.empty(n_terms + 1, dtype=np.int32)
+    n_bq = rb_node.shape[0]
+    bq_cap = bq_node.shape[0]
+    n_acc_buf = rb_acc.shape[0]
+    if n_bq > bq_cap or n_acc_buf > acc_buf.shape[0]:
+        return mask, False, stats
+    acc_buf[:n_acc_buf] = rb_acc
+    n_items = 0
+    ok = _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, term_start, is_ignore, prio,
+                  is_lit, resolve, lr, follow_bits, rb_node, rb_acc_start, rb_acc_len, stk_states, stk_off,
+                  max_depth, w32, w64, la, dmask, sc_table, sc_key, sc_start, sc_data, sc_ctr, mask, stats,
+                  cand_terms, acc_terms, chosen, n_bq, n_acc_buf)
+    # leave the workspace clean: hash slots, per-node and per-set caches
+    for k in range(ctr[C_NODES]):
+        node_table[node_slot[k]] = 0
+        exp_off[k] = -1
+    for k in range(ctr[C_MEMO]):
+        memo_table[memo_slot[k]] = 0
+    for k in range(ctr[C_SETS]):
+        if set_slot[k] >= 0:
+            set_table[set_slot[k]] = 0
+        vec_off[k] = -1
+    return mask, ok, stats
 
-    # ---- load the initial stacks as one set -----------------------------------------
+
+@numba.njit(cache=True)
+def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, term_start, is_ignore, prio,
+             is_lit, resolve, lr, follow_bits, rb_node, rb_acc_start, rb_acc_len, stk_states, stk_off,
+             max_depth, w32, w64, la, dmask, sc_table, sc_key, sc_start, sc_data, sc_ctr, mask, stats,
+             cand_terms, acc_terms, chosen, n_bq, n_acc_buf):
+    """The work queue of :func:`glr_mask_kernel`; returns False on a capacity overflow."""
+    (pool_state, pool_parent, todo, exp_off, exp_len, exp_buf, memo_off, memo_len, res_buf,
+     set_off, set_len, set_buf, vec_off, vec_len, vec_buf, scratch, bq_node, bq_set, bq_acc,
+     bq_alen, acc_buf, it_node, it_set, node_slot, memo_slot, set_slot) = w32
+    (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr) = w64
+    n_terms = term_start.shape[0]
+    cap = pool_state.shape[0]
+    sh_start = lr[T_SH_START]
+    sh_term = lr[T_SH_TERM]
+    rd_start = lr[T_RD_START]
+    bq_cap = bq_node.shape[0]
+    n_items = 0
+    # ---- the initial stacks, as set 0 ---------------------------------------------------
     n_stk = stk_off.shape[0] - 1
+    if n_stk > cap:
+        return False
     for k in range(n_stk):
         parent = -1
         for j in range(stk_off[k], stk_off[k + 1]):
-            parent, n_nodes = _intern_node(stk_states[j], parent, pool_state, pool_parent, n_nodes, node_table)
+            parent = _intern_node(stk_states[j], parent, pool_state, pool_parent, node_table, ctr, node_slot)
             if parent < 0:
-                return mask, False, stats
+                return False
         scratch[k] = parent
-    # initial set: the tops, sorted
-    tops = np.sort(scratch[:n_stk].copy())
-    set_off[0] = 0
-    set_len[0] = n_stk
+    tops = np.sort(scratch[:n_stk])
+    if n_stk > set_buf.shape[0]:
+        return False
     for k in range(n_stk):
         set_buf[k] = tops[k]
-    n_setbuf = n_stk
-    n_sets = 1
-    item_node[0] = 0
-    item_set[0] = 0
-    n_items = 1
+    set_off[0] = 0
+    set_len[0] = n_stk
+    set_slot[0] = -1   # set 0 is never looked up by content
+    ctr[C_SETBUF] = n_stk
+    ctr[C_SETS] = 1
+    for k in range(n_bq):
+        bq_node[k] = rb_node[k]
+        bq_set[k] = 0
+        bq_acc[k] = rb_acc_start[k]
+        bq_alen[k] = rb_acc_len[k]
 
     maxd = max_depth + 2
-    width = max(init_states.shape[0], n_terms)
-    states = np.empty((maxd, max(width, 1)), dtype=np.int32)
+    states = np.empty((maxd, max(n_terms, 1)), dtype=np.int32)
     counts = np.zeros(maxd, dtype=np.int32)
     owner = np.full(maxd, -1, dtype=np.int64)
     rec_owner = np.full(maxd, -2, dtype=np.int64)
-    rec_set = np.full(maxd, -1, dtype=np.int32)
+    rec_start = np.zeros(maxd, dtype=np.int32)
+    rec_len = np.zeros(maxd, dtype=np.int32)
 
-    head = 0
-    while head < n_items:
-        it = head
-        head += 1
-        sid = item_set[it]
-        root = it == 0
-        # lexer start vector of this item
-        if root:
-            k0 = init_states.shape[0]
-            for j in range(k0):
-                states[0, j] = init_states[j]
-            counts[0] = k0
-        else:
-            if vec_off[sid] < 0:
-                # expected(set) U ignore -> start states, sorted (terminal ranges are ordered)
-                mark += 1
-                for q in range(set_off[sid], set_off[sid] + set_len[sid]):
-                    node = set_buf[q]
-                    if exp_off[node] < 0 and rd_start[pool_state[node]] == rd_start[pool_state[node] + 1]:
-                        # nothing to reduce: every terminal the state shifts is expected, exactly
-                        s = pool_state[node]
-                        cnt = sh_start[s + 1] - sh_start[s]
-                        if n_exp + cnt > exp_buf.shape[0]:
-                            return mask, False, stats
-                        exp_off[node] = n_exp
-                        for e in range(cnt):
-                            exp_buf[n_exp + e] = sh_term[sh_start[s] + e]
-                        exp_len[node] = cnt
-                        n_exp += cnt
-                    if exp_off[node] < 0:
-                        # ---- expected terminals of one stack: candidates, then exact check
-                        cmark += 1
-                        n_cand = 0
-                        stamp += 1
-                        top = 0
-                        todo[top] = node
-                        top += 1
-                        visit[node] = stamp
-                        while top > 0:
-                            top -= 1
-                            x = todo[top]
-                            s = pool_state[x]
-                            for e in range(sh_start[s], sh_start[s + 1]):
-                                t = sh_term[e]
-                                if cand_mark[t] != cmark:
-                                    cand_mark[t] = cmark
-                                    cand_terms[n_cand] = t
-                                    n_cand += 1
-                            for e in range(rd_start[s], rd_start[s + 1]):
-                                r = rd_prod[e]
-                                if r == 0:
-                                    continue
-                                anc = x
-                                for _ in range(prod_len[r]):
-                                    anc = pool_parent[anc]
-                                gs = pool_state[anc]
-                                gi = _find(gt_nt, gt_start[gs], gt_start[gs + 1], prod_lhs[r])
-                                if gi < 0:
-                                    continue
-                                y, n_nodes = _intern_node(gt_to[gi], anc, pool_state, pool_parent, n_nodes, node_table)
-                                if y < 0:
-                                    return mask, False, stats
-                                if visit[y] != stamp:
-                                    visit[y] = stamp
-                                    if top >= cap:
-                                        return mask, False, stats
-                                    todo[top] = y
-                                    top += 1
-                        if n_exp + n_cand > exp_buf.shape[0]:
-                            return mask, False, stats
-                        exp_off[node] = n_exp
-                        cnt = 0
-                        for ci in range(n_cand):
-                            t = cand_terms[ci]
-                            # exact: does some reduction path allowed before t shift t?
-                            stamp += 1
-                            top = 0
-                            todo[top] = node
-                            top += 1
-                            visit[node] = stamp
-                            ok_t = False
-                            while top > 0 and not ok_t:
-                                top -= 1
-                                x = todo[top]
-                                s = pool_state[x]
-                                if _find(sh_term, sh_start[s], sh_start[s + 1], t) >= 0:
-                                    ok_t = True
+    bq_head = 0
+    it_head = 0
+    last_key_set = -1
+    last_key_acc = -1
+    last_res = -1
+    while True:
+        if bq_head < n_bq:
+            # ---------------- a boundary: the GLR step ----------------------------------
+            k = bq_head
+            bq_head += 1
+            sid = bq_set[k]
+            if sid == last_key_set and bq_acc[k] == last_key_acc:
+                r_set = last_res   # a sibling of the previous boundary: same parent, same result
+            else:
+                r_set = -1
+                ctr[C_MARK] += 1
+                mk = ctr[C_MARK]
+                n_acc = 0
+                any_ignore = False
+                for e in range(bq_acc[k], bq_acc[k] + bq_alen[k]):
+                    t = acc_buf[e]
+                    if term_mark[t] != mk:
+                        term_mark[t] = mk
+                        acc_terms[n_acc] = t
+                        n_acc += 1
+                        if is_ignore[t]:
+                            any_ignore = True
+                n_ch = 0
+                for ci in range(n_acc):
+                    t = acc_terms[ci]
+                    got = False
+                    for q in range(set_off[sid], set_off[sid] + set_len[sid]):
+                        node = set_buf[q]
+                        key = np.int64(node) * np.int64(n_terms + 1) + t
+                        mh = (key * np.int64(2654435761)) & (memo_table.shape[0] - 1)
+                        mi = -1
+                        while True:
+                            v = memo_table[mh]
+                            if v == 0:
+                                break
+                            if memo_key[v - 1] == key:
+                                mi = v - 1
+                                break
+                            mh = (mh + 1) & (memo_table.shape[0] - 1)
+                        if mi < 0:
+                            if ctr[C_MEMO] >= cap:
+                                return False
+                            mo = ctr[C_RES]
+                            n_out = _search(node, t, 2, lr, follow_bits, pool_state, pool_parent, node_table,
+                                            visit, todo, ctr, res_buf, mo, cand_mark, node_slot)
+                            if n_out < 0:
+                                return False
+                            ctr[C_RES] = n_out
+                            mi = ctr[C_MEMO]
+                            memo_key[mi] = key
+                            memo_off[mi] = mo
+                            memo_len[mi] = n_out - mo
+                            memo_table[mh] = mi + 1
+                            memo_slot[mi] = mh
+                            ctr[C_MEMO] = mi + 1
+                        if memo_len[mi] > 0:
+                            got = True
+                    if got:
+                        chosen[n_ch] = t
+                        n_ch += 1
+                if n_ch > 0 and resolve:
+                    best = prio[chosen[0]]
+                    for ci in range(1, n_ch):
+                        if prio[chosen[ci]] > best:
+                            best = prio[chosen[ci]]
+                    has_lit = False
+                    for ci in range(n_ch):
+                        if prio[chosen[ci]] == best and is_lit[chosen[ci]]:
+                            has_lit = True
+                    m2 = 0
+                    for ci in range(n_ch):
+                        t = chosen[ci]
+                        if prio[t] == best and (is_lit[t] or not has_lit):
+                            chosen[m2] = t
+                            m2 += 1
+                    n_ch = m2
+                if n_ch > 0:
+                    # union of the chosen shifts -> one sorted, interned set
+                    n_sc = 0
+                    for ci in range(n_ch):
+                        t = chosen[ci]
+                        for q in range(set_off[sid], set_off[sid] + set_len[sid]):
+                            node = set_buf[q]
+                            key = np.int64(node) * np.int64(n_terms + 1) + t
+                            mh = (key * np.int64(2654435761)) & (memo_table.shape[0] - 1)
+                            while memo_key[memo_table[mh] - 1] != key:
+                                mh = (mh + 1) & (memo_table.shape[0] - 1)
+                            mi = memo_table[mh] - 1
+                            for e in range(memo_off[mi], memo_off[mi] + memo_len[mi]):
+                                if n_sc >= cap:
+                                    return False
+                                scratch[n_sc] = res_buf[e]
+                                n_sc += 1
+                    # insertion sort + dedupe (sets are tiny)
+                    m2 = 0
+                    for e in range(n_sc):
+                        x = scratch[e]
+                        pos = m2
+                        dup = False
+                        while pos > 0 and scratch[pos - 1] >= x:
+                            if scratch[pos - 1] == x:
+                                dup = True
+                                break
+                            pos -= 1
+                        if dup:
+                            continue
+                        for z in range(m2, pos, -1):
+                            scratch[z] = scratch[z - 1]
+                        scratch[pos] = x
+                        m2 += 1
+                    hkey = np.int64(m2)
+                    for e in range(m2):
+                        hkey = hkey * np.int64(1000003) + scratch[e]
+                    shh = (hkey * np.int64(2654435761)) & (set_table.shape[0] - 1)
+                    found = -1
+                    while True:
+                        v = set_table[shh]
+                        if v == 0:
+                            break
+                        cs = v - 1
+                        if set_len[cs] == m2:
+                            same = True
+                            for e in range(m2):
+                                if set_buf[set_off[cs] + e] != scratch[e]:
+                                    same = False
                                     break
-                                for e in range(rd_start[s], rd_start[s + 1]):
-                                    r = rd_prod[e]
-                                    if r == 0 or not follow[prod_lhs[r], t]:
-                                        continue
-                                    anc = x
-                                    for _ in range(prod_len[r]):
-                                        anc = pool_parent[anc]
-                                    gs = pool_state[anc]
-                                    gi = _find(gt_nt, gt_start[gs], gt_start[gs + 1], prod_lhs[r])
-                                    if gi < 0:
-                                        continue
-                                    y, n_nodes = _intern_node(gt_to[gi], anc, pool_state, pool_parent, n_nodes,
-                                                              node_table)
-                                    if y < 0:
-                                        return mask, False, stats
-                                    if visit[y] != stamp:
-                                        visit[y] = stamp
-                                        if top >= cap:
-                                            return mask, False, stats
-                                        todo[top] = y
-                                        top += 1
-                            if ok_t:
-                                exp_buf[n_exp + cnt] = t
-                                cnt += 1
-                        exp_len[node] = cnt
-                        n_exp += cnt
-                    for e in range(exp_off[node], exp_off[node] + exp_len[node]):
-                        t = exp_buf[e]
-                        if term_mark[t] != mark:
-                            term_mark[t] = mark
-                for t in range(n_terms):
-                    if is_ignore[t]:
-                        term_mark[t] = mark
-                if n_vec + n_terms > vec_buf.shape[0]:
-                    return mask, False, stats
-                vec_off[sid] = n_vec
-                c = 0
-                for t in range(n_terms):
-                    if term_mark[t] == mark:
-                        vec_buf[n_vec + c] = term_start[t]
-                        c += 1
-                vec_len[sid] = c
-                n_vec += c
-            k0 = vec_len[sid]
-            for j in range(k0):
-                states[0, j] = vec_buf[vec_off[sid] + j]
-            counts[0] = k0
-        if counts[0] == 0:
+                            if same:
+                                found = cs
+                                break
+                        shh = (shh + 1) & (set_table.shape[0] - 1)
+                    if found < 0:
+                        ns = ctr[C_SETS]
+                        nsb = ctr[C_SETBUF]
+                        if ns >= cap or nsb + m2 > set_buf.shape[0]:
+                            return False
+                        found = ns
+                        set_off[found] = nsb
+                        set_len[found] = m2
+                        for e in range(m2):
+                            set_buf[nsb + e] = scratch[e]
+                        ctr[C_SETBUF] = nsb + m2
+                        set_table[shh] = found + 1
+                        set_slot[found] = shh
+                        ctr[C_SETS] = ns + 1
+                    r_set = found
+                elif any_ignore:
+                    r_set = sid   # an ignored lexeme: same stacks, lexer restarts
+                last_key_set = sid
+                last_key_acc = bq_acc[k]
+                last_res = r_set
+            if r_set >= 0:
+                if n_items >= it_node.shape[0]:
+                    return False
+                it_node[n_items] = bq_node[k]
+                it_set[n_items] = r_set
+                n_items += 1
             continue
-        if root:
-            nb_ = a_byte
-            nd_ = a_depth
-            ne_ = a_end
-            nts_ = a_tok_start
-            nti_ = a_tok_ids
-            lo = 1
-            hi = a_byte.shape[0]
-            base = 0
-        else:
-            nb_ = f_byte
-            nd_ = f_depth
-            ne_ = f_end
-            nts_ = f_tok_start
-            nti_ = f_tok_ids
-            lo = item_node[it]
-            hi = f_end[lo]
-            base = f_depth[lo] - 1
+        if it_head >= n_items:
+            break
+        # ---------------- an item: walk below its node ------------------------------------
+        it = it_head
+        it_head += 1
+        sid = it_set[it]
+        if vec_off[sid] < 0:
+            # lexer start vector: expected(set) U ignore, as sorted start states
+            ctr[C_MARK] += 1
+            mk = ctr[C_MARK]
+            for q in range(set_off[sid], set_off[sid] + set_len[sid]):
+                node = set_buf[q]
+                if exp_off[node] < 0:
+                    s = pool_state[node]
+                    ne = ctr[C_EXP]
+                    if rd_start[s] == rd_start[s + 1]:
+                        # nothing to reduce: every terminal the state shifts is expected, exactly
+                        cnt = sh_start[s + 1] - sh_start[s]
+                        if ne + cnt > exp_buf.shape[0]:
+                            return False
+                        for e in range(cnt):
+                            exp_buf[ne + e] = sh_term[sh_start[s] + e]
+                    else:
+                        ctr[C_CMARK] += 1
+                        cnt = _expected_search(node, lr, follow_bits, pool_state, pool_parent, node_table,
+                                               la, la_stamp, todo, ctr, cand_terms, cand_mark, node_slot)
+                        if cnt < 0 or ne + cnt > exp_buf.shape[0]:
+                            return False
+                        for ci in range(cnt):
+                            exp_buf[ne + ci] = cand_terms[ci]
+                    exp_off[node] = ne
+                    exp_len[node] = cnt
+                    ctr[C_EXP] = ne + cnt
+                for e in range(exp_off[node], exp_off[node] + exp_len[node]):
+                    term_mark[exp_buf[e]] = mk
+            for t in range(n_terms):
+                if is_ignore[t]:
+                    term_mark[t] = mk
+            nv = ctr[C_VEC]
+            if nv + n_terms > vec_buf.shape[0]:
+                return False
+            c = 0
+            for t in range(n_terms):
+                if term_mark[t] == mk:
+                    vec_buf[nv + c] = term_start[t]
+                    c += 1
+            vec_off[sid] = nv
+            vec_len[sid] = c
+            ctr[C_VEC] = nv + c
+        k0 = vec_len[sid]
+        if k0 == 0:
+            continue
+        lo = it_node[it]
+        hi = f_end[lo]
+        vo = vec_off[sid]
+        big = hi - lo > SUBWALK_MIN_NODES
+        skey = np.int64(0)
+        if big:
+            skey = _subwalk_key(lo, vec_buf, vo, k0)
+            p = _lookup_subwalk(sc_table, sc_key, sc_start, sc_data, skey, lo, vec_buf, vo, k0)
+            if p >= 0:
+                # replay the cached walk: its tokens, then its boundaries with this item's stacks
+                data = sc_data
+                p += 2 + k0
+                nw = data[p]
+                p += 1
+                for z in range(nw):
+                    mask[data[p]] |= np.uint32(data[p + 1])
+                    p += 2
+                nbd = data[p]
+                p += 1
+                for z in range(nbd):
+                    bn = data[p]
+                    al = data[p + 1]
+                    p += 2
+                    if n_bq >= bq_cap or n_acc_buf + al > acc_buf.shape[0]:
+                        return False
+                    # siblings with the same accepted terminals share one acc_buf entry
+                    if z > 0 and al == bq_alen[n_bq - 1] and _same(acc_buf, bq_acc[n_bq - 1], data, p, al):
+                        bq_acc[n_bq] = bq_acc[n_bq - 1]
+                    else:
+                        for y in range(al):
+                            acc_buf[n_acc_buf + y] = data[p + y]
+                        bq_acc[n_bq] = n_acc_buf
+                        n_acc_buf += al
+                    p += al
+                    bq_node[n_bq] = bn
+                    bq_set[n_bq] = sid
+                    bq_alen[n_bq] = al
+                    n_bq += 1
+                stats[4] += 1
+                continue
+        bq_first = n_bq
+        for j in range(k0):
+            states[0, j] = vec_buf[vo + j]
+        counts[0] = k0
+        base = f_depth[lo] - 1
         owner[0] = -1 - it
         i = lo
         while i < hi:
             stats[0] += 1
-            d = nd_[i] - base
-            b = nb_[i]
+            d = f_depth[i] - base
+            b = f_byte[i]
             pc = counts[d - 1]
             c = 0
             for j in range(pc):
@@ -318,206 +694,150 @@ def glr_mask_kernel(
                 par = owner[d - 1]
                 if rec_owner[d - 1] != par:
                     rec_owner[d - 1] = par
-                    rec_set[d - 1] = -1
-                    # terminals whose lexeme ends right before this byte
-                    mark += 1
-                    n_acc = 0
-                    any_ignore = False
+                    st = n_acc_buf
                     for j in range(pc):
                         t = acc_term[states[d - 1, j]]
-                        if t >= 0 and term_mark[t] != mark:
-                            term_mark[t] = mark
-                            cands[n_acc] = t
-                            n_acc += 1
-                            if is_ignore[t]:
-                                any_ignore = True
-                    if n_acc > 0:
-                        # GLR step for each (stack, terminal), memoized; keep terminals that shift
-                        n_ch = 0
-                        for ci in range(n_acc):
-                            t = cands[ci]
-                            got = False
-                            for q in range(set_off[sid], set_off[sid] + set_len[sid]):
-                                node = set_buf[q]
-                                key = np.int64(node) * np.int64(n_terms + 1) + t
-                                mh = (key * np.int64(2654435761)) & (memo_table.shape[0] - 1)
-                                mi = -1
-                                while True:
-                                    v = memo_table[mh]
-                                    if v == 0:
-                                        break
-                                    if memo_key[v - 1] == key:
-                                        mi = v - 1
-                                        break
-                                    mh = (mh + 1) & (memo_table.shape[0] - 1)
-                                if mi < 0:
-                                    # reductions allowed before t, then shift t
-                                    if n_memo >= cap:
-                                        return mask, False, stats
-                                    mo = n_res
-                                    stamp += 1
-                                    top = 0
-                                    todo[top] = node
-                                    top += 1
-                                    visit[node] = stamp
-                                    while top > 0:
-                                        top -= 1
-                                        x = todo[top]
-                                        s = pool_state[x]
-                                        si = _find(sh_term, sh_start[s], sh_start[s + 1], t)
-                                        if si >= 0:
-                                            y, n_nodes = _intern_node(sh_to[si], x, pool_state, pool_parent, n_nodes,
-                                                                      node_table)
-                                            if y < 0 or n_res >= res_buf.shape[0]:
-                                                return mask, False, stats
-                                            res_buf[n_res] = y
-                                            n_res += 1
-                                        for e in range(rd_start[s], rd_start[s + 1]):
-                                            r = rd_prod[e]
-                                            if r == 0 or not follow[prod_lhs[r], t]:
-                                                continue
-                                            anc = x
-                                            for _ in range(prod_len[r]):
-                                                anc = pool_parent[anc]
-                                            gs = pool_state[anc]
-                                            gi = _find(gt_nt, gt_start[gs], gt_start[gs + 1], prod_lhs[r])
-                                            if gi < 0:
-                                                continue
-                                            y, n_nodes = _intern_node(gt_to[gi], anc, pool_state, pool_parent,
-                                                                      n_nodes, node_table)
-                                            if y < 0:
-                                                return mask, False, stats
-                                            if visit[y] != stamp:
-                                                visit[y] = stamp
-                                                if top >= cap:
-                                                    return mask, False, stats
-                                                todo[top] = y
-                                                top += 1
-                                    mi = n_memo
-                                    memo_key[mi] = key
-                                    memo_off[mi] = mo
-                                    memo_len[mi] = n_res - mo
-                                    memo_table[mh] = mi + 1
-                                    n_memo += 1
-                                if memo_len[mi] > 0:
-                                    got = True
-                            if got:
-                                chosen[n_ch] = t
-                                n_ch += 1
-                        if n_ch > 0 and resolve:
-                            best = prio[chosen[0]]
-                            for ci in range(1, n_ch):
-                                if prio[chosen[ci]] > best:
-                                    best = prio[chosen[ci]]
-                            has_lit = False
-                            for ci in range(n_ch):
-                                if prio[chosen[ci]] == best and is_lit[chosen[ci]]:
-                                    has_lit = True
-                            m2 = 0
-                            for ci in range(n_ch):
-                                t = chosen[ci]
-                                if prio[t] == best and (is_lit[t] or not has_lit):
-                                    chosen[m2] = t
-                                    m2 += 1
-                            n_ch = m2
-                        if n_ch > 0:
-                            # union of every chosen shift result -> one sorted set
-                            n_sc = 0
-                            for ci in range(n_ch):
-                                t = chosen[ci]
-                                for q in range(set_off[sid], set_off[sid] + set_len[sid]):
-                                    node = set_buf[q]
-                                    key = np.int64(node) * np.int64(n_terms + 1) + t
-                                    mh = (key * np.int64(2654435761)) & (memo_table.shape[0] - 1)
-                                    while memo_key[memo_table[mh] - 1] != key:
-                                        mh = (mh + 1) & (memo_table.shape[0] - 1)
-                                    mi = memo_table[mh] - 1
-                                    for e in range(memo_off[mi], memo_off[mi] + memo_len[mi]):
-                                        if n_sc >= cap:
-                                            return mask, False, stats
-                                        scratch[n_sc] = res_buf[e]
-                                        n_sc += 1
-                            srt = np.sort(scratch[:n_sc])
-                            m2 = 0
-                            for e in range(n_sc):
-                                if m2 == 0 or srt[e] != srt[m2 - 1]:
-                                    srt[m2] = srt[e]
-                                    m2 += 1
-                            # intern the set
-                            hkey = np.int64(m2)
-                            for e in range(m2):
-                                hkey = hkey * np.int64(1000003) + srt[e]
-                            sh = (hkey * np.int64(2654435761)) & (set_table.shape[0] - 1)
-                            found = -1
-                            while True:
-                                v = set_table[sh]
-                                if v == 0:
-                                    break
-                                cand = v - 1
-                                if set_len[cand] == m2:
-                                    same = True
-                                    for e in range(m2):
-                                        if set_buf[set_off[cand] + e] != srt[e]:
-                                            same = False
-                                            break
-                                    if same:
-                                        found = cand
-                                        break
-                                sh = (sh + 1) & (set_table.shape[0] - 1)
-                            if found < 0:
-                                if n_sets >= cap or n_setbuf + m2 > set_buf.shape[0]:
-                                    return mask, False, stats
-                                found = n_sets
-                                set_off[found] = n_setbuf
-                                set_len[found] = m2
-                                for e in range(m2):
-                                    set_buf[n_setbuf + e] = srt[e]
-                                n_setbuf += m2
-                                set_table[sh] = found + 1
-                                n_sets += 1
-                            rec_set[d - 1] = found
-                        elif any_ignore:
-                            rec_set[d - 1] = sid   # an ignored lexeme: same stacks, lexer restarts
-                r2 = rec_set[d - 1]
-                if r2 >= 0:
-                    if n_items >= item_node.shape[0]:
-                        return mask, False, stats
-                    item_node[n_items] = a_orig[i] if root else i
-                    item_set[n_items] = r2
-                    n_items += 1
-                i = ne_[i]
+                        if t >= 0:
+                            if n_acc_buf >= acc_buf.shape[0]:
+                                return False
+                            acc_buf[n_acc_buf] = t
+                            n_acc_buf += 1
+                    rec_start[d - 1] = st
+                    rec_len[d - 1] = n_acc_buf - st
+                if rec_len[d - 1] > 0:
+                    if n_bq >= bq_cap:
+                        return False
+                    bq_node[n_bq] = i
+                    bq_set[n_bq] = sid
+                    bq_acc[n_bq] = rec_start[d - 1]
+                    bq_alen[n_bq] = rec_len[d - 1]
+                    n_bq += 1
+                i = f_end[i]
                 continue
             counts[d] = c
-            owner[d] = i if not root else -(np.int64(i) + 1000000000)
-            for q in range(nts_[i], nts_[i + 1]):
-                t = nti_[q]
-                mask[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+            owner[d] = i
+            if big:
+                for q in range(f_tok_start[i], f_tok_start[i + 1]):
+                    t = f_tok_ids[q]
+                    dmask[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+            else:
+                for q in range(f_tok_start[i], f_tok_start[i + 1]):
+                    t = f_tok_ids[q]
+                    mask[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
             i += 1
+        if big:
+            # record the walk (tokens + boundaries) for every later item with this node and vector
+            nw = 0
+            for w in range(dmask.shape[0]):
+                if dmask[w] != 0:
+                    nw += 1
+            size = 2 + k0 + 1 + 2 * nw + 1
+            for z in range(bq_first, n_bq):
+                size += 2 + bq_alen[z]
+            p = _reserve_subwalk(sc_table, sc_key, sc_start, sc_data, sc_ctr, skey, size)
+            if p < 0:
+                # cache full: just apply the tokens
+                for w in range(dmask.shape[0]):
+                    if dmask[w] != 0:
+                        mask[w] |= dmask[w]
+                        dmask[w] = 0
+                continue
+            data = sc_data
+            data[p] = lo
+            data[p + 1] = k0
+            for j in range(k0):
+                data[p + 2 + j] = vec_buf[vo + j]
+            p += 2 + k0
+            data[p] = nw
+            p += 1
+            for w in range(dmask.shape[0]):
+                if dmask[w] != 0:
+                    mask[w] |= dmask[w]
+                    data[p] = w
+                    data[p + 1] = np.int64(dmask[w])
+                    p += 2
+                    dmask[w] = 0
+            data[p] = n_bq - bq_first
+            p += 1
+            for z in range(bq_first, n_bq):
+                data[p] = bq_node[z]
+                data[p + 1] = bq_alen[z]
+                p += 2
+                for y in range(bq_alen[z]):
+                    data[p + y] = acc_buf[bq_acc[z] + y]
+                p += bq_alen[z]
     stats[1] = n_items
-    stats[2] = n_nodes
-    stats[3] = n_sets
-    return mask, True, stats
+    stats[2] = ctr[C_NODES]
+    stats[3] = ctr[C_SETS]
+    return True
 
 
-def run_glr_mask(lexer, lr, trie, full_trie, init_states: np.ndarray, stacks: list[list[int]],
-                 is_ignore: np.ndarray, prio: np.ndarray, is_lit: np.ndarray, resolve: bool):
-    """Call the kernel, growing its buffers until they suffice: (mask, stats)."""
+SUBWALK_CACHE_INT64S = 4_000_000   # ~32 MB of cached sub-walks per compiled grammar (committed as used)
+SUBWALK_CACHE_ENTRIES = 1 << 16
+
+
+class SubwalkCache:
+    """The kernel's persistent cache of large sub-walks (one per compiled grammar)."""
+
+    def __init__(self, n_int64: int = SUBWALK_CACHE_INT64S, entries: int = SUBWALK_CACHE_ENTRIES):
+        self.table = np.zeros(2 * entries, dtype=np.int64)
+        self.key = np.zeros(entries, dtype=np.int64)
+        self.start = np.zeros(entries + 1, dtype=np.int64)
+        self.data = np.zeros(n_int64, dtype=np.int64)   # calloc'd: pages are committed only when written
+        self.ctr = np.zeros(2, dtype=np.int64)
+
+
+class Workspace:
+    """Scratch arrays of the kernel, allocated once per compiled grammar and grown on overflow."""
+
+    def __init__(self, n_terms: int, n_words_la: int, mask_words: int, cap: int = 1024):
+        self.cap = cap
+        tsize = 1
+        while tsize < 2 * cap:
+            tsize *= 2
+        sizes32 = {"exp_buf": 8 * cap, "res_buf": 8 * cap, "set_buf": 8 * cap, "vec_buf": 8 * cap + n_terms,
+                   "acc_buf": 8 * cap, "bq_node": 4 * cap, "bq_set": 4 * cap, "bq_acc": 4 * cap,
+                   "bq_alen": 4 * cap, "it_node": 4 * cap, "it_set": 4 * cap}
+        w32 = []
+        for name in W32:
+            arr = np.zeros(sizes32.get(name, cap), dtype=np.int32)
+            if name in ("exp_off", "vec_off"):
+                arr[:] = -1
+            w32.append(arr)
+        self.w32 = tuple(w32)
+        sizes64 = {"node_table": tsize, "memo_table": tsize, "set_table": tsize, "term_mark": n_terms + 1,
+                   "cand_mark": n_terms + 1, "ctr": 16}
+        self.w64 = tuple(np.zeros(sizes64.get(name, cap), dtype=np.int64) for name in W64)
+        self.la = np.zeros((cap, n_words_la), dtype=np.uint64)
+        self.dmask = np.zeros(mask_words, dtype=np.uint32)
+
+    def grown(self) -> "Workspace":
+        return Workspace(self.w64[W64.index("term_mark")].shape[0] - 1, self.la.shape[1], self.dmask.shape[0],
+                         self.cap * 4)
+
+
+def run_glr_mask(lexer, lr_tuple, follow_bits, full_trie, root_mask: np.ndarray, root_boundaries,
+                 stacks: list[list[int]], is_ignore: np.ndarray, prio: np.ndarray, is_lit: np.ndarray,
+                 resolve: bool, cache: SubwalkCache, ws: Workspace):
+    """Call the kernel, growing the workspace until it suffices: (mask, stats, workspace).
+
+    ``root_boundaries`` = (nodes, acc_start, acc_len, acc_terms) of the cached root walk.
+    The returned workspace is the one to pass next time.
+    """
     stk_states = np.array([s for st in stacks for s in st], dtype=np.int32)
     stk_off = np.zeros(len(stacks) + 1, dtype=np.int32)
     np.cumsum([len(st) for st in stacks], out=stk_off[1:])
-    words = (full_trie.vocab_size + 31) // 32
-    cap = 1024
+    rb_node, rb_acc_start, rb_acc_len, rb_acc = root_boundaries
     while True:
         mask, ok, stats = glr_mask_kernel(
-            trie.node_byte, trie.node_depth, trie.subtree_end, trie.tok_start, trie.tok_ids, trie.orig_ids(),
             full_trie.node_byte, full_trie.node_depth, full_trie.subtree_end, full_trie.tok_start,
             full_trie.tok_ids,
             lexer.trans, lexer.acc_term, lexer.start_state, is_ignore, prio, is_lit, resolve,
-            lr.sh_start, lr.sh_term, lr.sh_to, lr.gt_start, lr.gt_nt, lr.gt_to, lr.rd_start, lr.rd_prod,
-            lr.prod_lhs, lr.prod_len, lr.follow,
-            init_states, stk_states, stk_off, words, full_trie.max_depth, cap)
+            lr_tuple, follow_bits, root_mask, rb_node, rb_acc_start, rb_acc_len, rb_acc,
+            stk_states, stk_off, full_trie.max_depth, ws.w32, ws.w64, ws.la, ws.dmask,
+            cache.table, cache.key, cache.start, cache.data, cache.ctr)
         if ok:
-            return mask, stats
-        cap *= 4
-        if cap > (1 << 24):
+            return mask, stats, ws
+        if ws.cap >= (1 << 22):
             raise MemoryError("GLR mask search exceeded its buffers (grammar too ambiguous)")
+        ws = ws.grown()
