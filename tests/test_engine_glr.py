@@ -189,3 +189,46 @@ def test_lr_budget_keeps_big_grammars_on_earley(synth, monkeypatch):
     with pytest.raises(LRBudgetExceeded):
         compile_grammar(g, synth, cache=False, parser="glr")
     assert compile_grammar(g, synth, cache=False, parser="auto").parser_kind == "earley"
+
+
+@pytest.mark.parametrize("src", ['root ::= s\ns ::= a s | "x"\na ::= "y"?\n',
+                                 'root ::= s\ns ::= b "x" | "z"\nb ::= a b "y" | a\na ::= "y"?\n'])
+def test_hidden_left_recursion_stays_on_earley(src, synth):
+    """Empty reductions that could grow LR stacks forever are refused statically: auto picks Earley."""
+    g = grammar_from_gbnf(src, lexify=False)
+    with pytest.raises(LRBudgetExceeded, match="hidden left recursion"):
+        compile_grammar(g, synth, cache=False, parser="glr")
+    assert compile_grammar(g, synth, cache=False).parser_kind == "earley"
+
+
+def test_runaway_search_falls_back_to_earley_masks(synth, monkeypatch):
+    """If a mask search outgrows the workspace anyway, masks come from the Earley parser, unchanged."""
+    import structgen.engine.lr_walk as lw
+    monkeypatch.setattr(lw, "MAX_WORKSPACE_CAP", 2)
+    g = grammar_from_file("arithmetic")
+    glr = compile_grammar(g, synth, parser="glr", cache=False)
+    # a workspace of 2 stack nodes: the first search with boundaries outgrows it
+    glr._workspace = lw.Workspace(len(glr.terminal_ids), glr.glr.lr.follow_bits.shape[1], glr.mask_words, cap=2)
+    earley = compile_grammar(g, synth, parser="earley", cache=False)
+    mg, me = glr.matcher(), earley.matcher()
+    for t in synth.encode("(1+2)*3"):
+        assert_same_masks(mg, me, "fallback")
+        assert mg.accept_token(t) and me.accept_token(t)
+    assert_same_masks(mg, me, "fallback end")
+    assert glr._glr_broken
+
+
+def test_topk_cache_reuses_masks_across_deep_stacks(synth):
+    """Deep stacks sharing their top states reuse the recorded part; masks still equal Earley's."""
+    g = grammar_from_file("arithmetic")
+    glr = compile_grammar(g, synth, parser="glr", cache=False)
+    earley = compile_grammar(g, synth, parser="earley", cache=False)
+    for prefix in ["((((((1+(2*", "(((((((((1+(2*", "((((1+(2*3)+(((4*", "(((((((1+2)+3)*"]:
+        mg, me = glr.matcher(), earley.matcher()
+        for t in synth.encode(prefix):
+            assert mg.accept_token(t) and me.accept_token(t)
+        for t in synth.encode("(5+6))"):
+            assert_same_masks(mg, me, prefix)
+            if not (mg.accept_token(t) and me.accept_token(t)):
+                break
+    assert glr.stats["topk_hits"] > 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ from .earley import EarleySet, LazyNonterminals, ParserTables, Production
 from .lexer import LexerTables
 from .lr_parser import GLRContext, LRSet
 from .lr_tables import LRBudgetExceeded, build_lr_tables
-from .lr_walk import SubwalkCache, Workspace, run_glr_mask
+from .lr_walk import GLRTooAmbiguous, SubwalkCache, Workspace, run_glr_mask
 from .slices import TokenSlice, build_slices, covers
 from .trie import TokenTrie, build_token_trie
 from .walk import run_walk
@@ -28,6 +29,8 @@ PARSERS = ("auto", "earley", "glr")
 # "auto" takes the GLR path (one numba call per mask) when the grammar is small
 # enough that building its LR(0) automaton costs a few milliseconds
 AUTO_GLR_MAX_PRODUCTIONS = 600
+GLR_TOPK = 8                 # stack states a cached GLR mask is keyed by (see CompiledGrammar._glr_mask)
+GLR_TOPK_CACHE_SIZE = 4096   # entries (each a mask of ceil(V/32) words plus deferred work)
 
 
 @dataclass
@@ -116,6 +119,8 @@ class CompiledGrammar:
                 self._glr_roots: dict[int, tuple] = {}
                 self._subwalks = SubwalkCache()
                 self._workspace = Workspace(len(term_names), lr.follow_bits.shape[1], self.mask_words)
+                self._topk_cache: "OrderedDict[tuple, tuple[np.ndarray, np.ndarray]]" = OrderedDict()
+                self._glr_broken = False
         self.parser_kind = "glr" if self.glr is not None else "earley"
         self.initial_set = self.glr.initial() if self.glr is not None else EarleySet.initial(self.parser)
         self._walk_cache: dict[tuple[int, int], WalkResult] = {}
@@ -125,7 +130,7 @@ class CompiledGrammar:
         self._slice_of_vector: dict[int, TokenSlice | None] = {}
         self._start_vectors: dict[frozenset[int], int] = {}
         self._covers: dict[tuple[int, str], bool] = {}
-        self.stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "glr_calls": 0}
+        self.stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "glr_calls": 0, "topk_hits": 0}
 
     # ----- lexer / parser glue -------------------------------------------------
     def lexer_start(self, pset: EarleySet) -> int:
@@ -300,18 +305,62 @@ class CompiledGrammar:
         return got
 
     def _glr_mask(self, pset: LRSet, vid: int) -> np.ndarray:
-        """Root walk (cached per lexer vector) + one numba call for every boundary past it."""
+        """Root walk (cached per lexer vector), then the boundaries past it in one numba call.
+
+        Most tokens are decided by the top few states of the stacks, so a
+        stack deeper than ``GLR_TOPK`` goes through a cache keyed by its top
+        states: a recording run on those states alone gives the tokens they
+        decide plus the work that needs more of the stack, and only that work
+        is redone on the complete stacks, every time the key recurs.
+        """
+        if self._glr_broken:
+            return self._earley_mask(pset.earley(), vid)
         root_mask, root_boundaries = self._glr_root(vid)
         if len(root_boundaries[0]) == 0:
             return root_mask.copy()
+        try:
+            return self._glr_boundaries(pset, vid, root_mask, root_boundaries)
+        except GLRTooAmbiguous:
+            # this grammar's searches do not stay small: its masks come from the Earley
+            # parser from now on (same masks: the Earley set is rebuilt along the lexemes)
+            self._glr_broken = True
+            return self._earley_mask(pset.earley(), vid)
+
+    def _glr_boundaries(self, pset: LRSet, vid: int, root_mask, root_boundaries) -> np.ndarray:
+        k = GLR_TOPK
+        stacks = sorted((st.states() for st in pset.stacks), key=lambda st: (st[-k:], len(st) > k))
         with self._lock:   # the workspace is shared
-            mask, stats, self._workspace = run_glr_mask(
-                self.lexer, self._lr_tuple, self.glr.lr.follow_bits, self.trie, root_mask, root_boundaries,
-                [st.states() for st in pset.stacks], self._is_ignore, self._prio, self._is_lit,
-                self.parser.resolve_conflicts, self._subwalks, self._workspace)
+            if all(len(st) <= k for st in stacks):
+                mask, stats, self._workspace, _ = self._run_glr(root_mask, root_boundaries, stacks)
+                self.stats["visited_nodes"] += int(stats[0])
+                return mask
+            key = (vid, tuple((tuple(st[-k:]), len(st) > k) for st in stacks))
+            hit = self._topk_cache.get(key)
+            if hit is None:
+                certain, stats, self._workspace, deferred = self._run_glr(
+                    root_mask, root_boundaries, [st[-k:] for st in stacks],
+                    unknown_below=[len(st) > k for st in stacks], topk=k)
+                self.stats["visited_nodes"] += int(stats[0])
+                hit = self._topk_cache[key] = (certain, deferred)
+                if len(self._topk_cache) > GLR_TOPK_CACHE_SIZE:
+                    self._topk_cache.popitem(last=False)
+            else:
+                self._topk_cache.move_to_end(key)
+                self.stats["topk_hits"] += 1
+            certain, deferred = hit
+            if len(deferred) == 0:
+                return certain.copy()
+            empty = np.zeros(0, dtype=np.int32)
+            mask, stats, self._workspace, _ = self._run_glr(certain, (empty, empty, empty, empty), stacks,
+                                                           topk=k, deferred=deferred)
+            self.stats["visited_nodes"] += int(stats[0])
+            return mask
+
+    def _run_glr(self, root_mask, root_boundaries, stacks, **kw):
         self.stats["glr_calls"] += 1
-        self.stats["visited_nodes"] += int(stats[0])
-        return mask
+        return run_glr_mask(self.lexer, self._lr_tuple, self.glr.lr.follow_bits, self.trie, root_mask,
+                            root_boundaries, stacks, self._is_ignore, self._prio, self._is_lit,
+                            self.parser.resolve_conflicts, self._subwalks, self._workspace, **kw)
 
     def _earley_mask(self, pset: EarleySet, vid: int) -> np.ndarray:
         res = self.walk(ROOT_GROUP, vid)

@@ -69,6 +69,7 @@ class GLRContext:
         self._follow = lr.follow_sets
         self._lhs = lr.prod_lhs.tolist()
         self._len = lr.prod_len.tolist()
+        self._follow_bits = [sum(1 << t for t in f) for f in lr.follow_sets]
 
     def node(self, state: int, parent: StackNode | None) -> StackNode:
         key = (state, id(parent))
@@ -125,15 +126,51 @@ class GLRContext:
         return res
 
     def expected(self, n: StackNode) -> frozenset[int]:
-        """Terminals that can be shifted next on stack ``n`` (exact: checked per terminal)."""
+        """Terminals that can be shifted next on stack ``n``, exactly.
+
+        One reduction search in which every configuration carries the
+        lookaheads still allowed on the way to it (FOLLOW sets intersected, as
+        an int bitset); a terminal is expected iff a configuration shifts it
+        with its bit set.  Configurations reached again with new bits are
+        explored again (intersection distributes over union, so this is exact).
+        """
         if n.expected is None:
             if not self._reductions[n.state]:
                 n.expected = frozenset(self._shift[n.state])   # nothing to reduce: every shift is exact
             else:
-                cands: set[int] = set()
-                for c in self._reduce_closure(n, None):
-                    cands.update(self._shift[c.state])
-                n.expected = frozenset(t for t in cands if self.shift(n, t))
+                fb = self._follow_bits
+                carried = {id(n): -1}
+                keep = {id(n): n}
+                todo = [n]
+                out: set[int] = set()
+                while todo:
+                    x = todo.pop()
+                    bits = carried[id(x)]
+                    for t in self._shift[x.state]:
+                        if (bits >> t) & 1:
+                            out.add(t)
+                    for p in self._reductions[x.state]:
+                        if p == 0:
+                            continue
+                        a = self._lhs[p]
+                        c = bits & fb[a]
+                        if not c:
+                            continue
+                        anc = x
+                        for _ in range(self._len[p]):
+                            anc = anc.parent
+                        g = self._goto[anc.state].get(a)
+                        if g is None:
+                            continue
+                        y = self.node(g, anc)
+                        old = carried.get(id(y), 0)
+                        if c & ~old:
+                            carried[id(y)] = old | c
+                            keep[id(y)] = y
+                            todo.append(y)
+                            if len(keep) > MAX_SIM_NODES:
+                                raise LRFallback("reduction search too large")
+                n.expected = frozenset(out)
         return n.expected
 
     def can_accept(self, n: StackNode) -> bool:
@@ -183,16 +220,22 @@ class LRSet:
     def expected(self) -> frozenset[int]:
         """Terminals some stack can shift next (computed on first use: EOS checks never need it)."""
         if self._expected is None:
-            exp: set[int] = set()
-            for s in self.stacks:
-                exp |= self.ctx.expected(s)
-            self._expected = frozenset(exp)
+            try:
+                exp: set[int] = set()
+                for s in self.stacks:
+                    exp |= self.ctx.expected(s)
+                self._expected = frozenset(exp)
+            except LRFallback:
+                self._expected = self.earley().expected
         return self._expected
 
     @property
     def accepting(self) -> bool:
         if self._accepting is None:
-            self._accepting = any(self.ctx.can_accept(s) for s in self.stacks)
+            try:
+                self._accepting = any(self.ctx.can_accept(s) for s in self.stacks)
+            except LRFallback:
+                self._accepting = self.earley().accepting
         return self._accepting
 
     def advance(self, terminals: frozenset[int]):
@@ -207,7 +250,9 @@ class LRSet:
         ctx = self.ctx
         tables = ctx.earley
         chosen = tables.resolve(frozenset(t for t in terminals if t in self.expected))
-        if chosen:
+        if self._earley is not None and self._expected is self._earley.expected:
+            nxt = self._earley.advance(terminals)   # this state already fell back to Earley
+        elif chosen:
             try:
                 out: dict[int, StackNode] = {}
                 for s in self.stacks:

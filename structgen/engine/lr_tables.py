@@ -99,6 +99,73 @@ def _first_and_follow(rhs_of: list[tuple[int, ...]], lhs_of: list[int], n_nt: in
     return follow
 
 
+def _refuse_hidden_left_recursion(rhs_of, lhs_of, n_nt: int, nullable: list[bool]) -> None:
+    """Hidden left recursion (``s: a s | "x"`` with ``a`` nullable) lets LR(0) stacks grow
+    without bound inside one reduction search (empty ``a`` reduced again and again), so such
+    grammars stay on Earley.
+
+    Left-corner graph: N -> M for each production N -> X1..Xk M ... whose X1..Xk are
+    all nullable; an edge is *hidden* when k >= 1.  A cycle through a hidden edge is
+    refused.  (The mask kernel also gives up past a node budget, so a case this misses
+    still falls back to Earley, only later.)
+    """
+    edges: list[set[tuple[int, bool]]] = [set() for _ in range(n_nt)]
+    for rhs, a in zip(rhs_of, lhs_of):
+        for k, sym in enumerate(rhs):
+            if sym < 0:
+                break
+            edges[a].add((sym, k > 0))
+            if not nullable[sym]:
+                break
+    # strongly connected components (iterative Tarjan); refuse a hidden edge inside one
+    index = [-1] * n_nt
+    low = [0] * n_nt
+    comp = [-1] * n_nt
+    on_stack = [False] * n_nt
+    order: list[int] = []
+    counter = 0
+    n_comp = 0
+    for root in range(n_nt):
+        if index[root] >= 0:
+            continue
+        work = [(root, iter(edges[root]))]
+        index[root] = low[root] = counter
+        counter += 1
+        order.append(root)
+        on_stack[root] = True
+        while work:
+            v, it = work[-1]
+            advanced = False
+            for (w, _hidden) in it:
+                if index[w] < 0:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    order.append(w)
+                    on_stack[w] = True
+                    work.append((w, iter(edges[w])))
+                    advanced = True
+                    break
+                if on_stack[w]:
+                    low[v] = min(low[v], index[w])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                while True:
+                    w = order.pop()
+                    on_stack[w] = False
+                    comp[w] = n_comp
+                    if w == v:
+                        break
+                n_comp += 1
+    for a in range(n_nt):
+        for (m, hidden) in edges[a]:
+            if hidden and comp[a] == comp[m]:
+                raise LRBudgetExceeded("hidden left recursion: empty reductions can grow a stack without bound")
+
+
 def _csr(rows: list[list[tuple[int, int]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     start = np.zeros(len(rows) + 1, dtype=np.int32)
     keys: list[int] = []
@@ -121,6 +188,7 @@ def build_lr_tables(rhs_of: list[tuple[int, ...]], lhs_of: list[int], n_nt: int,
         max_states = MAX_LR_STATES
     if n_nt * (n_term + 1) > MAX_TABLE_CELLS:
         raise LRBudgetExceeded(f"{n_nt} nonterminals x {n_term} terminals")
+    _refuse_hidden_left_recursion(rhs_of, lhs_of, n_nt, nullable)
     n_prod = len(rhs_of)
     by_lhs: list[list[int]] = [[] for _ in range(n_nt)]
     for q, a in enumerate(lhs_of):

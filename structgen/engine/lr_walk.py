@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 # counters kept in one int64 array so helpers can update them
-C_NODES, C_STAMP, C_EXP, C_MEMO, C_RES, C_SETS, C_SETBUF, C_VEC, C_MARK, C_CMARK = range(10)
+C_NODES, C_STAMP, C_EXP, C_MEMO, C_RES, C_SETS, C_SETBUF, C_VEC, C_MARK, C_CMARK, C_DEF = range(11)
 # the LR tables travel as one tuple of int32 arrays
 T_SH_START, T_SH_TERM, T_SH_TO, T_GT_START, T_GT_NT, T_GT_TO, T_RD_START, T_RD_PROD, T_LHS, T_LEN = range(10)
 
@@ -80,7 +80,8 @@ def _expected_search(node, lr, follow_bits, pool_state, pool_parent, table, la, 
     configuration shifts it with its bit still set.  A configuration reached
     again with new bits is explored again with the union, which is exact
     because intersection distributes over union.  Returns the number of
-    terminals written to ``out`` (deduplicated by ``cand_mark``), -1 on overflow.
+    terminals written to ``out`` (deduplicated by ``cand_mark``), -1 on
+    overflow, UNKNOWN when a reduction pops into a stack's unknown part.
     """
     sh_start = lr[T_SH_START]
     sh_term = lr[T_SH_TERM]
@@ -130,6 +131,8 @@ def _expected_search(node, lr, follow_bits, pool_state, pool_parent, table, la, 
             anc = x
             for _ in range(plen[r]):
                 anc = pool_parent[anc]
+                if anc < 0:
+                    return UNKNOWN
             gs = pool_state[anc]
             gi = _find(gt_nt, gt_start[gs], gt_start[gs + 1], a)
             if gi < 0:
@@ -159,17 +162,16 @@ def _expected_search(node, lr, follow_bits, pool_state, pool_parent, table, la, 
     return n_out
 
 
-@numba.njit(cache=True)
-def _search(node, t, mode, lr, follow_bits, pool_state, pool_parent, table, visit, todo, ctr,
-            out, n_out, cand_mark, node_slot):
-    """Reduction search from ``node`` before terminal ``t``.
+UNKNOWN = -3   # a search needed the part of a stack below the known top (see glr_mask_kernel)
 
-    mode 0: collect every terminal some reachable configuration shifts into
-            ``out`` (no lookahead filter; ``t`` unused), deduplicated by ``cand_mark``;
-    mode 1: return 1 iff some configuration reachable with reductions allowed
-            before ``t`` shifts ``t``;
-    mode 2: append the shifted stack nodes to ``out``.
-    Returns the new length of ``out`` (mode 0/2) or 0/1 (mode 1); -1 on overflow.
+
+@numba.njit(cache=True)
+def _shift_search(node, t, lr, follow_bits, pool_state, pool_parent, table, visit, todo, ctr,
+                  out, n_out, node_slot):
+    """The GLR step: append to ``out`` every stack after reductions allowed before ``t`` and the shift of ``t``.
+
+    Returns the new length of ``out``, -1 on overflow, or UNKNOWN when a
+    reduction pops into a stack's unknown part (parent ids below -1).
     """
     sh_start = lr[T_SH_START]
     sh_term = lr[T_SH_TERM]
@@ -184,7 +186,6 @@ def _search(node, t, mode, lr, follow_bits, pool_state, pool_parent, table, visi
     cap = todo.shape[0]
     ctr[C_STAMP] += 1
     stamp = ctr[C_STAMP]
-    top = 0
     todo[0] = node
     top = 1
     visit[node] = stamp
@@ -192,35 +193,25 @@ def _search(node, t, mode, lr, follow_bits, pool_state, pool_parent, table, visi
         top -= 1
         x = todo[top]
         s = pool_state[x]
-        if mode == 0:
-            for e in range(sh_start[s], sh_start[s + 1]):
-                tt = sh_term[e]
-                if cand_mark[tt] != ctr[C_CMARK]:
-                    cand_mark[tt] = ctr[C_CMARK]
-                    if n_out >= out.shape[0]:
-                        return -1
-                    out[n_out] = tt
-                    n_out += 1
-        else:
-            si = _find(sh_term, sh_start[s], sh_start[s + 1], t)
-            if si >= 0:
-                if mode == 1:
-                    return 1
-                y = _intern_node(sh_to[si], x, pool_state, pool_parent, table, ctr, node_slot)
-                if y < 0 or n_out >= out.shape[0]:
-                    return -1
-                out[n_out] = y
-                n_out += 1
+        si = _find(sh_term, sh_start[s], sh_start[s + 1], t)
+        if si >= 0:
+            y = _intern_node(sh_to[si], x, pool_state, pool_parent, table, ctr, node_slot)
+            if y < 0 or n_out >= out.shape[0]:
+                return -1
+            out[n_out] = y
+            n_out += 1
         for e in range(rd_start[s], rd_start[s + 1]):
             r = rd_prod[e]
             if r == 0:
                 continue  # production 0 reduces only to accept at end of input
             a = lhs[r]
-            if mode != 0 and not (follow_bits[a, t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
+            if not (follow_bits[a, t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
                 continue
             anc = x
             for _ in range(plen[r]):
                 anc = pool_parent[anc]
+                if anc < 0:
+                    return UNKNOWN
             gs = pool_state[anc]
             gi = _find(gt_nt, gt_start[gs], gt_start[gs + 1], a)
             if gi < 0:
@@ -234,7 +225,92 @@ def _search(node, t, mode, lr, follow_bits, pool_state, pool_parent, table, visi
                     return -1
                 todo[top] = y
                 top += 1
-    return 0 if mode == 1 else n_out
+    return n_out
+
+
+@numba.njit(cache=True)
+def _intern_set(nodes, n, set_off, set_len, set_buf, set_table, set_slot, ctr):
+    """Set id of the stack nodes ``nodes[:n]`` (sorted and deduplicated in place), -1 when full."""
+    m2 = 0
+    for e in range(n):   # insertion sort + dedupe: sets are tiny
+        x = nodes[e]
+        pos = m2
+        dup = False
+        while pos > 0 and nodes[pos - 1] >= x:
+            if nodes[pos - 1] == x:
+                dup = True
+                break
+            pos -= 1
+        if dup:
+            continue
+        for z in range(m2, pos, -1):
+            nodes[z] = nodes[z - 1]
+        nodes[pos] = x
+        m2 += 1
+    hkey = np.int64(m2)
+    for e in range(m2):
+        hkey = hkey * np.int64(1000003) + nodes[e]
+    tmask = set_table.shape[0] - 1
+    h = (hkey * np.int64(2654435761)) & tmask
+    while True:
+        v = set_table[h]
+        if v == 0:
+            break
+        cs = v - 1
+        if set_len[cs] == m2:
+            same = True
+            for e in range(m2):
+                if set_buf[set_off[cs] + e] != nodes[e]:
+                    same = False
+                    break
+            if same:
+                return cs
+        h = (h + 1) & tmask
+    ns = ctr[C_SETS]
+    nsb = ctr[C_SETBUF]
+    if ns >= set_off.shape[0] or nsb + m2 > set_buf.shape[0]:
+        return -1
+    set_off[ns] = nsb
+    set_len[ns] = m2
+    for e in range(m2):
+        set_buf[nsb + e] = nodes[e]
+    ctr[C_SETBUF] = nsb + m2
+    set_table[h] = ns + 1
+    set_slot[ns] = h
+    ctr[C_SETS] = ns + 1
+    return ns
+
+
+@numba.njit(cache=True)
+def _write_set(out, pos, sid, set_off, set_len, set_buf, pool_state, pool_parent):
+    """Append set ``sid`` as [n_stacks, (stack k, n_states, states bottom->top)*]; new pos or -1.
+
+    ``k`` is the initial stack whose unknown part the chain sits on (-1: the
+    chain reaches the real bottom).
+    """
+    n = set_len[sid]
+    if pos + 1 > out.shape[0]:
+        return -1
+    out[pos] = n
+    pos += 1
+    for q in range(set_off[sid], set_off[sid] + n):
+        x = set_buf[q]
+        length = 0
+        y = x
+        while y >= 0:
+            length += 1
+            y = pool_parent[y]
+        k = -1 if y == -1 else -2 - y
+        if pos + 2 + length > out.shape[0]:
+            return -1
+        out[pos] = k
+        out[pos + 1] = length
+        y = x
+        for j in range(length - 1, -1, -1):
+            out[pos + 2 + j] = pool_state[y]
+            y = pool_parent[y]
+        pos += 2 + length
+    return pos
 
 
 SUBWALK_MIN_NODES = 48   # sub-walks over larger subtrees are cached across masks
@@ -304,10 +380,30 @@ def _same(acc_buf, a_off, data, d_off, n):
     return True
 
 
+DEFERRED = -5   # a boundary result that depends on unknown stack parts
+
+
+@numba.njit(cache=True)
+def _defer(out, pos, kind, tnode, acc_buf, a_off, a_len, sid, set_off, set_len, set_buf, pool_state, pool_parent):
+    """Append a deferred boundary [kind, node, n_acc, acc..., set] or item [kind, node, set]; new pos or -1."""
+    if pos + 3 + a_len > out.shape[0]:
+        return -1
+    out[pos] = kind
+    out[pos + 1] = tnode
+    pos += 2
+    if kind == DEFER_BOUNDARY:
+        out[pos] = a_len
+        for y in range(a_len):
+            out[pos + 1 + y] = acc_buf[a_off + y]
+        pos += 1 + a_len
+    return _write_set(out, pos, sid, set_off, set_len, set_buf, pool_state, pool_parent)
+
+
 # workspace arrays, reused across calls (see Workspace); int32 ones travel in one tuple, int64 ones in another
 W32 = ("pool_state", "pool_parent", "todo", "exp_off", "exp_len", "exp_buf", "memo_off", "memo_len", "res_buf",
        "set_off", "set_len", "set_buf", "vec_off", "vec_len", "vec_buf", "scratch", "bq_node", "bq_set", "bq_acc",
-       "bq_alen", "acc_buf", "it_node", "it_set", "node_slot", "memo_slot", "set_slot")
+       "bq_alen", "acc_buf", "it_node", "it_set", "node_slot", "memo_slot", "set_slot", "def_out")
+DEFER_BOUNDARY, DEFER_ITEM = 0, 1
 W64 = ("node_table", "memo_table", "set_table", "visit", "la_stamp", "memo_key", "term_mark", "cand_mark", "ctr")
 
 
@@ -317,18 +413,26 @@ def glr_mask_kernel(
         trans, acc_term, term_start, is_ignore, prio, is_lit, resolve,
         lr, follow_bits,
         root_mask, rb_node, rb_acc_start, rb_acc_len, rb_acc,
-        stk_states, stk_off, max_depth, w32, w64, la, dmask,
+        stk_states, stk_off, stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask,
         sc_table, sc_key, sc_start, sc_data, sc_ctr):
-    """Returns (mask, ok, stats); ``ok`` is False when a workspace capacity was exceeded.
+    """Returns (mask, status, stats, n_deferred).  status 1: done; 0: a workspace capacity was
+    exceeded (retry larger); -1: a search popped below a complete stack (a bug).
 
+    Stacks are ``stk_states[stk_off[k]:stk_off[k+1]]`` (bottom to top).  With
+    ``record``, a stack flagged in ``stk_unknown`` holds only its top ``topk``
+    states, the rest being *unknown*: the mask then has exactly the tokens whose
+    outcome the known states decide, and every boundary or item whose search reached an unknown part is
+    written to ``def_out`` (the first ``n_deferred`` int32s) instead of being
+    explored.  ``def_in`` is such a list to explore now, on the complete stacks
+    (whose top ``topk`` states are the ones recorded with).
     ``w32``/``w64``/``la``/``dmask`` are the caller's workspace (clean on entry,
-    left clean on a successful return).  ``sc_*`` is the persistent cache of
-    large sub-walks (see :func:`_lookup_subwalk`).  ``stats`` = [trie nodes
-    visited, items, stack nodes, stack sets, sub-walk cache hits].
+    left clean on return).  ``sc_*`` is the persistent cache of large sub-walks
+    (see :func:`_lookup_subwalk`).  ``stats`` = [trie nodes visited, items,
+    stack nodes, stack sets, sub-walk cache hits].
     """
     (pool_state, pool_parent, todo, exp_off, exp_len, exp_buf, memo_off, memo_len, res_buf,
      set_off, set_len, set_buf, vec_off, vec_len, vec_buf, scratch, bq_node, bq_set, bq_acc,
-     bq_alen, acc_buf, it_node, it_set, node_slot, memo_slot, set_slot) = w32
+     bq_alen, acc_buf, it_node, it_set, node_slot, memo_slot, set_slot, def_out) = w32
     (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr) = w64
     n_terms = term_start.shape[0]
     cap = pool_state.shape[0]
@@ -337,7 +441,7 @@ def glr_mask_kernel(
     sh_start = lr[T_SH_START]
     sh_term = lr[T_SH_TERM]
     rd_start = lr[T_RD_START]
-    for c_ in (C_NODES, C_EXP, C_MEMO, C_RES, C_SETS, C_SETBUF, C_VEC):
+    for c_ in (C_NODES, C_EXP, C_MEMO, C_RES, C_SETS, C_SETBUF, C_VEC, C_DEF):
         ctr[c_] = 0   # stamps and marks (C_STAMP, C_MARK, C_CMARK) keep counting across calls
     cand_terms = np.empty(n_terms + 1, dtype=np.int32)
     acc_terms = np.empty(n_terms + 1, dtype=np.int32)
@@ -346,13 +450,13 @@ def glr_mask_kernel(
     bq_cap = bq_node.shape[0]
     n_acc_buf = rb_acc.shape[0]
     if n_bq > bq_cap or n_acc_buf > acc_buf.shape[0]:
-        return mask, False, stats
+        return mask, 0, stats, 0
     acc_buf[:n_acc_buf] = rb_acc
     n_items = 0
-    ok = _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, term_start, is_ignore, prio,
-                  is_lit, resolve, lr, follow_bits, rb_node, rb_acc_start, rb_acc_len, stk_states, stk_off,
-                  max_depth, w32, w64, la, dmask, sc_table, sc_key, sc_start, sc_data, sc_ctr, mask, stats,
-                  cand_terms, acc_terms, chosen, n_bq, n_acc_buf)
+    status = _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, term_start, is_ignore,
+                      prio, is_lit, resolve, lr, follow_bits, rb_node, rb_acc_start, rb_acc_len, stk_states,
+                      stk_off, stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table, sc_key, sc_start,
+                      sc_data, sc_ctr, mask, stats, cand_terms, acc_terms, chosen, n_bq, n_acc_buf)
     # leave the workspace clean: hash slots, per-node and per-set caches
     for k in range(ctr[C_NODES]):
         node_table[node_slot[k]] = 0
@@ -363,18 +467,18 @@ def glr_mask_kernel(
         if set_slot[k] >= 0:
             set_table[set_slot[k]] = 0
         vec_off[k] = -1
-    return mask, ok, stats
+    return mask, status, stats, ctr[C_DEF]
 
 
 @numba.njit(cache=True)
 def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, term_start, is_ignore, prio,
              is_lit, resolve, lr, follow_bits, rb_node, rb_acc_start, rb_acc_len, stk_states, stk_off,
-             max_depth, w32, w64, la, dmask, sc_table, sc_key, sc_start, sc_data, sc_ctr, mask, stats,
-             cand_terms, acc_terms, chosen, n_bq, n_acc_buf):
-    """The work queue of :func:`glr_mask_kernel`; returns False on a capacity overflow."""
+             stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table, sc_key, sc_start, sc_data, sc_ctr,
+             mask, stats, cand_terms, acc_terms, chosen, n_bq, n_acc_buf):
+    """The work queue of :func:`glr_mask_kernel`; returns its status."""
     (pool_state, pool_parent, todo, exp_off, exp_len, exp_buf, memo_off, memo_len, res_buf,
      set_off, set_len, set_buf, vec_off, vec_len, vec_buf, scratch, bq_node, bq_set, bq_acc,
-     bq_alen, acc_buf, it_node, it_set, node_slot, memo_slot, set_slot) = w32
+     bq_alen, acc_buf, it_node, it_set, node_slot, memo_slot, set_slot, def_out) = w32
     (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr) = w64
     n_terms = term_start.shape[0]
     cap = pool_state.shape[0]
@@ -386,17 +490,20 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
     # ---- the initial stacks, as set 0 ---------------------------------------------------
     n_stk = stk_off.shape[0] - 1
     if n_stk > cap:
-        return False
+        return 0
+    stk_nodes = np.empty(stk_states.shape[0], dtype=np.int32)
     for k in range(n_stk):
-        parent = -1
+        # a recorded stack longer than topk sits on its unknown part, id -2 - k
+        parent = -2 - k if (record and stk_unknown[k]) else -1
         for j in range(stk_off[k], stk_off[k + 1]):
             parent = _intern_node(stk_states[j], parent, pool_state, pool_parent, node_table, ctr, node_slot)
             if parent < 0:
-                return False
+                return 0
+            stk_nodes[j] = parent
         scratch[k] = parent
     tops = np.sort(scratch[:n_stk])
     if n_stk > set_buf.shape[0]:
-        return False
+        return 0
     for k in range(n_stk):
         set_buf[k] = tops[k]
     set_off[0] = 0
@@ -409,6 +516,60 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
         bq_set[k] = 0
         bq_acc[k] = rb_acc_start[k]
         bq_alen[k] = rb_acc_len[k]
+    # ---- deferred work recorded on these stacks' top states: rebuild its sets on the full stacks
+    pos = 0
+    while pos < def_in.shape[0]:
+        kind = def_in[pos]
+        tnode = def_in[pos + 1]
+        pos += 2
+        a_off = -1
+        a_len = 0
+        if kind == DEFER_BOUNDARY:
+            a_len = def_in[pos]
+            pos += 1
+            if n_acc_buf + a_len > acc_buf.shape[0]:
+                return 0
+            a_off = n_acc_buf
+            for y in range(a_len):
+                acc_buf[n_acc_buf + y] = def_in[pos + y]
+            n_acc_buf += a_len
+            pos += a_len
+        n_members = def_in[pos]
+        pos += 1
+        if n_members > scratch.shape[0]:
+            return 0
+        for q in range(n_members):
+            k = def_in[pos]
+            length = def_in[pos + 1]
+            pos += 2
+            if k < 0:
+                parent = -1
+            else:
+                # the node the recorded chain stood on: just below stack k's top topk states
+                parent = stk_nodes[stk_off[k + 1] - topk - 1]
+            for j in range(length):
+                parent = _intern_node(def_in[pos + j], parent, pool_state, pool_parent, node_table, ctr, node_slot)
+                if parent < 0:
+                    return 0
+            pos += length
+            scratch[q] = parent
+        sid = _intern_set(scratch, n_members, set_off, set_len, set_buf, set_table, set_slot, ctr)
+        if sid < 0:
+            return 0
+        if kind == DEFER_BOUNDARY:
+            if n_bq >= bq_cap:
+                return 0
+            bq_node[n_bq] = tnode
+            bq_set[n_bq] = sid
+            bq_acc[n_bq] = a_off
+            bq_alen[n_bq] = a_len
+            n_bq += 1
+        else:
+            if n_items >= it_node.shape[0]:
+                return 0
+            it_node[n_items] = tnode
+            it_set[n_items] = sid
+            n_items += 1
 
     maxd = max_depth + 2
     states = np.empty((maxd, max(n_terms, 1)), dtype=np.int32)
@@ -446,6 +607,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                         if is_ignore[t]:
                             any_ignore = True
                 n_ch = 0
+                unknown = False
                 for ci in range(n_acc):
                     t = acc_terms[ci]
                     got = False
@@ -464,25 +626,37 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                             mh = (mh + 1) & (memo_table.shape[0] - 1)
                         if mi < 0:
                             if ctr[C_MEMO] >= cap:
-                                return False
+                                return 0
                             mo = ctr[C_RES]
-                            n_out = _search(node, t, 2, lr, follow_bits, pool_state, pool_parent, node_table,
-                                            visit, todo, ctr, res_buf, mo, cand_mark, node_slot)
-                            if n_out < 0:
-                                return False
+                            n_out = _shift_search(node, t, lr, follow_bits, pool_state, pool_parent, node_table,
+                                                  visit, todo, ctr, res_buf, mo, node_slot)
+                            if n_out == UNKNOWN:
+                                if not record:
+                                    return -1
+                                n_res_len = -1   # decided below the known top: defer
+                                n_out = mo
+                            elif n_out < 0:
+                                return 0
+                            else:
+                                n_res_len = n_out - mo
                             ctr[C_RES] = n_out
                             mi = ctr[C_MEMO]
                             memo_key[mi] = key
                             memo_off[mi] = mo
-                            memo_len[mi] = n_out - mo
+                            memo_len[mi] = n_res_len
                             memo_table[mh] = mi + 1
                             memo_slot[mi] = mh
                             ctr[C_MEMO] = mi + 1
                         if memo_len[mi] > 0:
                             got = True
+                        elif memo_len[mi] < 0:
+                            unknown = True
                     if got:
                         chosen[n_ch] = t
                         n_ch += 1
+                if unknown:
+                    n_ch = 0
+                    r_set = DEFERRED   # some terminal's fate depends on the unknown part of a stack
                 if n_ch > 0 and resolve:
                     best = prio[chosen[0]]
                     for ci in range(1, n_ch):
@@ -500,7 +674,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                             m2 += 1
                     n_ch = m2
                 if n_ch > 0:
-                    # union of the chosen shifts -> one sorted, interned set
+                    # union of the chosen shifts -> one interned set
                     n_sc = 0
                     for ci in range(n_ch):
                         t = chosen[ci]
@@ -513,69 +687,26 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                             mi = memo_table[mh] - 1
                             for e in range(memo_off[mi], memo_off[mi] + memo_len[mi]):
                                 if n_sc >= cap:
-                                    return False
+                                    return 0
                                 scratch[n_sc] = res_buf[e]
                                 n_sc += 1
-                    # insertion sort + dedupe (sets are tiny)
-                    m2 = 0
-                    for e in range(n_sc):
-                        x = scratch[e]
-                        pos = m2
-                        dup = False
-                        while pos > 0 and scratch[pos - 1] >= x:
-                            if scratch[pos - 1] == x:
-                                dup = True
-                                break
-                            pos -= 1
-                        if dup:
-                            continue
-                        for z in range(m2, pos, -1):
-                            scratch[z] = scratch[z - 1]
-                        scratch[pos] = x
-                        m2 += 1
-                    hkey = np.int64(m2)
-                    for e in range(m2):
-                        hkey = hkey * np.int64(1000003) + scratch[e]
-                    shh = (hkey * np.int64(2654435761)) & (set_table.shape[0] - 1)
-                    found = -1
-                    while True:
-                        v = set_table[shh]
-                        if v == 0:
-                            break
-                        cs = v - 1
-                        if set_len[cs] == m2:
-                            same = True
-                            for e in range(m2):
-                                if set_buf[set_off[cs] + e] != scratch[e]:
-                                    same = False
-                                    break
-                            if same:
-                                found = cs
-                                break
-                        shh = (shh + 1) & (set_table.shape[0] - 1)
-                    if found < 0:
-                        ns = ctr[C_SETS]
-                        nsb = ctr[C_SETBUF]
-                        if ns >= cap or nsb + m2 > set_buf.shape[0]:
-                            return False
-                        found = ns
-                        set_off[found] = nsb
-                        set_len[found] = m2
-                        for e in range(m2):
-                            set_buf[nsb + e] = scratch[e]
-                        ctr[C_SETBUF] = nsb + m2
-                        set_table[shh] = found + 1
-                        set_slot[found] = shh
-                        ctr[C_SETS] = ns + 1
-                    r_set = found
-                elif any_ignore:
+                    r_set = _intern_set(scratch, n_sc, set_off, set_len, set_buf, set_table, set_slot, ctr)
+                    if r_set < 0:
+                        return 0
+                elif any_ignore and not unknown:
                     r_set = sid   # an ignored lexeme: same stacks, lexer restarts
                 last_key_set = sid
                 last_key_acc = bq_acc[k]
                 last_res = r_set
-            if r_set >= 0:
+            if r_set == DEFERRED:
+                dp = _defer(def_out, ctr[C_DEF], DEFER_BOUNDARY, bq_node[k], acc_buf, bq_acc[k], bq_alen[k], sid,
+                            set_off, set_len, set_buf, pool_state, pool_parent)
+                if dp < 0:
+                    return 0
+                ctr[C_DEF] = dp
+            elif r_set >= 0:
                 if n_items >= it_node.shape[0]:
-                    return False
+                    return 0
                 it_node[n_items] = bq_node[k]
                 it_set[n_items] = r_set
                 n_items += 1
@@ -586,10 +717,11 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
         it = it_head
         it_head += 1
         sid = it_set[it]
-        if vec_off[sid] < 0:
+        if vec_off[sid] == -1:
             # lexer start vector: expected(set) U ignore, as sorted start states
             ctr[C_MARK] += 1
             mk = ctr[C_MARK]
+            unknown_vec = False
             for q in range(set_off[sid], set_off[sid] + set_len[sid]):
                 node = set_buf[q]
                 if exp_off[node] < 0:
@@ -599,15 +731,20 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                         # nothing to reduce: every terminal the state shifts is expected, exactly
                         cnt = sh_start[s + 1] - sh_start[s]
                         if ne + cnt > exp_buf.shape[0]:
-                            return False
+                            return 0
                         for e in range(cnt):
                             exp_buf[ne + e] = sh_term[sh_start[s] + e]
                     else:
                         ctr[C_CMARK] += 1
                         cnt = _expected_search(node, lr, follow_bits, pool_state, pool_parent, node_table,
                                                la, la_stamp, todo, ctr, cand_terms, cand_mark, node_slot)
+                        if cnt == UNKNOWN:
+                            if not record:
+                                return -1
+                            unknown_vec = True
+                            break
                         if cnt < 0 or ne + cnt > exp_buf.shape[0]:
-                            return False
+                            return 0
                         for ci in range(cnt):
                             exp_buf[ne + ci] = cand_terms[ci]
                     exp_off[node] = ne
@@ -615,12 +752,22 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                     ctr[C_EXP] = ne + cnt
                 for e in range(exp_off[node], exp_off[node] + exp_len[node]):
                     term_mark[exp_buf[e]] = mk
+            if unknown_vec:
+                vec_off[sid] = -2   # what this set expects depends on unknown stack parts
+        if vec_off[sid] == -2:
+            dp = _defer(def_out, ctr[C_DEF], DEFER_ITEM, it_node[it], acc_buf, 0, 0, sid,
+                        set_off, set_len, set_buf, pool_state, pool_parent)
+            if dp < 0:
+                return 0
+            ctr[C_DEF] = dp
+            continue
+        if vec_off[sid] == -1:
             for t in range(n_terms):
                 if is_ignore[t]:
                     term_mark[t] = mk
             nv = ctr[C_VEC]
             if nv + n_terms > vec_buf.shape[0]:
-                return False
+                return 0
             c = 0
             for t in range(n_terms):
                 if term_mark[t] == mk:
@@ -656,7 +803,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                     al = data[p + 1]
                     p += 2
                     if n_bq >= bq_cap or n_acc_buf + al > acc_buf.shape[0]:
-                        return False
+                        return 0
                     # siblings with the same accepted terminals share one acc_buf entry
                     if z > 0 and al == bq_alen[n_bq - 1] and _same(acc_buf, bq_acc[n_bq - 1], data, p, al):
                         bq_acc[n_bq] = bq_acc[n_bq - 1]
@@ -699,14 +846,14 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                         t = acc_term[states[d - 1, j]]
                         if t >= 0:
                             if n_acc_buf >= acc_buf.shape[0]:
-                                return False
+                                return 0
                             acc_buf[n_acc_buf] = t
                             n_acc_buf += 1
                     rec_start[d - 1] = st
                     rec_len[d - 1] = n_acc_buf - st
                 if rec_len[d - 1] > 0:
                     if n_bq >= bq_cap:
-                        return False
+                        return 0
                     bq_node[n_bq] = i
                     bq_set[n_bq] = sid
                     bq_acc[n_bq] = rec_start[d - 1]
@@ -769,7 +916,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
     stats[1] = n_items
     stats[2] = ctr[C_NODES]
     stats[3] = ctr[C_SETS]
-    return True
+    return 1
 
 
 SUBWALK_CACHE_INT64S = 4_000_000   # ~32 MB of cached sub-walks per compiled grammar (committed as used)
@@ -796,7 +943,7 @@ class Workspace:
         while tsize < 2 * cap:
             tsize *= 2
         sizes32 = {"exp_buf": 8 * cap, "res_buf": 8 * cap, "set_buf": 8 * cap, "vec_buf": 8 * cap + n_terms,
-                   "acc_buf": 8 * cap, "bq_node": 4 * cap, "bq_set": 4 * cap, "bq_acc": 4 * cap,
+                   "acc_buf": 8 * cap, "def_out": 16 * cap, "bq_node": 4 * cap, "bq_set": 4 * cap, "bq_acc": 4 * cap,
                    "bq_alen": 4 * cap, "it_node": 4 * cap, "it_set": 4 * cap}
         w32 = []
         for name in W32:
@@ -816,28 +963,47 @@ class Workspace:
                          self.cap * 4)
 
 
+NO_DEFERRED = np.zeros(0, dtype=np.int32)
+MAX_WORKSPACE_CAP = 1 << 18
+
+
+class GLRTooAmbiguous(Exception):
+    """A mask search grew past the workspace limit (e.g. unboundedly many empty reductions)."""
+
+
 def run_glr_mask(lexer, lr_tuple, follow_bits, full_trie, root_mask: np.ndarray, root_boundaries,
                  stacks: list[list[int]], is_ignore: np.ndarray, prio: np.ndarray, is_lit: np.ndarray,
-                 resolve: bool, cache: SubwalkCache, ws: Workspace):
-    """Call the kernel, growing the workspace until it suffices: (mask, stats, workspace).
+                 resolve: bool, cache: SubwalkCache, ws: Workspace, *, unknown_below: list[bool] | None = None,
+                 topk: int = 0, deferred: np.ndarray = NO_DEFERRED):
+    """Call the kernel, growing the workspace until it suffices: (mask, stats, workspace, deferred).
 
     ``root_boundaries`` = (nodes, acc_start, acc_len, acc_terms) of the cached root walk.
-    The returned workspace is the one to pass next time.
+    With ``unknown_below`` (one flag per stack) the flagged stacks are only
+    their top ``topk`` states and the call records the work that needs more of
+    them (returned as ``deferred``); otherwise ``deferred`` (recorded with the
+    same top states) is explored on these complete stacks.  The returned
+    workspace is the one to pass next time.
     """
     stk_states = np.array([s for st in stacks for s in st], dtype=np.int32)
     stk_off = np.zeros(len(stacks) + 1, dtype=np.int32)
     np.cumsum([len(st) for st in stacks], out=stk_off[1:])
+    record = unknown_below is not None
+    stk_unknown = np.array(unknown_below if record else [False] * len(stacks), dtype=np.bool_)
     rb_node, rb_acc_start, rb_acc_len, rb_acc = root_boundaries
     while True:
-        mask, ok, stats = glr_mask_kernel(
+        mask, status, stats, n_def = glr_mask_kernel(
             full_trie.node_byte, full_trie.node_depth, full_trie.subtree_end, full_trie.tok_start,
             full_trie.tok_ids,
             lexer.trans, lexer.acc_term, lexer.start_state, is_ignore, prio, is_lit, resolve,
             lr_tuple, follow_bits, root_mask, rb_node, rb_acc_start, rb_acc_len, rb_acc,
-            stk_states, stk_off, full_trie.max_depth, ws.w32, ws.w64, ws.la, ws.dmask,
+            stk_states, stk_off, stk_unknown, topk, record, deferred, full_trie.max_depth,
+            ws.w32, ws.w64, ws.la, ws.dmask,
             cache.table, cache.key, cache.start, cache.data, cache.ctr)
-        if ok:
-            return mask, stats, ws
-        if ws.cap >= (1 << 22):
-            raise MemoryError("GLR mask search exceeded its buffers (grammar too ambiguous)")
+        if status == 1:
+            out = ws.w32[W32.index("def_out")][:n_def].copy() if record else NO_DEFERRED
+            return mask, stats, ws, out
+        if status < 0:
+            raise AssertionError("GLR mask search popped below the bottom of a complete stack")
+        if ws.cap >= MAX_WORKSPACE_CAP:
+            raise GLRTooAmbiguous(f"a GLR mask search needed more than {ws.cap} stack nodes")
         ws = ws.grown()
