@@ -43,6 +43,8 @@ def terminal_ends(term: Terminal, text: str, i: int) -> list[int]:
         j = _json_string_end(text, i)
         if j is None:
             return []
+        if term.raw and "\\" in text[i:j]:
+            return []  # raw spelling only: no escapes at all
         try:
             content = json.loads(text[i:j])
         except json.JSONDecodeError:

@@ -29,6 +29,11 @@ class Terminal:
     (and every pattern in ``also_match``) + ``"``.
     ``also_match`` lists extra full-match patterns the text must match too
     (language intersection, e.g. ``pattern`` together with ``maxLength``).
+    ``raw=True`` (with ``json_string``): characters are only written raw, never
+    escaped; allowed when every character the patterns admit is printable
+    ASCII other than ``"`` and ``\\`` (formats such as date-time or uuid),
+    where the raw spelling is the only one JSON serializers produce.  The
+    escaped spellings would multiply the terminal's DFA by about six.
     """
 
     regex: str | None = None
@@ -36,6 +41,7 @@ class Terminal:
     json_string: bool = False
     also_match: tuple[str, ...] = ()
     priority: int = 0
+    raw: bool = False
 
     def __post_init__(self) -> None:
         if (self.regex is None) == (self.literal is None):
@@ -44,7 +50,7 @@ class Terminal:
     def describe(self) -> str:
         body = repr(self.literal) if self.literal is not None else f"/{self.regex}/"
         if self.json_string:
-            body = f"json_string({body})"
+            body = f"json_string{'_raw' if self.raw else ''}({body})"
         if self.also_match:
             body += " & " + " & ".join(f"/{p}/" for p in self.also_match)
         return body

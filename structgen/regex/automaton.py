@@ -12,6 +12,8 @@ import bisect
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import CompileLimitError
 from . import charset as cs
 from .charset import CharSet
@@ -219,7 +221,16 @@ def ast_to_dfa(node: Node, max_states: int) -> CharDFA:
 
 
 def minimize(dfa: CharDFA) -> CharDFA:
-    """Hopcroft minimization, then drop states that cannot reach acceptance."""
+    """Hopcroft minimization, then drop states that cannot reach acceptance (numba, see fastmin.py)."""
+    from .fastmin import minimize_arrays
+    n, k = len(dfa.trans), len(dfa.classes)
+    arr = np.array(dfa.trans, dtype=np.int32).reshape(n, k)
+    out, acc = minimize_arrays(arr, np.array(dfa.accept, dtype=np.bool_))
+    return CharDFA(dfa.classes, out.tolist(), acc.tolist())
+
+
+def minimize_reference(dfa: CharDFA) -> CharDFA:
+    """:func:`minimize` in pure Python (the reference the numba version is tested against)."""
     trans, accept = dfa.trans, dfa.accept
     n, k = len(trans), len(dfa.classes)
     sink = n

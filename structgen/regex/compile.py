@@ -8,8 +8,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..errors import CompileLimitError
+from ..errors import CompileLimitError, GrammarError
 from . import charset as cs
+from . import direct
 from .automaton import CharDFA, ast_to_dfa, intersect
 from .bytedfa import ByteDFA
 from .encode import expand
@@ -49,8 +50,11 @@ def char_dfa(pattern: str, mode: str = "fullmatch", max_states: int = 100_000) -
     dfa = None
     if mode == "fullmatch":
         words = known_complement(pattern)
+        builder = direct.known(pattern)
         if words is not None:
             dfa = complement_dfa(words)
+        elif builder is not None:
+            dfa = builder()
         else:
             m = _LENGTH_ONLY.fullmatch(pattern)
             if m is not None:
@@ -90,7 +94,18 @@ def _literal_dfa(text: str) -> CharDFA:
     return ast_to_dfa(node, max(len(text) + 2, 16))
 
 
-def _to_bytes(dfa: CharDFA, *, json: bool, max_states: int) -> ByteDFA:
+def _raw_safe(dfa: CharDFA) -> bool:
+    """Every character of the DFA's alphabet is printable ASCII other than ``"`` and ``\\``."""
+    return all(0x20 <= lo and hi <= 0x7E and not lo <= 0x22 <= hi and not lo <= 0x5C <= hi
+               for klass in dfa.classes for lo, hi in klass)
+
+
+def _to_bytes(dfa: CharDFA, *, json: bool, max_states: int, raw: bool = False) -> ByteDFA:
+    """Byte DFA of the UTF-8 text, or with ``json`` of the quoted JSON string (every escape
+    spelling; with ``raw`` only the raw one, for alphabets where that is the only canonical one)."""
+    if raw and not _raw_safe(dfa):
+        raise GrammarError("a raw-spelled JSON string terminal admits characters that need escaping "
+                           "(raw needs printable ASCII without '\"' and '\\')")
     if dfa.n_states == 1 and not dfa.accept[0] and all(t < 0 for t in dfa.trans[0]):
         return ByteDFA(np.full((1, 256), -1, np.int32), np.zeros(1, bool))
     # Both encodings are prefix codes in which a partially decoded character
@@ -101,7 +116,7 @@ def _to_bytes(dfa: CharDFA, *, json: bool, max_states: int) -> ByteDFA:
         trans, acc = expand(dfa, json, max_states)
         return ByteDFA(trans, acc)
     # Wrap in quotes: new start 0 --'"'--> content start 1; accepting --'"'--> final (last row).
-    trans, content_acc = expand(dfa, json, max_states, quoted=True)
+    trans, content_acc = expand(dfa, not raw, max_states, quoted=True)
     final = trans.shape[0] - 1
     trans[0, 0x22] = 1
     trans[np.nonzero(content_acc)[0], 0x22] = final
@@ -186,7 +201,7 @@ def _compile_terminal_uncached(term, max_states: int) -> ByteDFA:
         dfa = char_dfa(term.regex, "fullmatch", max_states)
     for extra in term.also_match:
         dfa = intersect(dfa, char_dfa(extra, "fullmatch", max_states), max_states)
-    return _to_bytes(dfa, json=term.json_string, max_states=max_states)
+    return _to_bytes(dfa, json=term.json_string, max_states=max_states, raw=term.raw and term.json_string)
 
 
 def literal_dfa_bytes(data: bytes) -> ByteDFA:
@@ -211,3 +226,20 @@ def json_string_dfa(content_pattern: str, *also_match: str, max_states: int = 10
     for extra in also_match:
         dfa = intersect(dfa, char_dfa(extra, "fullmatch", max_states), max_states)
     return _to_bytes(dfa, json=True, max_states=max_states)
+
+
+def clear_caches() -> None:
+    """Forget every compiled DFA (cold-compile measurements; frees the memory of big tables).
+
+    The caches are keyed by pattern / terminal, so within a process a second schema
+    using the same ``format`` or key set reuses the first one's DFAs; benchmarks that
+    time a cold compile call this before each schema.
+    """
+    from . import encode
+    char_dfa.cache_clear()
+    compile_regex.cache_clear()
+    json_string_dfa.cache_clear()
+    _TERMINALS.clear()
+    encode.decoder.cache_clear()
+    encode.utf8_seqs.cache_clear()
+    encode.json_seqs.cache_clear()

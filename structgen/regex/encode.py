@@ -209,7 +209,117 @@ def expand(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool = False) -
     """
     if len(dfa.classes) == 1 and dfa.n_states > 8:
         return _expand_one_class(dfa, json, max_states, quoted)
+    if dfa.n_states >= VECTORIZE_FROM:
+        return expand_vectorized(dfa, json, max_states, quoted=quoted)
     return expand_per_state(dfa, json, max_states, quoted=quoted)
+
+
+# below this many character states the per-state expansion's Python loop is cheaper than numpy set-up
+VECTORIZE_FROM = 48
+
+
+def expand_vectorized(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`expand_per_state` for all states at once, decoder node by decoder node (numpy).
+
+    For decoder node j (children before parents) the instantiated node of state s
+    is the row of its edges' targets: a class leaf's target is ``trans[s, class]``,
+    a child's target is the child's instantiated node for s.  Rows are deduplicated
+    per node, then identified across nodes by their 256-byte rows (what the
+    per-state version keys nodes on: merged edge lists), so the result is the same
+    minimal automaton up to state numbering.  Rows are compared through a random
+    linear hash of the 256-byte row and every hash match is verified exactly.
+    """
+    n = dfa.n_states
+    if n > max_states:
+        raise CompileLimitError(f"DFA exceeds max_states={max_states} states")
+    dec = decoder(tuple(dfa.classes), json)
+    pad = 1 if quoted else 0
+    limit = max_states - n - 2 * pad
+    k = len(dfa.classes)
+    T = np.asarray(dfa.trans, dtype=np.int64).reshape(n, k) if k else np.zeros((n, 0), np.int64)
+    weights = np.random.default_rng(0x5EED).integers(1, 2**62, size=256, dtype=np.int64).astype(np.uint64)
+    inst: list[np.ndarray | None] = [None] * len(dec)
+    by_hash: dict[int, list[int]] = {}
+    made_rows: list[np.ndarray] = []       # per block: the distinct new nodes' E-wide rows
+    made_maps: list[np.ndarray] = []       # per block: byte -> edge column
+    where: list[tuple[int, int]] = []      # node id - n -> (block, row)
+    count = 0
+
+    def columns(j: int) -> tuple[np.ndarray, np.ndarray]:
+        edges = dec[j]
+        cols = np.empty((n, len(edges) + 1), dtype=np.int64)
+        cols[:, -1] = -1                   # the "no edge" column
+        byte_edge = np.full(256, len(edges), dtype=np.int64)
+        for e, (lo, hi, d) in enumerate(edges):
+            cols[:, e] = T[:, -d - 1] if d < 0 else inst[d]
+            byte_edge[lo:hi + 1] = e
+        return cols, byte_edge
+
+    def full_row(block: int, row: int) -> np.ndarray:
+        return made_rows[block][row][made_maps[block]]
+
+    for j in range(1, len(dec)):
+        cols, byte_edge = columns(j)
+        # a hash of each state's 256-byte row: sum over bytes of weight * target, i.e. per edge column
+        w_edge = np.zeros(cols.shape[1], dtype=np.uint64)
+        np.add.at(w_edge, byte_edge, weights)
+        h = cols.astype(np.uint64) @ w_edge
+        uh, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+        inverse = np.asarray(inverse).reshape(-1)
+        uniq = cols[first]
+        if not (cols == uniq[inverse]).all():   # a hash collision inside this node: exact fallback
+            uniq, inverse = np.unique(cols, axis=0, return_inverse=True)
+            inverse = np.asarray(inverse).reshape(-1)
+            uh = uniq.astype(np.uint64) @ w_edge
+        live = np.nonzero(~(uniq < 0).all(axis=1))[0]
+        got = np.full(len(uniq), -1, dtype=np.int64)
+        block = len(made_rows)
+        hashes = uh[live].tolist()
+        seen = [hv in by_hash for hv in hashes]
+        fresh: list[int] = []
+        if any(seen):   # maybe equal to a node of an earlier block: verify the full rows
+            for u, hv, was in zip(live.tolist(), hashes, seen):
+                if not was:
+                    continue
+                mine = uniq[u][byte_edge]
+                for cand in by_hash[hv]:
+                    cb, cr = where[cand - n]
+                    if np.array_equal(full_row(cb, cr), mine):
+                        got[u] = cand
+                        break
+        todo = [u for u, was in zip(live.tolist(), seen) if not was or got[u] < 0] if any(seen) else live.tolist()
+        if count + len(todo) > limit:
+            raise CompileLimitError(f"byte-level DFA exceeds max_states={max_states} states")
+        new_ids = range(n + count, n + count + len(todo))
+        got[todo] = np.fromiter(new_ids, dtype=np.int64, count=len(todo))
+        for u, nid in zip(todo, new_ids):
+            lst = by_hash.get(int(uh[u]))
+            if lst is None:
+                by_hash[int(uh[u])] = [nid]
+            else:
+                lst.append(nid)
+        where.extend((block, r) for r in range(len(todo)))
+        count += len(todo)
+        fresh = todo
+        made_rows.append(uniq[fresh])
+        made_maps.append(byte_edge)
+        inst[j] = got[inverse]
+    cols, byte_edge = columns(0)
+    total = n + count
+    trans = np.full((total + 2 * pad, 256), -1, dtype=np.int32)
+    body = trans[pad:pad + total]
+    body[:n] = cols[:, byte_edge]
+    at = n
+    for rows, bmap in zip(made_rows, made_maps):
+        if len(rows):
+            body[at:at + len(rows)] = rows[:, bmap]
+            at += len(rows)
+    if pad:
+        np.add(body, pad, out=body, where=body >= 0)
+    accepting = np.zeros(total + 2 * pad, dtype=bool)
+    accepting[pad:pad + n] = dfa.accept
+    return trans, accepting
 
 
 def _expand_one_class(dfa: CharDFA, json: bool, max_states: int, quoted: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,11 @@ Documented choices (see also the module docstrings of numbers/formats/emit):
   unknown to draft-04 validators, so they are refused (``strict=False``: ignored, as draft-04 does)
   rather than enforced with a meaning the declared draft does not give them.
 * Strings: ``format`` is asserted (not just annotated); ``pattern`` uses
-  ECMAScript search semantics.
+  ECMAScript search semantics.  Strings of a printable-ASCII format (date-time,
+  date, time, duration, uuid, ipv4, ipv6, hostname) are accepted in their raw
+  spelling only, the one JSON serializers write (``\u`` escapes of their
+  characters are refused, as for property names); other strings accept every
+  escape spelling.
 """
 from __future__ import annotations
 

@@ -46,6 +46,17 @@ def _time() -> str:
     return f"(?:{_PLAIN_TIME}|{_leap_second_time()})"
 
 
+@lru_cache(maxsize=None)
+def _register_direct_builders() -> None:
+    """The time formats' regexes (1,440 leap-second alternatives) get their DFAs built directly:
+    parsing and determinizing the 59 kB date-time regex took seconds (regex/direct.py; the test
+    checks both give the same language)."""
+    from ..regex import direct
+    from ..regex.compile import char_dfa
+    direct.register(_time(), direct.time_dfa)
+    direct.register(f"{DATE}[Tt]{_time()}", lambda: direct.time_dfa(char_dfa(DATE), "Tt"))
+
+
 _DUR_TIME = r"T(?:[0-9]+H(?:[0-9]+M(?:[0-9]+S)?)?|[0-9]+M(?:[0-9]+S)?|[0-9]+S)"
 _DUR_DATE = r"(?:[0-9]+D|[0-9]+M(?:[0-9]+D)?|[0-9]+Y(?:[0-9]+M(?:[0-9]+D)?)?)"
 DURATION = rf"P(?:{_DUR_DATE}(?:{_DUR_TIME})?|{_DUR_TIME}|[0-9]+W)"
@@ -105,8 +116,10 @@ def format_regexes(name: str) -> tuple[str, ...] | None:
     if name == "date":
         return (DATE,)
     if name == "time":
+        _register_direct_builders()
         return (_time(),)
     if name == "date-time":
+        _register_direct_builders()
         return (f"{DATE}[Tt]{_time()}",)
     if name == "duration":
         return (DURATION,)
@@ -127,6 +140,13 @@ def format_regexes(name: str) -> tuple[str, ...] | None:
     if name == "json-pointer":
         return (JSON_POINTER,)
     return None
+
+
+def raw_spelling_regexes() -> frozenset[str]:
+    """Format regexes whose strings are printable ASCII without '"' and '\\': a string
+    constrained by one of them has one canonical JSON spelling, the raw one (see emit.py)."""
+    _register_direct_builders()
+    return frozenset({DATE, _time(), f"{DATE}[Tt]{_time()}", DURATION, UUID, IPV4, IPV6, HOSTNAME})
 
 
 SUPPORTED_FORMATS = ("date", "time", "date-time", "duration", "uuid", "ipv4", "ipv6", "hostname",

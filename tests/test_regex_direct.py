@@ -1,0 +1,109 @@
+"""Fast paths of the regex compiler against their slow references.
+
+* the numba Hopcroft minimization gives exactly the pure-Python one's tables;
+* the vectorized char->byte expansion gives an automaton isomorphic to the
+  per-state one (same size: both minimal);
+* the directly built RFC 3339 time / date-time DFAs have the language of the
+  format regexes (checked by a product walk over a common class refinement,
+  against the regex path: parse + Glushkov + subset construction).
+"""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from structgen.regex import direct
+from structgen.regex.automaton import CharDFA, ast_to_dfa, minimize, minimize_reference, partition
+from structgen.regex.bytedfa import ByteDFA
+from structgen.regex.compile import char_dfa, regex_ast
+from structgen.regex.encode import expand_per_state, expand_vectorized
+from structgen.regex.words import complement_regex
+from structgen.schema.formats import DATE, format_regexes
+
+from test_regex_words import _isomorphic
+
+
+def equivalent(a: CharDFA, b: CharDFA) -> bool:
+    """Same language: walk pairs of states over a common refinement of both class partitions."""
+    classes, membership = partition(list(a.classes) + list(b.classes))
+    ka = len(a.classes)
+    pair = [[-1, -1] for _ in classes]
+    for i, mem in enumerate(membership):
+        for c in range(len(classes)):
+            if mem >> c & 1:
+                pair[c][0 if i < ka else 1] = i if i < ka else i - ka
+    seen = {(0, 0)}
+    todo = [(0, 0)]
+    while todo:
+        sa, sb = todo.pop()
+        if a.accept[sa] != b.accept[sb]:
+            return False
+        for x, y in pair:
+            ta = a.trans[sa][x] if x >= 0 else -1
+            tb = b.trans[sb][y] if y >= 0 else -1
+            if (ta < 0) != (tb < 0):
+                return False
+            if ta >= 0 and (ta, tb) not in seen:
+                seen.add((ta, tb))
+                todo.append((ta, tb))
+    return True
+
+
+def test_numba_minimization_equals_python_reference():
+    rng = random.Random(7)
+    for trial in range(400):
+        n, k = rng.randint(1, 60), rng.randint(1, 6)
+        trans = [[rng.randrange(n) if rng.random() < 0.75 else -1 for _ in range(k)] for _ in range(n)]
+        acc = [rng.random() < 0.3 for _ in range(n)]
+        d = CharDFA([((i, i),) for i in range(k)], trans, acc)
+        fast, ref = minimize(d), minimize_reference(d)
+        assert (fast.trans, fast.accept) == (ref.trans, ref.accept), trial
+
+
+EXPAND = [r"[a-z]+", r"(?:ab|cd)*x", "[\u0100-\U0001F600]{1,9}\u00e9", r'[^"\\]{2,5}', r"\p{L}+[0-9]",
+          r"[\s\S]*a[\s\S]*", format_regexes("email")[0], format_regexes("uri")[0], format_regexes("ipv6")[0],
+          complement_regex(["apiVersion", "kind", "metadata", "\u00fcn\u00ef", "\U0001F600x", ""])]
+
+
+@pytest.mark.parametrize("pattern", EXPAND, ids=range(len(EXPAND)))
+@pytest.mark.parametrize("as_json", [False, True])
+def test_vectorized_expansion_matches_per_state(pattern, as_json):
+    d = char_dfa(pattern)
+    fast = expand_vectorized(d, as_json, 200_000)
+    ref = expand_per_state(d, as_json, 200_000)
+    assert fast[0].shape == ref[0].shape
+    assert _isomorphic(ByteDFA(*fast), ByteDFA(*ref))
+    q_fast = expand_vectorized(d, as_json, 200_000, quoted=True)
+    q_ref = expand_per_state(d, as_json, 200_000, quoted=True)
+    assert np.array_equal(q_fast[1], q_ref[1]) and q_fast[0].shape == q_ref[0].shape
+    # quoted tables keep row 0 and the last row for the caller
+    assert (q_fast[0][0] < 0).all() and (q_fast[0][-1] < 0).all()
+
+
+def test_direct_time_dfa_has_the_regex_language():
+    pattern = format_regexes("time")[0]
+    fast = direct.time_dfa()
+    slow = ast_to_dfa(regex_ast(pattern), 100_000)
+    assert fast.n_states == slow.n_states
+    assert equivalent(fast, slow)
+    # and it is what char_dfa answers for the format's pattern
+    assert char_dfa(pattern).n_states == fast.n_states
+
+
+def test_direct_date_time_dfa_has_the_regex_language():
+    pattern = format_regexes("date-time")[0]
+    fast = direct.time_dfa(char_dfa(DATE), "Tt")
+    slow = ast_to_dfa(regex_ast(pattern), 100_000)
+    assert fast.n_states == slow.n_states
+    assert equivalent(fast, slow)
+
+
+def test_equivalence_check_can_fail():
+    a = direct.time_dfa()
+    broken = CharDFA(a.classes, [list(r) for r in a.trans], list(a.accept))
+    # drop one leap-second offset: some state's only transition disappears
+    s = next(i for i, r in enumerate(broken.trans) if sum(t >= 0 for t in r) == 1 and not broken.accept[i])
+    broken.trans[s] = [-1] * len(broken.classes)
+    assert not equivalent(a, broken)
