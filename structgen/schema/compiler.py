@@ -28,7 +28,7 @@ Documented choices (see also the module docstrings of numbers/formats/emit):
 * Strings: ``format`` is asserted (not just annotated); ``pattern`` uses
   ECMAScript search semantics.  Strings of a printable-ASCII format (date-time,
   date, time, duration, uuid, ipv4, ipv6, hostname) are accepted in their raw
-  spelling only, the one JSON serializers write (``\u`` escapes of their
+  spelling only, the one JSON serializers write (``\\u`` escapes of their
   characters are refused, as for property names); other strings accept every
   escape spelling.
 """
