@@ -19,7 +19,7 @@ from .earley import EarleySet, LazyNonterminals, ParserTables, Production
 from .lexer import LexerTables
 from .lr_parser import GLRContext, LRSet
 from .lr_tables import LRBudgetExceeded, build_lr_tables
-from .lr_walk import GLRTooAmbiguous, SubwalkCache, Workspace, run_glr_mask
+from .lr_walk import GLRTooAmbiguous, NO_BOUNDARIES, SubwalkCache, Workspace, pack_stacks, run_glr_mask
 from .slices import TokenSlice, build_slices, covers
 from .trie import TokenTrie, build_token_trie
 from .walk import run_walk
@@ -114,8 +114,11 @@ class CompiledGrammar:
                 self._is_ignore[list(self.parser.ignore)] = True
                 self._prio = np.array([t.priority for t in terms], dtype=np.int32)
                 self._is_lit = np.array(self.parser.terminal_is_literal, dtype=np.bool_)
-                self._lr_tuple = (lr.sh_start, lr.sh_term, lr.sh_to, lr.gt_start, lr.gt_nt, lr.gt_to,
-                                  lr.rd_start, lr.rd_prod, lr.prod_lhs, lr.prod_len)
+                parts = (lr.sh_start, lr.sh_term, lr.sh_to, lr.gt_start, lr.gt_nt, lr.gt_to,
+                         lr.rd_start, lr.rd_prod, lr.prod_lhs, lr.prod_len)
+                self._lr_off = np.zeros(len(parts) + 1, dtype=np.int64)
+                np.cumsum([len(x) for x in parts], out=self._lr_off[1:])
+                self._lr_blob = np.concatenate(parts).astype(np.int32)
                 self._glr_roots: dict[int, tuple] = {}
                 self._subwalks = SubwalkCache()
                 self._workspace = Workspace(len(term_names), lr.follow_bits.shape[1], self.mask_words)
@@ -326,20 +329,34 @@ class CompiledGrammar:
             self._glr_broken = True
             return self._earley_mask(pset.earley(), vid)
 
-    def _glr_boundaries(self, pset: LRSet, vid: int, root_mask, root_boundaries) -> np.ndarray:
-        k = GLR_TOPK
-        stacks = sorted((st.states() for st in pset.stacks), key=lambda st: (st[-k:], len(st) > k))
-        with self._lock:   # the workspace is shared
+    @staticmethod
+    def _glr_inputs(pset: LRSet):
+        """Kernel inputs of a parser state, built once: packed stacks, top-states key, packed tops."""
+        got = pset.kernel_input
+        if got is None:
+            k = GLR_TOPK
+            stacks = sorted((st.states() for st in pset.stacks), key=lambda st: (st[-k:], len(st) > k))
             if all(len(st) <= k for st in stacks):
-                mask, stats, self._workspace, _ = self._run_glr(root_mask, root_boundaries, stacks)
+                got = (pack_stacks(stacks), None, None)
+            else:
+                key = tuple((tuple(st[-k:]), len(st) > k) for st in stacks)
+                tops = pack_stacks([st[-k:] for st in stacks]) + (np.array([len(st) > k for st in stacks]),)
+                got = (pack_stacks(stacks), key, tops)
+            pset.kernel_input = got
+        return got
+
+    def _glr_boundaries(self, pset: LRSet, vid: int, root_mask, root_boundaries) -> np.ndarray:
+        full, key_part, tops = self._glr_inputs(pset)
+        with self._lock:   # the workspace is shared
+            if key_part is None:
+                mask, stats, self._workspace, _ = self._run_glr(root_mask, root_boundaries, full)
                 self.stats["visited_nodes"] += int(stats[0])
                 return mask
-            key = (vid, tuple((tuple(st[-k:]), len(st) > k) for st in stacks))
+            key = (vid, key_part)
             hit = self._topk_cache.get(key)
             if hit is None:
                 certain, stats, self._workspace, deferred = self._run_glr(
-                    root_mask, root_boundaries, [st[-k:] for st in stacks],
-                    unknown_below=[len(st) > k for st in stacks], topk=k)
+                    root_mask, root_boundaries, tops[:2], unknown_below=tops[2], topk=GLR_TOPK)
                 self.stats["visited_nodes"] += int(stats[0])
                 hit = self._topk_cache[key] = (certain, deferred)
                 if len(self._topk_cache) > GLR_TOPK_CACHE_SIZE:
@@ -350,16 +367,15 @@ class CompiledGrammar:
             certain, deferred = hit
             if len(deferred) == 0:
                 return certain.copy()
-            empty = np.zeros(0, dtype=np.int32)
-            mask, stats, self._workspace, _ = self._run_glr(certain, (empty, empty, empty, empty), stacks,
-                                                           topk=k, deferred=deferred)
+            mask, stats, self._workspace, _ = self._run_glr(certain, NO_BOUNDARIES, full,
+                                                           topk=GLR_TOPK, deferred=deferred)
             self.stats["visited_nodes"] += int(stats[0])
             return mask
 
-    def _run_glr(self, root_mask, root_boundaries, stacks, **kw):
+    def _run_glr(self, root_mask, root_boundaries, packed_stacks, **kw):
         self.stats["glr_calls"] += 1
-        return run_glr_mask(self.lexer, self._lr_tuple, self.glr.lr.follow_bits, self.trie, root_mask,
-                            root_boundaries, stacks, self._is_ignore, self._prio, self._is_lit,
+        return run_glr_mask(self.lexer, self._lr_blob, self._lr_off, self.glr.lr.follow_bits, self.trie, root_mask,
+                            root_boundaries, packed_stacks, self._is_ignore, self._prio, self._is_lit,
                             self.parser.resolve_conflicts, self._subwalks, self._workspace, **kw)
 
     def _earley_mask(self, pset: EarleySet, vid: int) -> np.ndarray:

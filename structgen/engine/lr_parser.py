@@ -201,7 +201,7 @@ class LRSet:
     """One parser state: the stacks alive after the lexemes so far (usually one)."""
 
     __slots__ = ("ctx", "stacks", "_expected", "_accepting", "memo", "lexer_start", "mask_cache",
-                 "_prev", "_via", "_earley", "__weakref__")
+                 "kernel_input", "_prev", "_via", "_earley", "__weakref__")
 
     def __init__(self, ctx: GLRContext, stacks: tuple[StackNode, ...], prev: "LRSet | None",
                  via: frozenset[int] | None):
@@ -210,6 +210,7 @@ class LRSet:
         self.memo: dict[frozenset[int], object] = {}
         self.lexer_start: int | None = None
         self.mask_cache: dict = {}
+        self.kernel_input = None   # packed stacks for the mask kernel (CompiledGrammar._glr_inputs)
         self._prev = prev
         self._via = via
         self._earley: EarleySet | None = None

@@ -27,7 +27,7 @@ import numpy as np
 
 # counters kept in one int64 array so helpers can update them
 C_NODES, C_STAMP, C_EXP, C_MEMO, C_RES, C_SETS, C_SETBUF, C_VEC, C_MARK, C_CMARK, C_DEF = range(11)
-# the LR tables travel as one tuple of int32 arrays
+# the LR tables travel as one int32 blob, in this order
 T_SH_START, T_SH_TERM, T_SH_TO, T_GT_START, T_GT_NT, T_GT_TO, T_RD_START, T_RD_PROD, T_LHS, T_LEN = range(10)
 
 
@@ -411,10 +411,10 @@ W64 = ("node_table", "memo_table", "set_table", "visit", "la_stamp", "memo_key",
 def glr_mask_kernel(
         f_byte, f_depth, f_end, f_tok_start, f_tok_ids,
         trans, acc_term, term_start, is_ignore, prio, is_lit, resolve,
-        lr, follow_bits,
+        lr_blob, lr_off, follow_bits,
         root_mask, rb_node, rb_acc_start, rb_acc_len, rb_acc,
-        stk_states, stk_off, stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask,
-        sc_table, sc_key, sc_start, sc_data, sc_ctr):
+        stk_states, stk_off, stk_unknown, topk, record, def_in, max_depth, w32_blob, w32_off, w64_blob, w64_off,
+        la, dmask, sc_table, sc_key, sc_start, sc_data, sc_ctr):
     """Returns (mask, status, stats, n_deferred).  status 1: done; 0: a workspace capacity was
     exceeded (retry larger); -1: a search popped below a complete stack (a bug).
 
@@ -425,11 +425,29 @@ def glr_mask_kernel(
     written to ``def_out`` (the first ``n_deferred`` int32s) instead of being
     explored.  ``def_in`` is such a list to explore now, on the complete stacks
     (whose top ``topk`` states are the ones recorded with).
-    ``w32``/``w64``/``la``/``dmask`` are the caller's workspace (clean on entry,
-    left clean on return).  ``sc_*`` is the persistent cache of large sub-walks
+    The LR tables and the workspace arrive as flat blobs with offset arrays (one
+    argument each instead of dozens: numba's per-argument dispatch cost was a
+    third of a small mask).  ``w32``/``w64``/``la``/``dmask`` are the caller's
+    workspace (clean on entry, left clean on return).  ``sc_*`` is the persistent cache of large sub-walks
     (see :func:`_lookup_subwalk`).  ``stats`` = [trie nodes visited, items,
     stack nodes, stack sets, sub-walk cache hits].
     """
+    lr = (lr_blob[lr_off[0]:lr_off[1]], lr_blob[lr_off[1]:lr_off[2]], lr_blob[lr_off[2]:lr_off[3]],
+          lr_blob[lr_off[3]:lr_off[4]], lr_blob[lr_off[4]:lr_off[5]], lr_blob[lr_off[5]:lr_off[6]],
+          lr_blob[lr_off[6]:lr_off[7]], lr_blob[lr_off[7]:lr_off[8]], lr_blob[lr_off[8]:lr_off[9]],
+          lr_blob[lr_off[9]:lr_off[10]])
+    w32 = (w32_blob[w32_off[0]:w32_off[1]], w32_blob[w32_off[1]:w32_off[2]], w32_blob[w32_off[2]:w32_off[3]],
+           w32_blob[w32_off[3]:w32_off[4]], w32_blob[w32_off[4]:w32_off[5]], w32_blob[w32_off[5]:w32_off[6]],
+           w32_blob[w32_off[6]:w32_off[7]], w32_blob[w32_off[7]:w32_off[8]], w32_blob[w32_off[8]:w32_off[9]],
+           w32_blob[w32_off[9]:w32_off[10]], w32_blob[w32_off[10]:w32_off[11]], w32_blob[w32_off[11]:w32_off[12]],
+           w32_blob[w32_off[12]:w32_off[13]], w32_blob[w32_off[13]:w32_off[14]], w32_blob[w32_off[14]:w32_off[15]],
+           w32_blob[w32_off[15]:w32_off[16]], w32_blob[w32_off[16]:w32_off[17]], w32_blob[w32_off[17]:w32_off[18]],
+           w32_blob[w32_off[18]:w32_off[19]], w32_blob[w32_off[19]:w32_off[20]], w32_blob[w32_off[20]:w32_off[21]],
+           w32_blob[w32_off[21]:w32_off[22]], w32_blob[w32_off[22]:w32_off[23]], w32_blob[w32_off[23]:w32_off[24]],
+           w32_blob[w32_off[24]:w32_off[25]], w32_blob[w32_off[25]:w32_off[26]], w32_blob[w32_off[26]:w32_off[27]])
+    w64 = (w64_blob[w64_off[0]:w64_off[1]], w64_blob[w64_off[1]:w64_off[2]], w64_blob[w64_off[2]:w64_off[3]],
+           w64_blob[w64_off[3]:w64_off[4]], w64_blob[w64_off[4]:w64_off[5]], w64_blob[w64_off[5]:w64_off[6]],
+           w64_blob[w64_off[6]:w64_off[7]], w64_blob[w64_off[7]:w64_off[8]], w64_blob[w64_off[8]:w64_off[9]])
     (pool_state, pool_parent, todo, exp_off, exp_len, exp_buf, memo_off, memo_len, res_buf,
      set_off, set_len, set_buf, vec_off, vec_len, vec_buf, scratch, bq_node, bq_set, bq_acc,
      bq_alen, acc_buf, it_node, it_set, node_slot, memo_slot, set_slot, def_out) = w32
@@ -945,22 +963,29 @@ class Workspace:
         sizes32 = {"exp_buf": 8 * cap, "res_buf": 8 * cap, "set_buf": 8 * cap, "vec_buf": 8 * cap + n_terms,
                    "acc_buf": 8 * cap, "def_out": 16 * cap, "bq_node": 4 * cap, "bq_set": 4 * cap, "bq_acc": 4 * cap,
                    "bq_alen": 4 * cap, "it_node": 4 * cap, "it_set": 4 * cap}
-        w32 = []
-        for name in W32:
-            arr = np.zeros(sizes32.get(name, cap), dtype=np.int32)
-            if name in ("exp_off", "vec_off"):
-                arr[:] = -1
-            w32.append(arr)
-        self.w32 = tuple(w32)
+        sizes = [sizes32.get(name, cap) for name in W32]
+        self.w32_off = np.zeros(len(W32) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=self.w32_off[1:])
+        self.w32_blob = np.zeros(int(self.w32_off[-1]), dtype=np.int32)
+        for name in ("exp_off", "vec_off"):
+            i = W32.index(name)
+            self.w32_blob[self.w32_off[i]:self.w32_off[i + 1]] = -1
         sizes64 = {"node_table": tsize, "memo_table": tsize, "set_table": tsize, "term_mark": n_terms + 1,
                    "cand_mark": n_terms + 1, "ctr": 16}
-        self.w64 = tuple(np.zeros(sizes64.get(name, cap), dtype=np.int64) for name in W64)
+        sizes = [sizes64.get(name, cap) for name in W64]
+        self.w64_off = np.zeros(len(W64) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=self.w64_off[1:])
+        self.w64_blob = np.zeros(int(self.w64_off[-1]), dtype=np.int64)
+        self.n_terms = n_terms
         self.la = np.zeros((cap, n_words_la), dtype=np.uint64)
         self.dmask = np.zeros(mask_words, dtype=np.uint32)
 
     def grown(self) -> "Workspace":
-        return Workspace(self.w64[W64.index("term_mark")].shape[0] - 1, self.la.shape[1], self.dmask.shape[0],
-                         self.cap * 4)
+        return Workspace(self.n_terms, self.la.shape[1], self.dmask.shape[0], self.cap * 4)
+
+    def part(self, name: str) -> np.ndarray:
+        i = W32.index(name)
+        return self.w32_blob[self.w32_off[i]:self.w32_off[i + 1]]
 
 
 NO_DEFERRED = np.zeros(0, dtype=np.int32)
@@ -971,36 +996,45 @@ class GLRTooAmbiguous(Exception):
     """A mask search grew past the workspace limit (e.g. unboundedly many empty reductions)."""
 
 
-def run_glr_mask(lexer, lr_tuple, follow_bits, full_trie, root_mask: np.ndarray, root_boundaries,
-                 stacks: list[list[int]], is_ignore: np.ndarray, prio: np.ndarray, is_lit: np.ndarray,
-                 resolve: bool, cache: SubwalkCache, ws: Workspace, *, unknown_below: list[bool] | None = None,
-                 topk: int = 0, deferred: np.ndarray = NO_DEFERRED):
+def pack_stacks(stacks: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Stacks (bottom to top) as the kernel wants them: (concatenated states, offsets)."""
+    states = np.array([s for st in stacks for s in st], dtype=np.int32)
+    off = np.zeros(len(stacks) + 1, dtype=np.int32)
+    np.cumsum([len(st) for st in stacks], out=off[1:])
+    return states, off
+
+
+NO_BOUNDARIES = (np.zeros(0, dtype=np.int32),) * 4
+
+
+def run_glr_mask(lexer, lr_blob, lr_off, follow_bits, full_trie, root_mask: np.ndarray, root_boundaries,
+                 packed_stacks: tuple[np.ndarray, np.ndarray], is_ignore: np.ndarray, prio: np.ndarray,
+                 is_lit: np.ndarray, resolve: bool, cache: SubwalkCache, ws: Workspace, *,
+                 unknown_below: np.ndarray | None = None, topk: int = 0, deferred: np.ndarray = NO_DEFERRED):
     """Call the kernel, growing the workspace until it suffices: (mask, stats, workspace, deferred).
 
-    ``root_boundaries`` = (nodes, acc_start, acc_len, acc_terms) of the cached root walk.
-    With ``unknown_below`` (one flag per stack) the flagged stacks are only
-    their top ``topk`` states and the call records the work that needs more of
-    them (returned as ``deferred``); otherwise ``deferred`` (recorded with the
-    same top states) is explored on these complete stacks.  The returned
-    workspace is the one to pass next time.
+    ``root_boundaries`` = (nodes, acc_start, acc_len, acc_terms) of the cached root walk;
+    ``packed_stacks`` comes from :func:`pack_stacks`.  With ``unknown_below`` (one
+    flag per stack) the flagged stacks are only their top ``topk`` states and the
+    call records the work that needs more of them (returned as ``deferred``);
+    otherwise ``deferred`` (recorded with the same top states) is explored on these
+    complete stacks.  The returned workspace is the one to pass next time.
     """
-    stk_states = np.array([s for st in stacks for s in st], dtype=np.int32)
-    stk_off = np.zeros(len(stacks) + 1, dtype=np.int32)
-    np.cumsum([len(st) for st in stacks], out=stk_off[1:])
+    stk_states, stk_off = packed_stacks
     record = unknown_below is not None
-    stk_unknown = np.array(unknown_below if record else [False] * len(stacks), dtype=np.bool_)
+    stk_unknown = unknown_below.astype(np.bool_) if record else np.zeros(len(stk_off) - 1, dtype=np.bool_)
     rb_node, rb_acc_start, rb_acc_len, rb_acc = root_boundaries
     while True:
         mask, status, stats, n_def = glr_mask_kernel(
             full_trie.node_byte, full_trie.node_depth, full_trie.subtree_end, full_trie.tok_start,
             full_trie.tok_ids,
             lexer.trans, lexer.acc_term, lexer.start_state, is_ignore, prio, is_lit, resolve,
-            lr_tuple, follow_bits, root_mask, rb_node, rb_acc_start, rb_acc_len, rb_acc,
+            lr_blob, lr_off, follow_bits, root_mask, rb_node, rb_acc_start, rb_acc_len, rb_acc,
             stk_states, stk_off, stk_unknown, topk, record, deferred, full_trie.max_depth,
-            ws.w32, ws.w64, ws.la, ws.dmask,
+            ws.w32_blob, ws.w32_off, ws.w64_blob, ws.w64_off, ws.la, ws.dmask,
             cache.table, cache.key, cache.start, cache.data, cache.ctr)
         if status == 1:
-            out = ws.w32[W32.index("def_out")][:n_def].copy() if record else NO_DEFERRED
+            out = ws.part("def_out")[:n_def].copy() if record else NO_DEFERRED
             return mask, stats, ws, out
         if status < 0:
             raise AssertionError("GLR mask search popped below the bottom of a complete stack")
