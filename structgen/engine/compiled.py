@@ -30,7 +30,7 @@ PARSERS = ("auto", "earley", "glr")
 # enough that building its LR(0) automaton costs a few milliseconds
 AUTO_GLR_MAX_PRODUCTIONS = 600
 GLR_TOPK = 8                 # stack states a cached GLR mask is keyed by (see CompiledGrammar._glr_mask)
-GLR_TOPK_CACHE_SIZE = 4096   # entries (each a mask of ceil(V/32) words plus deferred work)
+GLR_TOPK_CACHE_SIZE = 1024   # entries, each a mask of ceil(V/32) words plus deferred work (~20-40 MB at most)
 
 
 @dataclass
