@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from structgen.speculative import (ChainDrafter, DraftModelDrafter, GrammarTreeDrafter, JumpForwardDrafter, LayerSkipDrafter,  # noqa: E402
+from structgen.speculative import (AdaptiveTreeDrafter, ChainDrafter, DraftModelDrafter, GrammarTreeDrafter, JumpForwardDrafter, LayerSkipDrafter,  # noqa: E402
                                    PromptLookupDrafter, TokenRecyclingDrafter, constrained_decode,
                                    speculative_decode)
 from structgen.speculative.kv import model_vocab_size  # noqa: E402
@@ -95,6 +95,10 @@ def make_drafters(model, vocab, eos, draft_model):
         # other matches; 16 nodes (a 16-token forward costs ~2.2-2.6x a 1-token one on this CPU)
         "tree(jf+prompt-lookup)": lambda: GrammarTreeDrafter(JumpForwardDrafter(PromptLookupDrafter()), max_nodes=16,
                                                              lookup=PromptLookupDrafter()),
+        # candidates from forced text, lookup (the context's spelling of forced keys included) and the
+        # grammar's few alternatives, kept best-first by learned acceptance while verifying them pays
+        # (a 1-token step when nothing does: the back-off on code and chat)
+        "adaptive-tree": lambda: AdaptiveTreeDrafter(),
     }
     if draft_model is not None:
         d["draft-model"] = lambda: DraftModelDrafter(draft_model)

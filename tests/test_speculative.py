@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from structgen.errors import GenerationError
-from structgen.speculative import (ChainDrafter, DraftLength, DraftModelDrafter, GrammarTreeDrafter, JumpForwardDrafter,
+from structgen.speculative import (AdaptiveTreeDrafter, ChainDrafter, DraftLength, DraftModelDrafter, GrammarTreeDrafter, JumpForwardDrafter,
                                    LayerSkipDrafter,
                                    PromptLookupDrafter, SamplingParams, TokenRecyclingDrafter,
                                    constrained_decode, speculative_decode)
@@ -36,6 +36,7 @@ DRAFTERS = {
     "jump-forward+draft-model": lambda: JumpForwardDrafter(DraftModelDrafter(CLOSE_DRAFT)),
     "jump-forward+lookup|recycling": lambda: JumpForwardDrafter(
         ChainDrafter([PromptLookupDrafter(), TokenRecyclingDrafter(V, eos_token_ids=[EOS])])),
+    "adaptive-tree": lambda: AdaptiveTreeDrafter(),
     "tree(jump-forward+lookup|recycling)": lambda: GrammarTreeDrafter(JumpForwardDrafter(
         ChainDrafter([PromptLookupDrafter(), TokenRecyclingDrafter(V, eos_token_ids=[EOS])])),
         lookup=PromptLookupDrafter(), branch_inner=True),
@@ -118,7 +119,7 @@ def test_rejection_leaves_target_cache_consistent():
 
 
 @pytest.mark.parametrize("drafter_name", ["draft-model", "prompt-lookup", "token-recycling",
-                                          "self-speculation", "jump-forward+draft-model"])
+                                          "self-speculation", "jump-forward+draft-model", "adaptive-tree"])
 def test_drafters_return_grammatical_drafts_and_leave_matcher_unchanged(drafter_name):
     drafter = DRAFTERS[drafter_name]()
     matcher = TemplateMatcher(V, period=4, sep=3, min_len=8)

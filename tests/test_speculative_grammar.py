@@ -17,7 +17,7 @@ import torch
 from structgen.engine import compile_grammar
 from structgen.grammar import grammar_from_regex
 from structgen.schema import grammar_from_json_schema
-from structgen.speculative import (DraftModelDrafter, GrammarTreeDrafter, JumpForwardDrafter, LayerSkipDrafter,
+from structgen.speculative import (AdaptiveTreeDrafter, DraftModelDrafter, GrammarTreeDrafter, JumpForwardDrafter, LayerSkipDrafter,
                                    PromptLookupDrafter,
                                    SamplingParams, TokenRecyclingDrafter, constrained_decode, speculative_decode)
 from structgen.vocab import TokenizerInfo
@@ -54,6 +54,7 @@ DRAFTERS = {
     "self-speculation": lambda: LayerSkipDrafter(TARGET, eos_token_ids=[EOS_ID]),
     "jump-forward": lambda: JumpForwardDrafter(),
     "jump-forward+draft-model": lambda: JumpForwardDrafter(DraftModelDrafter(DRAFT, eos_token_ids=[EOS_ID])),
+    "adaptive-tree": lambda: AdaptiveTreeDrafter(),
     "tree(jump-forward+lookup)": lambda: GrammarTreeDrafter(JumpForwardDrafter(PromptLookupDrafter()),
                                                            lookup=PromptLookupDrafter(), branch_inner=True),
 }
@@ -86,7 +87,7 @@ def test_greedy_identical_and_grammatical(compiled, kind, drafter_name):
         check_output(kind, got.tokens, got.finish_reason == "eos")
         assert m.is_terminated() == (got.finish_reason == "eos")
         accepted += got.stats["accepted"]
-    if drafter_name == "draft-model" or (kind == "schema" and drafter_name.startswith("jump-forward")):
+    if drafter_name == "draft-model" or (kind == "schema" and drafter_name.startswith(("jump-forward", "adaptive"))):
         assert accepted > 0
 
 

@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 import torch
 
-from structgen.speculative import (AcceptanceRule, DraftModelDrafter, JumpForwardDrafter, LayerSkipDrafter,
+from structgen.speculative import (AcceptanceRule, AdaptiveTreeDrafter, DraftModelDrafter, JumpForwardDrafter, LayerSkipDrafter,
                                    PromptLookupDrafter, SamplingParams, TokenRecyclingDrafter,
                                    constrained_decode, speculative_decode)
 from test_speculative_support import EOS, TemplateMatcher, TrieMatcher, assert_crop_matches_fresh, micro_lm, perturbed
@@ -88,11 +88,14 @@ DRAFTERS = {
     "token-recycling": lambda: TokenRecyclingDrafter(V, top_k=V, eos_token_ids=[EOS]),
     "self-speculation": lambda: LayerSkipDrafter(TARGET, skip_layers=[1], eos_token_ids=[EOS]),
     "jump-forward+draft-model": lambda: JumpForwardDrafter(DraftModelDrafter(NEAR, eos_token_ids=[EOS])),
+    # deterministic drafts whose length depends on past verdicts (learned acceptance, cost sizing)
+    "adaptive-tree": lambda: AdaptiveTreeDrafter(),
 }
 
 CASES = [("template", "draft-model-sampled", 1.0), ("template", "draft-model-greedy", 1.0),
          ("template", "token-recycling", 1.0), ("template", "self-speculation", 0.6),
          ("template", "prompt-lookup", 1.0), ("trie", "jump-forward+draft-model", 1.0),
+         ("template", "adaptive-tree", 1.0), ("trie", "adaptive-tree", 0.7),
          ("unconstrained", "draft-model-far", 0.8)]
 
 

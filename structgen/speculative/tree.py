@@ -102,9 +102,10 @@ def verify_tree(target: KVSequence, head: GreedyHead, seq: list[int], tree: Draf
     path: list[int] = []
     node = -1
     h = hidden[len(tail) - 1]
+    batched = _ChainRows(head, hidden, len(tail), _chain_length(tree))
     while True:
         where = f"output token {produced + len(new)}"
-        choice, row = head.pick(h, matcher, where, want_rows)
+        choice, row = head.pick(h, matcher, where, want_rows, batched.provider(node))
         if want_rows:
             rows.append(row)
         _advance(matcher, choice, where)
@@ -127,6 +128,39 @@ def verify_tree(target: KVSequence, head: GreedyHead, seq: list[int], tree: Draf
         fed = tail[lo:len(tail) - 1] + fed
         logits = torch.cat([pre, logits])
     return TreeVerdict(fed, logits, len(path), new, hit_eos, path)
+
+
+def _chain_length(tree: DraftTree) -> int:
+    """Nodes 0, 1, ... that form a chain from the root (drafters put their main chain first)."""
+    return next((i for i, p in enumerate(tree.parents) if p != i - 1), len(tree))
+
+
+class _ChainRows:
+    """Full lm-head rows along the tree's first chain, computed `block` positions at a time.
+
+    The greedy walk needs a full row wherever the grammar allows many tokens; along the main
+    chain (where most accepted tokens are) the rows of the next `block` positions come from one
+    matrix product, which reads the head's weights once instead of once per row.
+    """
+
+    def __init__(self, head: GreedyHead, hidden: torch.Tensor, tail: int, chain: int, block: int = 8) -> None:
+        self.head, self.hidden, self.tail, self.chain, self.block = head, hidden, tail, chain, block
+        self.cache: dict[int, torch.Tensor] = {}
+
+    def provider(self, node: int):
+        """Row supplier for the position after `node` (-1: the last tail token), or None off the chain."""
+        if node >= self.chain:
+            return None
+
+        def get() -> torch.Tensor:
+            if node not in self.cache:
+                stop = min(self.chain, node + self.block)           # positions node .. stop - 1
+                lo = self.tail - 1 + node + 1
+                block = self.head.rows(self.hidden[lo:self.tail + stop])
+                for j in range(block.shape[0]):
+                    self.cache[node + j] = block[j]
+            return self.cache[node]
+        return get
 
 
 def _advance(matcher, tok: int, where: str) -> None:

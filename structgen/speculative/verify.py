@@ -129,6 +129,8 @@ def speculative_decode(model, input_ids, matcher, drafter: Drafter | None, max_n
             n_drafted = len(draft)
         if feedback:
             drafter.update(StepFeedback(step.fed, step.logits, step.accepted, step.new, n_drafted))
+        if drafter is not None:
+            drafter.observe(step.new, step.accepted)
         accepted_lengths.append(step.accepted)
         seq.extend(step.new)
         out.extend(step.new)

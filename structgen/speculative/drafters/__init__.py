@@ -1,4 +1,5 @@
 """Drafters: draft model, prompt lookup, token recycling, layer skipping, jump-forward."""
+from .adaptive import AcceptanceStats, AdaptiveTreeDrafter, VerifyCost
 from .chain import ChainDrafter
 from .base import DraftLength, DraftProposal, Drafter, StepFeedback, take_valid
 from .jumpforward import JumpForwardDrafter
@@ -8,6 +9,6 @@ from .recycling import TokenRecyclingDrafter
 from .selfspec import LayerSkipDrafter
 from .tree import GrammarTreeDrafter
 
-__all__ = ["AutoregressiveDrafter", "ChainDrafter", "DraftLength", "DraftModelDrafter", "DraftProposal", "Drafter", "GrammarTreeDrafter",
+__all__ = ["AcceptanceStats", "AdaptiveTreeDrafter", "AutoregressiveDrafter", "ChainDrafter", "DraftLength", "DraftModelDrafter", "DraftProposal", "Drafter", "GrammarTreeDrafter",
            "JumpForwardDrafter", "LayerSkipDrafter", "PromptLookupDrafter", "StepFeedback",
-           "TokenRecyclingDrafter", "take_valid"]
+           "TokenRecyclingDrafter", "VerifyCost", "take_valid"]

@@ -73,6 +73,10 @@ class Drafter(ABC):
     def update(self, feedback: StepFeedback) -> None:
         """Called after prefill and after each verification (when needs_feedback)."""
 
+    def observe(self, new_tokens: Sequence[int], accepted: int) -> None:
+        """Called after every verification with the tokens it produced and how many drafted ones it
+        accepted (cheap: no logits); drafters that size their drafts by past acceptance learn here."""
+
 
 @dataclass(frozen=True)
 class DraftLength:

@@ -33,6 +33,10 @@ class ChainDrafter(Drafter):
             if d.needs_feedback:
                 d.update(feedback)
 
+    def observe(self, new_tokens, accepted: int) -> None:
+        for d in self.drafters:
+            d.observe(new_tokens, accepted)
+
     def propose(self, context_ids: Sequence[int], matcher, k: int) -> DraftProposal:
         for d in self.drafters:
             prop = d.propose(context_ids, matcher, k)

@@ -41,6 +41,10 @@ class JumpForwardDrafter(Drafter):
         if self.inner is not None:
             self.inner.update(feedback)
 
+    def observe(self, new_tokens, accepted: int) -> None:
+        if self.inner is not None:
+            self.inner.observe(new_tokens, accepted)
+
     def propose(self, context_ids: Sequence[int], matcher, k: int) -> DraftProposal:
         tokens: list[int] = []
         chunks: list[tuple[int, DraftProposal | None]] = []     # (length, inner proposal or None = forced)

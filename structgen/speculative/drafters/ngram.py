@@ -8,7 +8,7 @@ do not waste the verification pass.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -32,29 +32,9 @@ class PromptLookupDrafter(Drafter):
 
     def candidates(self, context_ids: Sequence[int], k: int) -> list[list[int]]:
         """Continuations of the most recent matches of the longest matching suffix n-gram."""
-        ctx = np.asarray(context_ids, dtype=np.int64)
-        L = len(ctx)
-        for n in range(min(self.max_ngram, L - 1), self.min_ngram - 1, -1):
-            pattern = ctx[L - n:]
-            # windows starting at 0 .. L-n-1 (exclude the suffix itself)
-            windows = np.lib.stride_tricks.sliding_window_view(ctx[: L - 1], n)
-            hits = np.flatnonzero((windows == pattern).all(axis=1))
-            if hits.size == 0:
-                continue
-            out = []
-            k = min(k, self.length_by_ngram.get(n, k))
-            for start in hits[::-1][: self.max_candidates]:
-                cont = ctx[start + n: start + n + k].tolist()
-                # a match that runs into the end of the context continues with the same period
-                # (a repetition loop `a b a b` drafts `a b a b ...`, not just up to the context's end)
-                period = L - start - n
-                while cont and len(cont) < k and start + n + len(cont) >= L:
-                    cont.append(cont[len(cont) - period])
-                if cont:
-                    out.append(cont)
-            if out:
-                return out
-        return []
+        n, conts = suffix_matches(context_ids, k, self.max_ngram, self.min_ngram, self.max_candidates)
+        cut = self.length_by_ngram.get(n, k)
+        return [c[:cut] for c in conts] if cut < k else conts
 
     def propose(self, context_ids: Sequence[int], matcher, k: int) -> DraftProposal:
         k = min(k, self.max_tokens)
@@ -64,3 +44,45 @@ class PromptLookupDrafter(Drafter):
             if len(valid) > len(best):
                 best = valid
         return DraftProposal(best)
+
+
+def suffix_matches(context_ids: Sequence[int], k: int, max_ngram: int, min_ngram: int = 1,
+                   max_candidates: int = 4) -> tuple[int, list[list[int]]]:
+    """(n, continuations): the longest suffix n-gram (min_ngram <= n <= max_ngram) that occurs earlier
+    in the context, and up to k tokens after each of its most recent occurrences (newest first)."""
+    for n, conts, _ in suffix_match_levels(context_ids, k, max_ngram, min_ngram, max_candidates):
+        return n, conts
+    return 0, []
+
+
+def suffix_match_levels(context_ids: Sequence[int], k: int, max_ngram: int, min_ngram: int = 1,
+                        max_candidates: int = 4) -> Iterator[tuple[int, list[list[int]], list[int]]]:
+    """For n from max_ngram down to min_ngram, where the suffix n-gram occurs earlier in the context:
+    (n, up to k tokens after each of its most recent `max_candidates` occurrences (newest first),
+    the context index where each continuation starts).
+
+    A continuation that runs into the end of the context continues with the same period (a
+    repetition loop `a b a b` drafts `a b a b ...`, not just up to the context's end).
+    """
+    ctx = np.asarray(context_ids, dtype=np.int64)
+    L = len(ctx)
+    if k <= 0:
+        return
+    for n in range(min(max_ngram, L - 1), min_ngram - 1, -1):
+        pattern = ctx[L - n:]
+        # windows starting at 0 .. L-n-1 (exclude the suffix itself)
+        windows = np.lib.stride_tricks.sliding_window_view(ctx[: L - 1], n)
+        hits = np.flatnonzero((windows == pattern).all(axis=1))
+        if hits.size == 0:
+            continue
+        out, starts = [], []
+        for start in hits[::-1][:max_candidates]:
+            cont = ctx[start + n: start + n + k].tolist()
+            period = L - start - n
+            while cont and len(cont) < k and start + n + len(cont) >= L:
+                cont.append(cont[len(cont) - period])
+            if cont:
+                out.append(cont)
+                starts.append(int(start) + n)
+        if out:
+            yield n, out, starts

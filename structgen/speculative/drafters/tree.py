@@ -38,6 +38,10 @@ class GrammarTreeDrafter(Drafter):
     def update(self, feedback: StepFeedback) -> None:
         self.inner.update(feedback)
 
+    def observe(self, new_tokens, accepted: int) -> None:
+        if self.inner is not None:
+            self.inner.observe(new_tokens, accepted)
+
     def propose(self, context_ids: Sequence[int], matcher, k: int) -> DraftProposal:
         return self.inner.propose(context_ids, matcher, k)
 
