@@ -320,8 +320,6 @@ class AdaptiveTreeDrafter(Drafter):
     def propose_tree(self, context_ids: Sequence[int], matcher, k: int) -> DraftTree:
         cands = self.candidates(context_ids, matcher, k)
         self._last = cands
-        if getattr(self, "_oracle", None) is not None:          # TEMP sim
-            return self._emit(cands, self._oracle(cands))
         return self._emit(cands, self._select(cands, k, chain_only=False))
 
     def propose(self, context_ids: Sequence[int], matcher, k: int) -> DraftProposal:
