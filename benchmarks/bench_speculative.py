@@ -159,6 +159,7 @@ def main() -> None:
             + chat_workload(tokenizer, args.n_chat))
     rows = []
     load_start = os.getloadavg()
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
     out = ROOT / "benchmarks" / "results" / f"speculative-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     constrained_decode(model, work[0][1][:8], None, 4, eos_token_ids=eos)         # warm-up
@@ -184,6 +185,7 @@ def main() -> None:
                         peers[pname] = res
         row = {"prompt": name, "prompt_tokens": len(ids), "constrained": grammar is not None,
                "baseline": {"tokens": len(ref.tokens), "seconds": ref.elapsed, "target_calls": ref.target_calls,
+                            "finish_reason": ref.finish_reason,
                             "first_call_seconds": ref.stats["first_call_seconds"],
                             "first_call_tokens": ref.stats["first_call_tokens"]},
                "drafters": {}, "loadavg_1min": os.getloadavg()[0]}
@@ -208,8 +210,10 @@ def main() -> None:
 
     table = summarize(rows)
     load = {"start": load_start, "end": os.getloadavg(), "cpu_count": os.cpu_count(),
+            "started": started, "ended": time.strftime("%Y-%m-%d %H:%M:%S"),
             "per_prompt_1min": [r["loadavg_1min"] for r in rows]}
-    print(f"load average (1, 5, 15 min): start {load_start}, end {load['end']} on {os.cpu_count()} CPUs")
+    print(f"run {started} .. {load['ended']}; load average (1, 5, 15 min): start {load_start}, end {load['end']} "
+          f"on {os.cpu_count()} CPUs")
     out.write_text(json.dumps({"args": vars(args), "rows": rows, "summary": table, "load": load,
                                "complete": True}, indent=1))
     print(f"wrote {out}")
@@ -246,7 +250,9 @@ def summarize(rows):
         for p in rs[0].get("peers", {}):
             n, t, _ = totals(lambda r: r["peers"][p])
             methods[p + " (unconstrained)"] = (n, t, None, None, None, None)
-        print(f"\n{kind} ({len(rs)} prompts; tok/s includes the prompt prefill, decode tok/s leaves out the first call)")
+        ended = sum(r["baseline"].get("finish_reason") == "eos" for r in rs)
+        print(f"\n{kind} ({len(rs)} prompts, {ended} ended by EOS within the token limit; tok/s includes the "
+              f"prompt prefill, decode tok/s leaves out the first call)")
         print(f"  {'method':32s} {'tok/s':>7s} {'speedup':>8s} {'dec tok/s':>9s} {'dec spd':>8s} {'calls/x':>8s} "
               f"{'acc/step':>9s} identical")
         base_tps = base_n / base_t if base_t else 0.0
@@ -257,7 +263,8 @@ def summarize(rows):
             print(f"  {m:32s} {tps:7.1f} {speed:8.2f} {'' if dec is None else f'{dec:9.1f}':>9s} "
                   f"{'' if dspeed is None else f'{dspeed:8.2f}':>8s} {'' if cr is None else f'{cr:8.2f}':>8s} "
                   f"{'' if acc is None else f'{acc:9.2f}':>9s} {'' if ident is None else ident}")
-            table.append({"workload": kind, "method": m, "tokens_per_s": tps, "speedup_vs_tokens_per_s": speed,
+            table.append({"workload": kind, "method": m, "prompts": len(rs), "ended_by_eos": ended,
+                          "tokens_per_s": tps, "speedup_vs_tokens_per_s": speed,
                           "includes_prefill": True, "decode_tokens_per_s": dec, "decode_speedup": dspeed,
                           "baseline_calls_over_method_calls": cr,
                           "mean_accepted_per_step": acc, "identical": ident})
