@@ -116,12 +116,12 @@ def hf_peers(model, ids, max_new, draft_model):
     if draft_model is not None:
         configs["hf-assisted"] = {"assistant_model": draft_model}
     for name, kw in configs.items():
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         with torch.inference_mode():
             out = model.generate(inp, attention_mask=torch.ones_like(inp), max_new_tokens=max_new,
                                  do_sample=False, **kw)
         dt = time.perf_counter() - t
-        res[name] = {"tokens": out.shape[1] - len(ids), "seconds": dt}
+        res[name] = {"tokens": out.shape[1] - len(ids), "seconds": dt, "cpu_seconds": time.process_time() - c}
     return res
 
 
@@ -169,22 +169,35 @@ def main() -> None:
         ref = None
         got_all: dict[str, object] = {}
         peers: dict[str, dict] = {}
+        cpu: dict[str, float] = {}                   # fastest process CPU time per method over the rounds
+
+        def keep_cpu(key: str, seconds: float) -> None:
+            cpu[key] = min(cpu.get(key, float("inf")), seconds)
+
         for _ in range(max(1, args.repeat)):          # rounds: every method once per round
+            c0 = time.process_time()
             r = constrained_decode(model, ids, new_matcher(), args.max_new, eos_token_ids=eos)
+            keep_cpu("baseline", time.process_time() - c0)
             assert ref is None or r.tokens == ref.tokens, "greedy baseline is not deterministic"
             ref = r if ref is None or r.elapsed < ref.elapsed else ref
             for dname, make in drafters.items():
+                c0 = time.process_time()
                 g = speculative_decode(model, ids, new_matcher(), make(), args.max_new,
                                        num_draft_tokens=args.num_draft, eos_token_ids=eos)
+                keep_cpu(dname, time.process_time() - c0)
                 prev = got_all.get(dname)
                 if prev is None or g.elapsed < prev.elapsed:
                     got_all[dname] = g
             if not args.no_peers:
                 for pname, res in hf_peers(model, ids, args.max_new, draft_model).items():
+                    keep_cpu(pname, res["cpu_seconds"])
                     if pname not in peers or res["seconds"] < peers[pname]["seconds"]:
                         peers[pname] = res
+        for pname in peers:
+            peers[pname]["cpu_seconds"] = cpu[pname]
         row = {"prompt": name, "prompt_tokens": len(ids), "constrained": grammar is not None,
-               "baseline": {"tokens": len(ref.tokens), "seconds": ref.elapsed, "target_calls": ref.target_calls,
+               "baseline": {"tokens": len(ref.tokens), "seconds": ref.elapsed, "cpu_seconds": cpu["baseline"],
+                            "target_calls": ref.target_calls,
                             "finish_reason": ref.finish_reason,
                             "first_call_seconds": ref.stats["first_call_seconds"],
                             "first_call_tokens": ref.stats["first_call_tokens"]},
@@ -192,7 +205,7 @@ def main() -> None:
         print(f"{name}: {len(ids)} prompt tokens, baseline {len(ref.tokens)} tokens "
               f"{ref.tokens_per_second:.1f} tok/s  (load {row['loadavg_1min']:.1f})")
         for dname, got in got_all.items():
-            row["drafters"][dname] = {"tokens": len(got.tokens), "seconds": got.elapsed,
+            row["drafters"][dname] = {"tokens": len(got.tokens), "seconds": got.elapsed, "cpu_seconds": cpu[dname],
                                       "identical": got.tokens == ref.tokens, "steps": got.stats["steps"],
                                       "target_calls": got.target_calls, "drafted": got.stats["drafted"],
                                       "mean_accepted": got.stats["mean_accepted"],
@@ -224,11 +237,19 @@ def summarize(rows):
 
     `tokens_per_s` counts the whole generation, prompt prefill included (the first target
     call). `decode_tokens_per_s` leaves out the first call and the tokens it produced (the
-    speculative first call also verifies a draft, so it may produce several).
+    speculative first call also verifies a draft, so it may produce several). `cpu_speedup`
+    is the end-to-end speedup in process CPU time (each method's fastest round): on a shared
+    machine it leaves out the time spent waiting for a core, which wall time includes.
     """
     table = []
     for kind in sorted({r["prompt"].split(":")[0] for r in rows}):
         rs = [r for r in rows if r["prompt"].startswith(kind + ":")]
+
+        def cpu_rate(get) -> float | None:
+            if not all("cpu_seconds" in get(r) for r in rs):
+                return None
+            c = sum(get(r)["cpu_seconds"] for r in rs)
+            return sum(get(r)["tokens"] for r in rs) / c if c > 0 else None
 
         def totals(get):
             n = sum(get(r)["tokens"] for r in rs)
@@ -241,29 +262,34 @@ def summarize(rows):
 
         base_n, base_t, base_dec = totals(lambda r: r["baseline"])
         base_calls = sum(r["baseline"]["target_calls"] for r in rs)
-        methods = {"baseline (constrained greedy)": (base_n, base_t, base_dec, None, True, 1.0)}
+        base_cpu = cpu_rate(lambda r: r["baseline"])
+        methods = {"baseline (constrained greedy)": (base_n, base_t, base_dec, None, True, 1.0, base_cpu)}
         for d in rs[0]["drafters"]:
             n, t, dec = totals(lambda r: r["drafters"][d])
             acc = statistics.mean(r["drafters"][d]["mean_accepted"] for r in rs)
             calls = sum(r["drafters"][d]["target_calls"] for r in rs)
-            methods[d] = (n, t, dec, acc, all(r["drafters"][d]["identical"] for r in rs), base_calls / calls)
+            methods[d] = (n, t, dec, acc, all(r["drafters"][d]["identical"] for r in rs), base_calls / calls,
+                          cpu_rate(lambda r: r["drafters"][d]))
         for p in rs[0].get("peers", {}):
             n, t, _ = totals(lambda r: r["peers"][p])
-            methods[p + " (unconstrained)"] = (n, t, None, None, None, None)
+            methods[p + " (unconstrained)"] = (n, t, None, None, None, None, cpu_rate(lambda r: r["peers"][p]))
         ended = sum(r["baseline"].get("finish_reason") == "eos" for r in rs)
         print(f"\n{kind} ({len(rs)} prompts, {ended} ended by EOS within the token limit; tok/s includes the "
               f"prompt prefill, decode tok/s leaves out the first call)")
-        print(f"  {'method':32s} {'tok/s':>7s} {'speedup':>8s} {'dec tok/s':>9s} {'dec spd':>8s} {'calls/x':>8s} "
-              f"{'acc/step':>9s} identical")
+        print(f"  {'method':32s} {'tok/s':>7s} {'speedup':>8s} {'dec tok/s':>9s} {'dec spd':>8s} {'cpu spd':>8s} "
+              f"{'calls/x':>8s} {'acc/step':>9s} identical")
         base_tps = base_n / base_t if base_t else 0.0
-        for m, (n, t, dec, acc, ident, cr) in methods.items():
+        for m, (n, t, dec, acc, ident, cr, crate) in methods.items():
             tps = n / t if t else 0.0
             speed = tps / base_tps if base_tps else 0.0
             dspeed = dec / base_dec if dec is not None and base_dec else None
+            cspeed = crate / base_cpu if crate is not None and base_cpu else None
             print(f"  {m:32s} {tps:7.1f} {speed:8.2f} {'' if dec is None else f'{dec:9.1f}':>9s} "
-                  f"{'' if dspeed is None else f'{dspeed:8.2f}':>8s} {'' if cr is None else f'{cr:8.2f}':>8s} "
+                  f"{'' if dspeed is None else f'{dspeed:8.2f}':>8s} {'' if cspeed is None else f'{cspeed:8.2f}':>8s} "
+                  f"{'' if cr is None else f'{cr:8.2f}':>8s} "
                   f"{'' if acc is None else f'{acc:9.2f}':>9s} {'' if ident is None else ident}")
             table.append({"workload": kind, "method": m, "prompts": len(rs), "ended_by_eos": ended,
+                          "cpu_speedup": cspeed,
                           "tokens_per_s": tps, "speedup_vs_tokens_per_s": speed,
                           "includes_prefill": True, "decode_tokens_per_s": dec, "decode_speedup": dspeed,
                           "baseline_calls_over_method_calls": cr,
