@@ -182,6 +182,14 @@ def test_gbnf_and_regex_front_ends_take_the_glr_path(synth):
         compile_grammar(grammar_from_regex("a"), synth, cache=False, parser="lalr")
 
 
+def test_json_schema_grammars_stay_on_earley_under_auto(synth):
+    from structgen.schema import grammar_from_json_schema
+    g = grammar_from_json_schema({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+                                 property_order="schema")
+    assert compile_grammar(g, synth, cache=False).parser_kind == "earley"
+    assert compile_grammar(g, synth, cache=False, parser="glr").parser_kind == "glr"
+
+
 def test_lr_budget_keeps_big_grammars_on_earley(synth, monkeypatch):
     import structgen.engine.lr_tables as lt
     monkeypatch.setattr(lt, "MAX_LR_STATES", 5)
@@ -208,6 +216,7 @@ def test_runaway_search_falls_back_to_earley_masks(synth, monkeypatch):
     g = grammar_from_file("arithmetic")
     glr = compile_grammar(g, synth, parser="glr", cache=False)
     # a workspace of 2 stack nodes: the first search with boundaries outgrows it
+    glr._subwalks = lw.SubwalkCache()
     glr._workspace = lw.Workspace(len(glr.terminal_ids), glr.glr.lr.follow_bits.shape[1], glr.mask_words, cap=2)
     earley = compile_grammar(g, synth, parser="earley", cache=False)
     mg, me = glr.matcher(), earley.matcher()

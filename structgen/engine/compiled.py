@@ -29,6 +29,10 @@ PARSERS = ("auto", "earley", "glr")
 # "auto" takes the GLR path (one numba call per mask) when the grammar is small
 # enough that building its LR(0) automaton costs a few milliseconds
 AUTO_GLR_MAX_PRODUCTIONS = 600
+# JSON Schema grammars stay on Earley under "auto": their masks are as fast there (MaskBench
+# 1/10 sample, same instances: p50 2 vs 3 us, p99 4.0 vs 3.9 ms) while building the LR(0)
+# automaton would add a median 4.5 ms to a compile whose whole budget is 10 ms
+AUTO_EARLEY_SOURCES = frozenset({"json-schema"})
 GLR_TOPK = 8                 # stack states a cached GLR mask is keyed by (see CompiledGrammar._glr_mask)
 GLR_TOPK_CACHE_SIZE = 1024   # entries, each a mask of ceil(V/32) words plus deferred work (~20-40 MB at most)
 
@@ -101,6 +105,7 @@ class CompiledGrammar:
         if grammar.has_lazy_rules() and parser == "glr":  # LR tables need every production up front
             raise ValueError("parser='glr' needs a grammar without lazy rules (has_lazy_rules())")
         if parser == "glr" or (parser == "auto" and len(prods) <= AUTO_GLR_MAX_PRODUCTIONS
+                               and grammar.source not in AUTO_EARLEY_SOURCES
                                and not grammar.has_lazy_rules()):
             try:
                 lr = build_lr_tables(self.parser.rhs, self.parser.lhs, len(nt_names), len(term_names),
@@ -120,8 +125,8 @@ class CompiledGrammar:
                 np.cumsum([len(x) for x in parts], out=self._lr_off[1:])
                 self._lr_blob = np.concatenate(parts).astype(np.int32)
                 self._glr_roots: dict[int, tuple] = {}
-                self._subwalks = SubwalkCache()
-                self._workspace = Workspace(len(term_names), lr.follow_bits.shape[1], self.mask_words)
+                self._subwalks: SubwalkCache | None = None   # allocated with the first GLR mask
+                self._workspace: Workspace | None = None
                 self._topk_cache: "OrderedDict[tuple, tuple[np.ndarray, np.ndarray]]" = OrderedDict()
                 self._glr_broken = False
         self.parser_kind = "glr" if self.glr is not None else "earley"
@@ -374,6 +379,9 @@ class CompiledGrammar:
 
     def _run_glr(self, root_mask, root_boundaries, packed_stacks, **kw):
         self.stats["glr_calls"] += 1
+        if self._workspace is None:
+            self._subwalks = SubwalkCache()
+            self._workspace = Workspace(len(self.terminal_ids), self.glr.lr.follow_bits.shape[1], self.mask_words)
         return run_glr_mask(self.lexer, self._lr_blob, self._lr_off, self.glr.lr.follow_bits, self.trie, root_mask,
                             root_boundaries, packed_stacks, self._is_ignore, self._prio, self._is_lit,
                             self.parser.resolve_conflicts, self._subwalks, self._workspace, **kw)
