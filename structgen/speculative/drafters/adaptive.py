@@ -237,10 +237,14 @@ class AdaptiveTreeDrafter(Drafter):
         """At the first `branch_positions` chain positions: every token the grammar allows (if few),
         with its forced continuation; a lone allowed token marks the chain node as certain."""
         rate = self.stats.rate
+        # a node less likely than this is never worth its verification cost (the sizing would drop it);
+        # not building it saves the grammar work (forced_tokens ~1 ms per alternative)
+        floor = 0.5 * self.cost.per_token
+        reach = 1.0                                    # path probability of the chain up to `pos`
         advanced = 0
         try:
             for pos in range(min(len(main), self.branch_positions - 1) + 1):
-                if matcher.is_terminated():
+                if matcher.is_terminated() or reach < floor:
                     break
                 allowed = matcher.allowed_token_ids()
                 parent = nodes[pos - 1] if pos else -1
@@ -251,7 +255,7 @@ class AdaptiveTreeDrafter(Drafter):
                     p_main = cands.probs[nodes[pos]] if skip is not None else 0.0
                     alts = [int(a) for a in allowed.tolist() if int(a) != skip]
                     p_alt = min(rate("branch"), (1.0 - p_main) / max(1, len(alts)))
-                    for a in alts:
+                    for a in alts if reach * p_alt >= floor else ():
                         if not matcher.accept_token(a):
                             continue
                         try:
@@ -266,6 +270,7 @@ class AdaptiveTreeDrafter(Drafter):
                     if not matcher.accept_token(main[pos]):
                         break
                     advanced += 1
+                    reach *= cands.probs[nodes[pos]]
         finally:
             if advanced:
                 matcher.rollback(advanced)
