@@ -24,7 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from structgen.speculative import (AdaptiveTreeDrafter, ChainDrafter, DraftModelDrafter, GrammarTreeDrafter, JumpForwardDrafter, LayerSkipDrafter,  # noqa: E402
-                                   PromptLookupDrafter, TokenRecyclingDrafter, constrained_decode,
+                                   PromptLookupDrafter, TokenRecyclingDrafter, VerifyCost, constrained_decode,
                                    speculative_decode)
 from structgen.speculative.kv import model_vocab_size  # noqa: E402
 
@@ -78,7 +78,7 @@ def chat_workload(tokenizer, n: int):
     return [(f"chat:{r['category']}:{r['question_id']}", chat(tokenizer, r["turns"][0]), None) for r in picked]
 
 
-def make_drafters(model, vocab, eos, draft_model):
+def make_drafters(model, vocab, eos, draft_model, cost: VerifyCost = VerifyCost()):
     d = {
         "prompt-lookup": lambda: PromptLookupDrafter(),
         "token-recycling": lambda: TokenRecyclingDrafter(vocab, eos_token_ids=eos),
@@ -98,7 +98,7 @@ def make_drafters(model, vocab, eos, draft_model):
         # candidates from forced text, lookup (the context's spelling of forced keys included) and the
         # grammar's few alternatives, kept best-first by learned acceptance while verifying them pays
         # (a 1-token step when nothing does: the back-off on code and chat)
-        "adaptive-tree": lambda: AdaptiveTreeDrafter(),
+        "adaptive-tree": lambda: AdaptiveTreeDrafter(cost=cost),
     }
     if draft_model is not None:
         d["draft-model"] = lambda: DraftModelDrafter(draft_model)
@@ -137,6 +137,9 @@ def main() -> None:
     ap.add_argument("--drafters", default="", help="comma list; default all")
     ap.add_argument("--threads", type=int, default=1, help="1 is fastest on a shared CPU")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--measure-cost", action="store_true",
+                    help="time the target's passes over 1..24 tokens to size adaptive-tree drafts (the default "
+                         "cost model was measured for smollm2-135m on this CPU; larger models have flatter costs)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="run every method this many times in rounds and keep the fastest (a shared CPU "
                          "only ever adds time); outputs must be identical in every round")
@@ -151,7 +154,10 @@ def main() -> None:
     vocab = model_vocab_size(model)
     tok_info = TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab)
     eos = sorted(tok_info.eos_ids)
-    drafters = make_drafters(model, vocab, eos, draft_model)
+    cost = VerifyCost.measure(model) if args.measure_cost else VerifyCost()
+    print(f"verify cost model for adaptive-tree ({'measured' if args.measure_cost else 'default'}): "
+          f"1 token = 1, n >= 2 tokens = {cost.base:.2f} + {cost.per_token:.3f} n")
+    drafters = make_drafters(model, vocab, eos, draft_model, cost)
     if args.drafters:
         drafters = {k: v for k, v in drafters.items() if k in args.drafters.split(",")}
 
@@ -228,6 +234,7 @@ def main() -> None:
     print(f"run {started} .. {load['ended']}; load average (1, 5, 15 min): start {load_start}, end {load['end']} "
           f"on {os.cpu_count()} CPUs")
     out.write_text(json.dumps({"args": vars(args), "rows": rows, "summary": table, "load": load,
+                               "verify_cost": {"base": cost.base, "per_token": cost.per_token},
                                "complete": True}, indent=1))
     print(f"wrote {out}")
 

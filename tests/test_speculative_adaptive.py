@@ -239,3 +239,10 @@ def test_verify_tree_with_batched_full_rows_gives_the_reference_greedy_output():
 def test_bad_arguments_are_refused():
     with pytest.raises(Exception, match="max_nodes"):
         AdaptiveTreeDrafter(max_nodes=0)
+
+
+def test_verify_cost_model_and_its_measurement():
+    cost = VerifyCost(1.8, 0.05)
+    assert cost(1) == 1.0 and cost(0) == 1.0 and cost(10) == pytest.approx(2.3)
+    measured = VerifyCost.measure(TARGET, context=8, sizes=(2, 4), repeats=2)
+    assert measured.base >= 1.0 and measured.per_token > 0          # a fit, not a speed claim

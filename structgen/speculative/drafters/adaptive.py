@@ -50,6 +50,35 @@ class VerifyCost:
     def __call__(self, n: int) -> float:
         return 1.0 if n <= 1 else self.base + self.per_token * n
 
+    @classmethod
+    def measure(cls, model, context: int = 160, sizes: Sequence[int] = (2, 8, 24), repeats: int = 5) -> "VerifyCost":
+        """Fit base and per_token to timed passes of `model` over 1 and `sizes` tokens after a
+        `context`-token cache (medians of `repeats` rounds, sizes interleaved so that a busy
+        machine slows all of them alike). Costs about (repeats * (1 + sum(sizes)) + context) token passes."""
+        import statistics
+        import time
+
+        from ..kv import KVSequence
+
+        seq = KVSequence(model)
+        vocab = int(model.get_output_embeddings().weight.shape[0])
+        filler = [(7 * i + 3) % vocab for i in range(context + max(sizes) + 1)]
+        seq.feed_hidden(filler[:context])
+        times: dict[int, list[float]] = {n: [] for n in (1, *sizes)}
+        for _ in range(repeats):
+            for n in times:
+                seq.truncate(context)
+                t = time.perf_counter()
+                seq.feed_hidden(filler[context:context + n])
+                times[n].append(time.perf_counter() - t)
+        one = statistics.median(times[1])
+        xs = list(sizes)
+        ys = [statistics.median(times[n]) / one for n in xs]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / max(1e-12, sum((x - mx) ** 2 for x in xs))
+        slope = max(slope, 1e-4)
+        return cls(base=max(1.0, my - slope * mx), per_token=slope)
+
 
 #: prior acceptance rates (mean, weight in pseudo-trials) by candidate kind; measured on smollm2-135m
 #: JSON/code/chat outputs, then learned per generation (they differ a lot between tasks)
