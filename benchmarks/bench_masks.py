@@ -100,9 +100,14 @@ def main() -> None:
     # warm imports, numba caches and regex tables in the parent so each forked case times only its own compile
     from structgen.engine import compile_grammar
     from structgen.grammar import grammar_from_gbnf, grammar_from_lark, grammar_from_regex
-    for g in (grammar_from_lark('start: "a" B\nB: /[0-9]+/'), grammar_from_gbnf('root ::= [a-z]+'),
+    for g in (grammar_from_lark('start: "a" B ("," B)*\nB: /[0-9]+/'), grammar_from_gbnf('root ::= [a-z]+'),
               grammar_from_regex(r"\d{2}")):
-        compile_grammar(g, info, cache=False).matcher().next_token_mask_words()
+        for parser in ("glr", "earley"):   # load both parsers' numba kernels (GLR: past a boundary)
+            m = compile_grammar(g, info, cache=False, parser=parser).matcher()
+            for t in info.encode("a1,2")[:2]:
+                m.next_token_mask_words()
+                m.accept_token(t)
+            m.next_token_mask_words()
     engines = [StructgenEngine(info), XGrammarEngine(hf, vocab_size), LLGuidanceEngine(hf, vocab_size)]
     # long-lived objects (tokenizers, tries, models) out of GC scans, before the per-case forks
     from structgen.gcpolicy import freeze_long_lived

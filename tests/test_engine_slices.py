@@ -13,7 +13,7 @@ import pytest
 
 from structgen.engine import compile_grammar
 from structgen.engine.compiled import token_trie_for
-from structgen.engine.slices import REFERENCE_LOOPS, covers
+from structgen.engine.slices import REFERENCE_LOOPS, covers, covers_reference
 from structgen.grammar import grammar_from_file, grammar_from_lark
 from structgen.regex import compile_regex
 
@@ -136,3 +136,20 @@ def test_covers_gives_up_conservatively_past_its_exploration_cap():
     trans2, q2 = _state_after(r'"([^"\\]|\\.)*"', b'"')
     assert covers(trans2, q2, ref) is True
     assert covers(trans2, q2, ref, max_pairs=0) is False
+
+
+@pytest.mark.parametrize("grammar", ["json", "sql", "python"])
+def test_numba_covers_equals_the_python_reference_on_every_lexer_state(grammar):
+    """covers() (numba) and covers_reference() agree for every state of a real grammar's lexer."""
+    from structgen.engine import byte_level_tokenizer, compile_grammar
+    from structgen.grammar import grammar_from_file
+    lexer = compile_grammar(grammar_from_file(grammar), byte_level_tokenizer(), cache=False).lexer
+    refs = [compile_regex(pattern) for _, pattern in REFERENCE_LOOPS]
+    decided = 0
+    for q in range(lexer.trans.shape[0]):
+        for ref in refs:
+            for cap in (3, 256):
+                fast = covers(lexer.trans, q, ref, max_pairs=cap)
+                assert fast == covers_reference(lexer.trans, q, ref, max_pairs=cap), (grammar, q, cap)
+                decided += fast
+    assert decided > 0

@@ -297,19 +297,24 @@ class CompiledGrammar:
         return mask
 
     def _glr_root(self, vid: int):
-        """The parser-independent part of a GLR mask: the root walk, as kernel inputs (cached)."""
+        """The parser-independent part of a GLR mask: the root walk, as kernel inputs (cached).
+
+        Boundaries go to the kernel as the walk reports them (one accepted-terminal
+        list per parent node), with none of the grouping the Earley path needs.
+        """
         got = self._glr_roots.get(vid)
         if got is None:
-            res = self.walk(ROOT_GROUP, vid)
-            nodes, starts, lens, accs = [], [], [], []
-            for acc, gid in res.groups:
-                grp = self._groups[gid]
-                nodes.append(grp)
-                starts.append(np.full(len(grp), sum(len(a) for a in accs), dtype=np.int32))
-                lens.append(np.full(len(grp), len(acc), dtype=np.int32))
-                accs.append(np.array(sorted(acc), dtype=np.int32))
-            cat = (lambda xs: np.concatenate(xs).astype(np.int32)) if nodes else (lambda xs: np.zeros(0, np.int32))
-            got = self._glr_roots[vid] = (res.full, (cat(nodes), cat(starts), cat(lens), cat(accs)))
+            with self._lock:
+                sl = self.slice_for(vid)
+                mask, b_node, b_st, b_len, acc_buf, nb, na, visited, _ = run_walk(
+                    self.trie if sl is None else sl.remainder, self.lexer, self.lexer.vectors[vid], self._groups[0])
+                if sl is not None:
+                    mask |= sl.mask
+                    self.stats["slice_walks"] += 1
+                self.stats["walks"] += 1
+                self.stats["visited_nodes"] += int(visited)
+                got = self._glr_roots[vid] = (mask, (b_node[:nb].copy(), b_st[:nb].copy(), b_len[:nb].copy(),
+                                                     acc_buf[:na].copy()))
         return got
 
     def _glr_mask(self, pset: LRSet, vid: int) -> np.ndarray:

@@ -634,25 +634,57 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
     return 1
 
 
-SUBWALK_CACHE_INT64S = 2_000_000   # <= 16 MB of cached sub-walks per compiled grammar (committed as used)
+SUBWALK_CACHE_INT64S = 2_000_000   # at most 16 MB of cached sub-walks per compiled grammar
 SUBWALK_CACHE_ENTRIES = 1 << 16
 
 
-class SubwalkCache:
-    """The kernel's persistent cache of large sub-walks (one per compiled grammar)."""
+@numba.njit(cache=True)
+def _rehash(table, keys, n):
+    tmask = table.shape[0] - 1
+    for e in range(n):
+        h = (keys[e] * np.int64(2654435761)) & tmask
+        while table[h] != 0:
+            h = (h + 1) & tmask
+        table[h] = e + 1
 
-    def __init__(self, n_int64: int = SUBWALK_CACHE_INT64S, entries: int = SUBWALK_CACHE_ENTRIES):
+
+class SubwalkCache:
+    """The kernel's persistent cache of large sub-walks (one per compiled grammar).
+
+    Starts small (the first mask of a grammar should not pay for megabytes of
+    zeroing) and grows by 4x while more than half full, up to the bounds above;
+    past them new walks are simply not cached.
+    """
+
+    def __init__(self, n_int64: int = 1 << 15, entries: int = 1 << 10):
         self.table = np.zeros(2 * entries, dtype=np.int64)
         self.key = np.zeros(entries, dtype=np.int64)
         self.start = np.zeros(entries + 1, dtype=np.int64)
-        self.data = np.zeros(n_int64, dtype=np.int64)   # calloc'd: pages are committed only when written
+        self.data = np.zeros(n_int64, dtype=np.int64)
         self.ctr = np.zeros(2, dtype=np.int64)
+
+    def grow_if_needed(self) -> None:
+        n_entries, used = int(self.ctr[0]), int(self.ctr[1])
+        entries = len(self.key)
+        if 2 * n_entries > entries and entries < SUBWALK_CACHE_ENTRIES:
+            entries = min(4 * entries, SUBWALK_CACHE_ENTRIES)
+            key = np.zeros(entries, dtype=np.int64)
+            key[:n_entries] = self.key[:n_entries]
+            start = np.zeros(entries + 1, dtype=np.int64)
+            start[:n_entries + 1] = self.start[:n_entries + 1]
+            table = np.zeros(2 * entries, dtype=np.int64)
+            _rehash(table, key, n_entries)
+            self.key, self.start, self.table = key, start, table
+        if 2 * used > len(self.data) and len(self.data) < SUBWALK_CACHE_INT64S:
+            data = np.zeros(min(4 * len(self.data), SUBWALK_CACHE_INT64S), dtype=np.int64)
+            data[:used] = self.data[:used]
+            self.data = data
 
 
 class Workspace:
     """Scratch arrays of the kernel, allocated once per compiled grammar and grown on overflow."""
 
-    def __init__(self, n_terms: int, n_words_la: int, mask_words: int, cap: int = 1024):
+    def __init__(self, n_terms: int, n_words_la: int, mask_words: int, cap: int = 256):
         self.cap = cap
         tsize = 1
         while tsize < 2 * cap:
@@ -731,6 +763,7 @@ def run_glr_mask(lexer, lr_blob, lr_off, follow_bits, full_trie, root_mask: np.n
             ws.w32_blob, ws.w32_off, ws.w64_blob, ws.w64_off, ws.la, ws.dmask,
             cache.table, cache.key, cache.start, cache.data, cache.ctr)
         if status == 1:
+            cache.grow_if_needed()
             out = ws.part("def_out")[:n_def].copy() if record else NO_DEFERRED
             return mask, stats, ws, out
         if status < 0:

@@ -118,31 +118,73 @@ def build_slices(trie: TokenTrie) -> list[TokenSlice]:
 MAX_PRODUCT_PAIRS = 256
 
 
+@numba.njit(cache=True)
+def _covers_kernel(lexer_trans, q, rt, max_pairs):
+    """Product exploration of (reference DFA, lexer) from (0, q); 1 = covers, 0 = not, -1 = too big."""
+    if max_pairs < 1:
+        return -1
+    seen_r = np.empty(max_pairs + 1, dtype=np.int32)
+    seen_s = np.empty(max_pairs + 1, dtype=np.int32)
+    n = 1
+    seen_r[0] = 0
+    seen_s[0] = q
+    head = 0
+    while head < n:
+        r = seen_r[head]
+        st = seen_s[head]
+        head += 1
+        for b in range(256):
+            r2 = rt[r, b]
+            if r2 < 0:
+                continue
+            s2 = lexer_trans[st, b]
+            if s2 < 0:
+                return 0
+            found = False
+            for j in range(n):   # pair sets stay tiny for the loops that do cover
+                if seen_r[j] == r2 and seen_s[j] == s2:
+                    found = True
+                    break
+            if not found:
+                if n >= max_pairs:
+                    return -1
+                seen_r[n] = r2
+                seen_s[n] = s2
+                n += 1
+    return 1
+
+
 def covers(lexer_trans: np.ndarray, q: int, ref: ByteDFA, max_pairs: int = MAX_PRODUCT_PAIRS) -> bool:
     """True iff every byte string the reference DFA stays alive on keeps lexer state ``q`` alive.
 
-    Explores the product of the two automata from (R start, q).  For a free-text
-    loop state the product is tiny; when it grows past ``max_pairs`` (a counted
-    string such as ``.{0,4096}`` only dies thousands of characters later) the
-    answer is a conservative False: the state is then walked over the full trie,
-    which is always exact, instead of spending seconds proving coverage.
+    Explores the product of the two automata from (R start, q) in numba.  For a
+    free-text loop state the product is tiny; when it grows past ``max_pairs``
+    (a counted string such as ``.{0,4096}`` only dies thousands of characters
+    later) the answer is a conservative False: the state is then walked over
+    the full trie, which is always exact, instead of spending time proving coverage.
     """
+    return _covers_kernel(lexer_trans, int(q), ref.transitions, max_pairs) == 1
+
+
+def covers_reference(lexer_trans: np.ndarray, q: int, ref: ByteDFA, max_pairs: int = MAX_PRODUCT_PAIRS) -> bool:
+    """Pure-Python :func:`covers` (kept for the tests)."""
+    if max_pairs < 1:
+        return False
     rt = ref.transitions
     seen = {(0, q)}
     stack = [(0, q)]
     while stack:
-        if len(seen) > max_pairs:
-            return False
-        r, s = stack.pop()
-        r_next = rt[r]
-        s_next = lexer_trans[s]
-        live = r_next >= 0
-        if np.any(live & (s_next < 0)):
-            return False
-        codes = np.unique(r_next[live].astype(np.int64) * (1 << 32) + s_next[live])
-        for code in codes.tolist():
-            pair = (code >> 32, code & 0xFFFFFFFF)
-            if pair not in seen:
-                seen.add(pair)
-                stack.append(pair)
+        r, st = stack.pop()
+        for b in range(256):
+            r2 = int(rt[r, b])
+            if r2 < 0:
+                continue
+            s2 = int(lexer_trans[st, b])
+            if s2 < 0:
+                return False
+            if (r2, s2) not in seen:
+                if len(seen) >= max_pairs:
+                    return False
+                seen.add((r2, s2))
+                stack.append((r2, s2))
     return True
