@@ -46,6 +46,11 @@ def walk_kernel(node_byte, node_depth, subtree_end, tok_start, tok_ids, node_ori
     for j in range(k0):
         states[0, j] = init_states[j]
     counts[0] = k0
+    if k0 == 1:
+        # one live state (one terminal: every regex, most mid-lexeme states): no state
+        # vectors to carry, a single transition per node
+        return _walk_one(node_byte, node_depth, subtree_end, tok_start, tok_ids, node_orig, trans, acc_term,
+                         init_states[0], starts, mask, b_node, b_acc_start, b_acc_len, acc_buf, maxd)
     for si in range(starts.shape[0]):
         first = starts[si]
         if first == 0:
@@ -107,6 +112,65 @@ def walk_kernel(node_byte, node_depth, subtree_end, tok_start, tok_ids, node_ori
                 mask[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
             i += 1
     return mask, b_node, b_acc_start, b_acc_len, acc_buf, nb, na, visited, overflow
+
+
+@numba.njit(cache=True)
+def _walk_one(node_byte, node_depth, subtree_end, tok_start, tok_ids, node_orig, trans, acc_term, q0, starts,
+              mask, b_node, b_acc_start, b_acc_len, acc_buf, maxd):
+    """:func:`walk_kernel` for a single live lexer state (same outputs)."""
+    max_boundaries = b_node.shape[0]
+    max_acc = acc_buf.shape[0]
+    nb = 0
+    na = 0
+    visited = 0
+    cur = np.empty(maxd, dtype=np.int32)
+    rec_owner = np.full(maxd, -1, dtype=np.int32)
+    rec_start = np.full(maxd, -1, dtype=np.int32)
+    owner = np.full(maxd, -1, dtype=np.int32)
+    cur[0] = q0
+    for si in range(starts.shape[0]):
+        first = starts[si]
+        if first == 0:
+            lo = 1
+            hi = node_byte.shape[0]
+            base = 0
+        else:
+            lo = first
+            hi = subtree_end[first]
+            base = node_depth[first] - 1
+        owner[0] = -1 - si
+        i = lo
+        while i < hi:
+            visited += 1
+            d = node_depth[i] - base
+            prev = cur[d - 1]
+            s = trans[prev, node_byte[i]]
+            if s < 0:
+                t = acc_term[prev]
+                if t >= 0:
+                    if nb >= max_boundaries:
+                        return mask, b_node, b_acc_start, b_acc_len, acc_buf, nb, na, visited, True
+                    par = owner[d - 1]
+                    if rec_owner[d - 1] != par or rec_start[d - 1] < 0:
+                        if na + 1 > max_acc:
+                            return mask, b_node, b_acc_start, b_acc_len, acc_buf, nb, na, visited, True
+                        acc_buf[na] = t
+                        rec_start[d - 1] = na
+                        rec_owner[d - 1] = par
+                        na += 1
+                    b_node[nb] = node_orig[i]
+                    b_acc_start[nb] = rec_start[d - 1]
+                    b_acc_len[nb] = 1
+                    nb += 1
+                i = subtree_end[i]
+                continue
+            cur[d] = s
+            owner[d] = i
+            for q in range(tok_start[i], tok_start[i + 1]):
+                tk = tok_ids[q]
+                mask[tk >> 5] |= np.uint32(1) << np.uint32(tk & 31)
+            i += 1
+    return mask, b_node, b_acc_start, b_acc_len, acc_buf, nb, na, visited, False
 
 
 def run_walk(trie, lexer, init_states: np.ndarray, starts: np.ndarray):
