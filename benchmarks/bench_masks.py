@@ -97,17 +97,10 @@ def main() -> None:
     hf, info, vocab_size = load_qwen(args.vocab)
     from structgen.engine.compiled import token_trie_for
     token_trie_for(info)  # tokenizer preprocessing, once (peers do theirs in their constructors)
-    # warm imports, numba caches and regex tables in the parent so each forked case times only its own compile
-    from structgen.engine import compile_grammar
-    from structgen.grammar import grammar_from_gbnf, grammar_from_lark, grammar_from_regex
-    for g in (grammar_from_lark('start: "a" B ("," B)*\nB: /[0-9]+/'), grammar_from_gbnf('root ::= [a-z]+'),
-              grammar_from_regex(r"\d{2}")):
-        for parser in ("glr", "earley"):   # load both parsers' numba kernels (GLR: past a boundary)
-            m = compile_grammar(g, info, cache=False, parser=parser).matcher()
-            for t in info.encode("a1,2")[:2]:
-                m.next_token_mask_words()
-                m.accept_token(t)
-            m.next_token_mask_words()
+    # warm imports, numba kernels and regex tables in the parent so each forked case times only its own
+    # compile and masks (the peers' native code is loaded by their imports)
+    from structgen.engine import warm_up
+    warm_up(info)
     engines = [StructgenEngine(info), XGrammarEngine(hf, vocab_size), LLGuidanceEngine(hf, vocab_size)]
     # long-lived objects (tokenizers, tries, models) out of GC scans, before the per-case forks
     from structgen.gcpolicy import freeze_long_lived

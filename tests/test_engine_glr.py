@@ -241,3 +241,14 @@ def test_topk_cache_reuses_masks_across_deep_stacks(synth):
             if not (mg.accept_token(t) and me.accept_token(t)):
                 break
     assert glr.stats["topk_hits"] > 0
+
+
+def test_warm_up_loads_every_mask_kernel():
+    """After warm_up() every numba kernel a mask can reach has been compiled or loaded."""
+    from structgen.engine import lr_walk, slices, walk, warm_up
+    info = tokenizer_info("smollm2-135m")
+    warm_up(info)
+    # the kernels Python calls on the mask path (helpers they call are compiled into them)
+    kernels = [walk.walk_kernel, lr_walk.glr_mask_kernel, lr_walk._rehash, slices._covers_kernel]
+    missing = [k.py_func.__name__ for k in kernels if not k.signatures]
+    assert not missing, f"warm_up() left these kernels to the first real mask: {missing}"

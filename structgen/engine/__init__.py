@@ -8,6 +8,7 @@ from .bitmask import allocate_token_bitmask, apply_token_bitmask_inplace, unpack
 from .compile import compile_grammar, accepts_text, byte_level_tokenizer
 from .compiled import CompiledGrammar
 from .matcher import Matcher
+from .warmup import warm_up
 
 __all__ = ["compile_grammar", "CompiledGrammar", "Matcher", "allocate_token_bitmask",
-           "apply_token_bitmask_inplace", "unpack_bitmask", "accepts_text", "byte_level_tokenizer"]
+           "apply_token_bitmask_inplace", "unpack_bitmask", "accepts_text", "byte_level_tokenizer", "warm_up"]

@@ -410,6 +410,8 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, log_level: s
     """Load ``model`` and serve it until interrupted."""
     import uvicorn
     from ..gcpolicy import freeze_long_lived
+    from ..engine import warm_up
     app = create_app(model)
+    warm_up(app.state.structgen.lm.info)  # load the mask kernels now, not during the first requests
     freeze_long_lived()  # the model and tokenizer live as long as the server: keep them out of GC scans
     uvicorn.run(app, host=host, port=port, log_level=log_level)
