@@ -107,3 +107,38 @@ def test_equivalence_check_can_fail():
     s = next(i for i, r in enumerate(broken.trans) if sum(t >= 0 for t in r) == 1 and not broken.accept[i])
     broken.trans[s] = [-1] * len(broken.classes)
     assert not equivalent(a, broken)
+
+
+# ------------------------------------------------------------------ canonical spellings (Terminal.canonical)
+def test_canonical_decoder_matches_explicit_encodings():
+    from test_regex_decoder import _random_classes, _same_trie
+    from structgen.regex import charset as cs
+    from structgen.regex.encode import decoder_fast, decoder_reference, _ASCII_PARTITION
+    fixed = [(cs.ALL,), _ASCII_PARTITION, tuple(cs.single(ord(c)) for c in "ab<") +
+             (cs.subtract(cs.ALL, cs.from_chars("ab<")),)]
+    for seed in range(60):
+        fixed.append(_random_classes(random.Random(seed)))
+    for classes in fixed:
+        assert _same_trie(decoder_fast(classes, True, True), decoder_reference(classes, True, True)), classes
+
+
+@pytest.mark.parametrize("pattern", EXPAND + [r"[\s\S]{0,80}", r"[A-Za-z]{2,90}"], ids=range(len(EXPAND) + 2))
+def test_canonical_expansions_agree_and_refuse_only_never_escaped_escapes(pattern):
+    from structgen.grammar.ir import Terminal
+    from structgen.regex.compile import compile_terminal
+    d = char_dfa(pattern)
+    fast = expand_vectorized(d, True, 200_000, canonical=True)
+    ref = expand_per_state(d, True, 200_000, canonical=True)
+    assert fast[0].shape == ref[0].shape and _isomorphic(ByteDFA(*fast), ByteDFA(*ref))
+    full = compile_terminal(Terminal(regex=pattern, json_string=True))
+    canon = compile_terminal(Terminal(regex=pattern, json_string=True, canonical=True))
+    rng = random.Random(pattern)
+    for _ in range(200):
+        # random strings over a few interesting characters, in raw and escaped spellings
+        chars = [rng.choice('ab<é"\\/x0-.\n\U0001F600A') for _ in range(rng.randint(0, 5))]
+        raw = '"' + "".join({'"': '\\"', "\\": "\\\\", "\n": "\\n"}.get(c, c) for c in chars) + '"'
+        esc = '"' + "".join("\\u%04x" % ord(c) if ord(c) < 0x10000 else c for c in chars) + '"'
+        for text in (raw, esc):
+            b = text.encode()
+            never = any(0x20 <= ord(c) < 0x7F and c not in '"\\/<>&\'' for c in chars) and text is esc
+            assert canon.matches(b) == (full.matches(b) and not never), text

@@ -35,6 +35,7 @@ def encoding(request, monkeypatch):
 
 def _compile(schema, encoding, **kw):
     g = grammar_from_json_schema(schema, **kw)
+    g.validate()  # the compiler's output is a valid grammar (the engine validates it again)
     has_objects = "properties" in json.dumps(schema)
     assert g.has_lazy_rules() == (encoding == "lazy" and has_objects), g.to_text()[:300]
     return g

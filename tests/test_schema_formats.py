@@ -92,3 +92,21 @@ def test_date_time_compiles_cold_in_well_under_a_second():
     compile_grammar(grammar_from_json_schema({"type": "string", "format": "date-time"}), byte_level_tokenizer(),
                     cache=False)
     assert time.perf_counter() - t0 < 2.0
+
+
+def test_undeclared_keys_take_the_spellings_serializers_write():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": {"type": "string"}}
+    g = grammar_from_json_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for key in ["b", "caf\u00e9", "<tag>&'", "x/y", 'quote"d', "tab\t", "\U0001F600", "a b"]:
+        for ensure_ascii in (True, False):
+            text = json.dumps({key: "v", "a": 1}, ensure_ascii=ensure_ascii, separators=(",", ":"))
+            assert validator.is_valid(json.loads(text))
+            assert accepts_text(g, text) and reference_accepts(g, text), text
+    for text in ['{"x\\/y":"v"}', '{"\\u003ctag\\u003e":"v"}', '{"\\u00e9":"v"}']:  # PHP, Go, ensure_ascii
+        assert accepts_text(g, text) and reference_accepts(g, text), text
+    # a \u escape of a character serializers write raw: not a spelling any of them produce
+    for text in ['{"\\u0062":"v"}', '{"b\\u0063":"v"}', '{"\\u0061":1}']:
+        assert not accepts_text(g, text) and not reference_accepts(g, text), text
+    # and the declared key never passes as an undeclared one, raw or escaped
+    assert not accepts_text(g, '{"a":"v"}') and not accepts_text(g, '{"\\u0061":"v"}')

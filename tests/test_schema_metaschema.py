@@ -93,3 +93,65 @@ def test_no_dynamic_references_left() -> None:
 def test_compiler_refuses_invalid_schema_with_pointer(schema: dict) -> None:
     with pytest.raises(SchemaError, match="not valid against its metaschema"):
         grammar_from_json_schema(schema)
+
+
+# ------------------------------------------------------------------ the closure-compiled fast check
+INVALID_LEGACY = [
+    {"type": "strin"}, {"minLength": -1}, {"minLength": 1.5}, {"properties": {"a": {"type": 3}}},
+    {"items": [{"maxItems": "x"}]}, {"definitions": {"a": {"required": []}}}, {"enum": []},
+    {"exclusiveMinimum": True}, {"multipleOf": 0}, {"dependencies": {"a": 3}}, {"required": ["a", "a"]},
+    {"type": ["string", "string"]}, {"additionalItems": 1}, {"not": []},
+]
+
+
+def _mutations(schema, rng, n: int) -> list:
+    """Schemas with one keyword value replaced by a value of another JSON type (often invalid)."""
+    import random as _r  # noqa: F401 - rng is a random.Random
+    values = [None, True, 0, -1, 1.5, "x", [], [1, 1], {}, {"type": "nope"}]
+    paths = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                paths.append(path + (k,))
+                walk(v, path + (k,))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, path + (i,))
+    walk(schema, ())
+    out = []
+    for _ in range(min(n, len(paths))):
+        path = rng.choice(paths)
+        mutant = json.loads(json.dumps(schema))
+        node = mutant
+        for p in path[:-1]:
+            node = node[p]
+        node[path[-1]] = rng.choice(values)
+        out.append(mutant)
+    return out
+
+
+@pytest.mark.parametrize("draft", ["2020-12", "2019-09", "draft7", "draft4"])
+def test_fast_check_gives_the_official_verdict(draft: str) -> None:
+    import random
+    from structgen.schema.metacheck import fast_metaschema_check
+    quick = fast_metaschema_check(draft)
+    assert quick is not None
+    official = _official(draft)
+    rng = random.Random(draft)
+    base = _schemas() + INVALID + INVALID_LEGACY
+    schemas = base + [m for s in base[::7] for m in _mutations(s, rng, 3)]
+    verdicts = {True: 0, False: 0}
+    for schema in schemas:
+        want = official.is_valid(schema)
+        assert quick(schema) == want, (draft, json.dumps(schema)[:300])
+        verdicts[want] += 1
+    assert verdicts[False] >= len(INVALID) and verdicts[True] >= 100, verdicts
+
+
+def test_fast_check_semantics_of_legacy_drafts() -> None:
+    from structgen.schema.metacheck import equal, fast_metaschema_check
+    assert fast_metaschema_check("draft4")({"minLength": 1}) and not fast_metaschema_check("draft4")({"minLength": 1.0})
+    assert fast_metaschema_check("draft7")({"minLength": 1.0})
+    assert not fast_metaschema_check("draft4")({"multipleOf": 0}) and fast_metaschema_check("draft4")({"multipleOf": 2})
+    assert equal(1, 1.0) and not equal(True, 1) and not equal([0], [False]) and equal({"a": [1]}, {"a": [1.0]})

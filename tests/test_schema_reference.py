@@ -34,6 +34,24 @@ def _json_string_end(text: str, i: int) -> int | None:
     return None
 
 
+NEVER_ESCAPED = {chr(c) for c in range(0x20, 0x7F)} - set('"\\/<>&\'')
+
+
+def _escapes_never_escaped(lexeme: str) -> bool:
+    """A \\uXXXX escape in the lexeme spells a printable ASCII character serializers write raw."""
+    k = 0
+    while k < len(lexeme):
+        if lexeme[k] == "\\":
+            hex4 = lexeme[k + 2:k + 6]
+            if lexeme[k + 1:k + 2] == "u" and len(hex4) == 4 and all(c in "0123456789abcdefABCDEF" for c in hex4) \
+                    and chr(int(hex4, 16)) in NEVER_ESCAPED:
+                return True
+            k += 2
+            continue
+        k += 1
+    return False
+
+
 def terminal_ends(term: Terminal, text: str, i: int) -> list[int]:
     """Every j such that text[i:j] is a lexeme of ``term``."""
     if term.literal is not None:
@@ -43,8 +61,8 @@ def terminal_ends(term: Terminal, text: str, i: int) -> list[int]:
         j = _json_string_end(text, i)
         if j is None:
             return []
-        if term.raw and "\\" in text[i:j]:
-            return []  # raw spelling only: no escapes at all
+        if term.canonical and _escapes_never_escaped(text[i:j]):
+            return []  # canonical spellings: no \\u escape of a character serializers write raw
         try:
             content = json.loads(text[i:j])
         except json.JSONDecodeError:

@@ -29,11 +29,13 @@ class Terminal:
     (and every pattern in ``also_match``) + ``"``.
     ``also_match`` lists extra full-match patterns the text must match too
     (language intersection, e.g. ``pattern`` together with ``maxLength``).
-    ``raw=True`` (with ``json_string``): characters are only written raw, never
-    escaped; allowed when every character the patterns admit is printable
-    ASCII other than ``"`` and ``\\`` (formats such as date-time or uuid),
-    where the raw spelling is the only one JSON serializers produce.  The
-    escaped spellings would multiply the terminal's DFA by about six.
+    ``canonical=True`` (with ``json_string``): the spellings JSON serializers
+    write: a character they never escape (printable ASCII other than
+    ``" \\ / < > & '``) is never accepted as a ``\\u`` escape (``\\u0041`` for
+    ``A``); every other spelling stays.  For formats whose characters are all
+    such (date-time, uuid, ...) that is the raw spelling only, and their DFA is
+    about six times smaller; for "any key but these" terminals the escape
+    paths no longer depend on the excluded keys' letters.
     """
 
     regex: str | None = None
@@ -41,7 +43,7 @@ class Terminal:
     json_string: bool = False
     also_match: tuple[str, ...] = ()
     priority: int = 0
-    raw: bool = False
+    canonical: bool = False
 
     def __post_init__(self) -> None:
         if (self.regex is None) == (self.literal is None):
@@ -50,7 +52,7 @@ class Terminal:
     def describe(self) -> str:
         body = repr(self.literal) if self.literal is not None else f"/{self.regex}/"
         if self.json_string:
-            body = f"json_string{'_raw' if self.raw else ''}({body})"
+            body = f"json_string{'_canonical' if self.canonical else ''}({body})"
         if self.also_match:
             body += " & " + " & ".join(f"/{p}/" for p in self.also_match)
         return body

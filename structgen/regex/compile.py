@@ -8,12 +8,12 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..errors import CompileLimitError, GrammarError
+from ..errors import CompileLimitError
 from . import charset as cs
 from . import direct
 from .automaton import CharDFA, ast_to_dfa, intersect
 from .bytedfa import ByteDFA
-from .encode import expand
+from .encode import NEVER_ESCAPED, expand
 from .words import complement_dfa, known_complement
 from .parser import EMPTY_NODE, Node, anchor_variants, parse
 
@@ -94,18 +94,19 @@ def _literal_dfa(text: str) -> CharDFA:
     return ast_to_dfa(node, max(len(text) + 2, 16))
 
 
-def _raw_safe(dfa: CharDFA) -> bool:
-    """Every character of the DFA's alphabet is printable ASCII other than ``"`` and ``\\``."""
-    return all(0x20 <= lo and hi <= 0x7E and not lo <= 0x22 <= hi and not lo <= 0x5C <= hi
-               for klass in dfa.classes for lo, hi in klass)
+def _never_escaped_only(dfa: CharDFA) -> bool:
+    """Every character of the DFA's alphabet is one JSON serializers always write raw."""
+    for klass in dfa.classes:
+        for lo, hi in klass:
+            if lo < 0x20 or hi > 0x7E or not all(cs.contains(NEVER_ESCAPED, c) for c in range(lo, hi + 1)):
+                return False
+    return True
 
 
-def _to_bytes(dfa: CharDFA, *, json: bool, max_states: int, raw: bool = False) -> ByteDFA:
-    """Byte DFA of the UTF-8 text, or with ``json`` of the quoted JSON string (every escape
-    spelling; with ``raw`` only the raw one, for alphabets where that is the only canonical one)."""
-    if raw and not _raw_safe(dfa):
-        raise GrammarError("a raw-spelled JSON string terminal admits characters that need escaping "
-                           "(raw needs printable ASCII without '\"' and '\\')")
+def _to_bytes(dfa: CharDFA, *, json: bool, max_states: int, canonical: bool = False) -> ByteDFA:
+    """Byte DFA of the UTF-8 text, or with ``json`` of the quoted JSON string: every escape
+    spelling, or with ``canonical`` all but \\u escapes of characters serializers never escape
+    (for an alphabet of only those characters: the raw spelling alone)."""
     if dfa.n_states == 1 and not dfa.accept[0] and all(t < 0 for t in dfa.trans[0]):
         return ByteDFA(np.full((1, 256), -1, np.int32), np.zeros(1, bool))
     # Both encodings are prefix codes in which a partially decoded character
@@ -116,7 +117,10 @@ def _to_bytes(dfa: CharDFA, *, json: bool, max_states: int, raw: bool = False) -
         trans, acc = expand(dfa, json, max_states)
         return ByteDFA(trans, acc)
     # Wrap in quotes: new start 0 --'"'--> content start 1; accepting --'"'--> final (last row).
-    trans, content_acc = expand(dfa, not raw, max_states, quoted=True)
+    if canonical and _never_escaped_only(dfa):
+        trans, content_acc = expand(dfa, False, max_states, quoted=True)
+    else:
+        trans, content_acc = expand(dfa, True, max_states, quoted=True, canonical=canonical)
     final = trans.shape[0] - 1
     trans[0, 0x22] = 1
     trans[np.nonzero(content_acc)[0], 0x22] = final
@@ -201,7 +205,8 @@ def _compile_terminal_uncached(term, max_states: int) -> ByteDFA:
         dfa = char_dfa(term.regex, "fullmatch", max_states)
     for extra in term.also_match:
         dfa = intersect(dfa, char_dfa(extra, "fullmatch", max_states), max_states)
-    return _to_bytes(dfa, json=term.json_string, max_states=max_states, raw=term.raw and term.json_string)
+    return _to_bytes(dfa, json=term.json_string, max_states=max_states,
+                     canonical=term.canonical and term.json_string)
 
 
 def literal_dfa_bytes(data: bytes) -> ByteDFA:

@@ -88,19 +88,28 @@ def _hex4_seqs(lo: int, hi: int) -> list[Seq]:
 
 
 _BS_U: Seq = (((0x5C, 0x5C),), ((0x75, 0x75),))  # "\u"
+
+# Characters JSON serializers never write as a \uXXXX escape: printable ASCII except the ones
+# some of them escape (" \ by necessity, / by PHP, < > & ' by HTML-safe encoders such as Go's).
+# "Canonical" string terminals refuse those escapes (see Terminal.canonical).
+NEVER_ESCAPED: CharSet = cs.subtract(((0x20, 0x7E),), cs.from_chars('"\\/<>&\''))
 _SHORT = {0x22: 0x22, 0x5C: 0x5C, 0x2F: 0x2F, 0x08: 0x62, 0x0C: 0x66, 0x0A: 0x6E, 0x0D: 0x72, 0x09: 0x74}
 
 
 @functools.lru_cache(maxsize=4096)
-def json_seqs(s: CharSet) -> tuple[Seq, ...]:
-    """All JSON string encodings (inside the quotes) of the characters in s."""
+def json_seqs(s: CharSet, canonical: bool = False) -> tuple[Seq, ...]:
+    """All JSON string encodings (inside the quotes) of the characters in s (``canonical``:
+    without \\u escapes of :data:`NEVER_ESCAPED` characters)."""
     out: list[Seq] = []
     raw = cs.subtract(cs.intersect(s, ((0x20, cs.MAX_CP),)), cs.from_chars('"\\'))
     out.extend(utf8_seqs(raw))
     for ch, letter in _SHORT.items():
         if cs.contains(s, ch):
             out.append((((0x5C, 0x5C),), ((letter, letter),)))
-    for lo, hi in cs.intersect(s, ((0, 0xFFFF),)):
+    bmp = cs.intersect(s, ((0, 0xFFFF),))
+    if canonical:
+        bmp = cs.subtract(bmp, NEVER_ESCAPED)
+    for lo, hi in bmp:
         out.extend(_BS_U + h for h in _hex4_seqs(lo, hi))
     for lo, hi in cs.intersect(s, ((0x10000, cs.MAX_CP),)):
         vlo, vhi = lo - 0x10000, hi - 0x10000
@@ -181,25 +190,28 @@ class _TrieBuilder:
 
 
 @functools.lru_cache(maxsize=256)
-def decoder(classes: tuple[CharSet, ...], json: bool) -> tuple[tuple[tuple[int, int, int], ...], ...]:
+def decoder(classes: tuple[CharSet, ...], json: bool, canonical: bool = False
+            ) -> tuple[tuple[tuple[int, int, int], ...], ...]:
     """Byte trie decoding one character into its class: node 0 is the root.
 
     Edge destinations ``d >= 0`` are nodes, ``d < 0`` mean "class ``-d-1`` complete".
     Node ids grow from children to parents.
     """
-    return decoder_fast(classes, json)
+    return decoder_fast(classes, json, canonical)
 
 
-def decoder_reference(classes: tuple[CharSet, ...], json: bool) -> tuple[tuple[tuple[int, int, int], ...], ...]:
+def decoder_reference(classes: tuple[CharSet, ...], json: bool, canonical: bool = False
+                      ) -> tuple[tuple[tuple[int, int, int], ...], ...]:
     """:func:`decoder` from the explicit encodings of every class (reference for tests)."""
-    enc = json_seqs if json else utf8_seqs
+    enc = (lambda s: json_seqs(s, canonical)) if json else utf8_seqs
     tb = _TrieBuilder(1, 1 << 30)
     items = [(seq, -(c + 1)) for c, s in enumerate(classes) for seq in enc(s)]
     root = tb.build(items, 0) if items else ()
     return (root,) + tuple(tb.nodes)
 
 
-def expand(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def expand(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool = False, canonical: bool = False
+           ) -> tuple[np.ndarray, np.ndarray]:
     r"""Byte-level transitions and accepting flags for a character DFA (see :func:`expand_per_state`).
 
     One-class DFAs (length-only strings such as ``[\s\S]{0,4096}``) take a
@@ -207,19 +219,68 @@ def expand(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool = False) -
     single target, so the byte table is the decoder template stamped once per
     distinct target.
     """
-    if len(dfa.classes) == 1 and dfa.n_states > 8:
+    canonical = canonical and json
+    if len(dfa.classes) == 1 and dfa.n_states > 8 and not canonical:
         return _expand_one_class(dfa, json, max_states, quoted)
+    if canonical and dfa.n_states < CANONICAL_PER_STATE_UP_TO:
+        # canonical escapes never spell printable ASCII, so on the ASCII partition every state's
+        # escape and multi-byte subtries are shared and the per-state walk is nearly free
+        ascii_dfa = _on_ascii_partition(dfa)
+        if ascii_dfa is not dfa:
+            return expand_per_state(ascii_dfa, json, max_states, quoted=quoted, canonical=canonical)
     if dfa.n_states >= VECTORIZE_FROM:
-        return expand_vectorized(dfa, json, max_states, quoted=quoted)
-    return expand_per_state(dfa, json, max_states, quoted=quoted)
+        return expand_vectorized(dfa, json, max_states, quoted=quoted, canonical=canonical)
+    if len(dfa.classes) >= 6 or canonical:
+        dfa = _on_ascii_partition(dfa)
+    return expand_per_state(dfa, json, max_states, quoted=quoted, canonical=canonical)
+
+
+# one class per printable ASCII character, controls, and everything from DEL up: a partition
+# many small DFAs refine (e.g. "any key but these", whose classes are the keys' letters and the
+# rest), so they share one decoder trie instead of building one each (~4 ms apiece)
+_ASCII_PARTITION: tuple[CharSet, ...] = ((((0, 0x1F),),) + tuple(((c, c),) for c in range(0x20, 0x7F))
+                                         + (cs.normalize([(0x7F, cs.MAX_CP)]),))
+
+
+def _on_ascii_partition(dfa: CharDFA) -> CharDFA:
+    """``dfa`` over :data:`_ASCII_PARTITION` when every one of its classes is a union of those
+    classes (same language); otherwise ``dfa`` itself."""
+    starts = []
+    for i, klass in enumerate(dfa.classes):
+        for lo, hi in klass:
+            starts.append((lo, hi, i))
+    starts.sort()
+    los = [x[0] for x in starts]
+    col = []
+    for part in _ASCII_PARTITION:
+        owner = None
+        for lo, hi in part:
+            # every codepoint of [lo, hi] must lie in one class (or in none)
+            cp = lo
+            while cp <= hi:
+                j = bisect.bisect_right(los, cp) - 1
+                if j >= 0 and starts[j][0] <= cp <= starts[j][1]:
+                    c, end = starts[j][2], starts[j][1]
+                else:
+                    c = -1
+                    end = (starts[j + 1][0] - 1) if j + 1 < len(starts) else cs.MAX_CP
+                if owner is None:
+                    owner = c
+                elif owner != c:
+                    return dfa
+                cp = end + 1
+        col.append(-1 if owner is None else owner)
+    trans = [[row[c] if c >= 0 else -1 for c in col] for row in dfa.trans]
+    return CharDFA(list(_ASCII_PARTITION), trans, dfa.accept)
 
 
 # below this many character states the per-state expansion's Python loop is cheaper than numpy set-up
 VECTORIZE_FROM = 48
+CANONICAL_PER_STATE_UP_TO = 4000
 
 
-def expand_vectorized(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool = False
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def expand_vectorized(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool = False,
+                      canonical: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """:func:`expand_per_state` for all states at once, decoder node by decoder node (numpy).
 
     For decoder node j (children before parents) the instantiated node of state s
@@ -233,7 +294,7 @@ def expand_vectorized(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool
     n = dfa.n_states
     if n > max_states:
         raise CompileLimitError(f"DFA exceeds max_states={max_states} states")
-    dec = decoder(tuple(dfa.classes), json)
+    dec = decoder(tuple(dfa.classes), json, canonical and json)
     pad = 1 if quoted else 0
     limit = max_states - n - 2 * pad
     k = len(dfa.classes)
@@ -367,7 +428,8 @@ def _expand_one_class(dfa: CharDFA, json: bool, max_states: int, quoted: bool) -
     return trans, accepting
 
 
-def expand_per_state(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def expand_per_state(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool = False, canonical: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Byte-level transitions and accepting flags for a character DFA, state by state.
 
     Each state's outgoing edges are the decoder trie with leaves replaced by
@@ -382,22 +444,41 @@ def expand_per_state(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool 
     n = dfa.n_states
     if n > max_states:
         raise CompileLimitError(f"DFA exceeds max_states={max_states} states")
-    dec = decoder(tuple(dfa.classes), json)
+    dec = decoder(tuple(dfa.classes), json, canonical and json)
     pad = 1 if quoted else 0
     nodes: list[tuple[tuple[int, int, int], ...]] = []
     node_ids: dict[tuple[tuple[int, int, int], ...], int] = {}
     limit = max_states - n - 2 * pad
 
-    def inst(j: int, row: list[int], memo: dict[int, int]) -> int:
+    # classes under each decoder node (children have smaller ids than their parents)
+    under = [0] * len(dec)
+    for j in range(1, len(dec)):
+        m = 0
+        for lo, hi, d in dec[j]:
+            m |= (1 << (-d - 1)) if d < 0 else under[d]
+        under[j] = m
+    # a subtrie whose classes all go to one target t instantiates the same for every state:
+    # shared by (node, t), so each state only walks the paths to its other targets
+    uniform: dict[tuple[int, int], int] = {}
+
+    def inst(j: int, row: list[int], memo: dict[int, int], default: int, special: int) -> int:
         got = memo.get(j)
         if got is not None:
             return got
+        same = j != 0 and not under[j] & special
+        if same:
+            got = uniform.get((j, default))
+            if got is not None:
+                memo[j] = got
+                return got
         edges = []
         for lo, hi, d in dec[j]:
             if d < 0:
                 t = row[-d - 1]
             else:
-                t = inst(d, row, memo)
+                t = uniform.get((d, default), -3) if not under[d] & special else -3
+                if t == -3:
+                    t = inst(d, row, memo, default, special)
             if t < 0:
                 continue
             if edges and edges[-1][2] == t and edges[-1][1] == lo - 1:
@@ -406,10 +487,6 @@ def expand_per_state(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool 
                 edges.append((lo, hi, t))
         if not edges:
             res = -1
-        elif j == 0:
-            res = -2  # root: not a node of its own
-            memo[-1] = edges  # type: ignore[assignment]
-            return res
         else:
             key = tuple(edges)
             res = node_ids.get(key, -1)
@@ -419,34 +496,66 @@ def expand_per_state(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool 
                 res = n + len(nodes)
                 node_ids[key] = res
                 nodes.append(key)
+        if same:
+            uniform[(j, default)] = res
         memo[j] = res
         return res
 
-    rows: list = []
+    # the root is instantiated for every state at once: its class leaves straight from the
+    # transition table, its child subtries (multi-byte leads, escapes) per state as above
+    root = dec[0]
+    child_of_edge = [d for lo, hi, d in root if d >= 0]
+    child_inst = np.full((n, len(child_of_edge) + 1), -1, dtype=np.int64)   # last column: no edge
+    k = len(dfa.classes)
+    # each state's "default" target is the one of its largest class (most codepoints, so most of
+    # the decoder trie); the other classes are "special" and only their paths are walked per state
+    T = np.asarray(dfa.trans, dtype=np.int64).reshape(n, k) if k else np.zeros((n, 0), np.int64)
+    big = max(range(k), key=lambda c: sum(hi - lo + 1 for lo, hi in dfa.classes[c])) if k else 0
+    defaults = T[:, big].tolist() if k else [-1] * n
+    rows_s, cols_s = np.nonzero(T != T[:, big:big + 1]) if k else (np.zeros(0, np.int64),) * 2
+    specials = [0] * n
+    for r, c in zip(rows_s.tolist(), cols_s.tolist()):
+        specials[r] |= 1 << c
     for s in range(n):
         memo: dict = {}
-        inst(0, dfa.trans[s], memo)
-        rows.append(memo.get(-1, ()))
-    return _table(n, rows, nodes, pad, dfa.accept)
+        row = dfa.trans[s]
+        default = defaults[s]
+        special = specials[s]
+        vals = []
+        for d in child_of_edge:
+            v = uniform.get((d, default)) if not under[d] & special else None
+            vals.append(inst(d, row, memo, default, special) if v is None else v)
+        child_inst[s, :len(vals)] = vals
+    cols = np.concatenate([T, child_inst], axis=1)
+    byte_col = np.full(256, k + len(child_of_edge), dtype=np.int64)
+    ci = 0
+    for lo, hi, d in root:
+        if d < 0:
+            byte_col[lo:hi + 1] = -d - 1
+        else:
+            byte_col[lo:hi + 1] = k + ci
+            ci += 1
+    trans, accepting = _table(n, [()] * n, nodes, pad, dfa.accept)
+    body = trans[pad:pad + n]
+    body[:] = cols[:, byte_col]
+    if pad:
+        np.add(body, pad, out=body, where=body >= 0)
+    return trans, accepting
 
 
 def _table(n: int, rows: list, nodes: list, pad: int, accept: list[bool]) -> tuple[np.ndarray, np.ndarray]:
     """Dense (total [+2], 256) table from per-state root edges and shared node edges."""
     total = n + len(nodes)
-    src_l, lo_l, hi_l, dst_l = [], [], [], []
-    for s, edges in enumerate(rows):
-        for lo, hi, d in edges:
-            src_l.append(s); lo_l.append(lo); hi_l.append(hi); dst_l.append(d)
-    for j, edges in enumerate(nodes):
-        for lo, hi, d in edges:
-            src_l.append(n + j); lo_l.append(lo); hi_l.append(hi); dst_l.append(d)
+    flat = [(s, lo, hi, d) for s, edges in enumerate(rows) for lo, hi, d in edges]
+    flat += [(n + j, lo, hi, d) for j, edges in enumerate(nodes) for lo, hi, d in edges]
     trans = np.full((total + 2 * pad, 256), -1, dtype=np.int32)
-    if src_l:
-        lo_a = np.asarray(lo_l, dtype=np.int64)
-        lens = np.asarray(hi_l, dtype=np.int64) - lo_a + 1
-        starts = (np.asarray(src_l, dtype=np.int64) + pad) * 256 + lo_a
+    if flat:
+        e = np.array(flat, dtype=np.int64)
+        lo_a = e[:, 1]
+        lens = e[:, 2] - lo_a + 1
+        starts = (e[:, 0] + pad) * 256 + lo_a
         offs = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
-        trans.reshape(-1)[np.repeat(starts, lens) + offs] = np.repeat(np.asarray(dst_l, dtype=np.int32) + pad, lens)
+        trans.reshape(-1)[np.repeat(starts, lens) + offs] = np.repeat((e[:, 3] + pad).astype(np.int32), lens)
     accepting = np.zeros(total + 2 * pad, dtype=bool)
     accepting[pad:pad + n] = accept
     return trans, accepting
@@ -469,7 +578,18 @@ class _DecoderBuilder:
 
     MIXED = -2
 
-    def __init__(self, classes: tuple[CharSet, ...]):
+    def __init__(self, classes: tuple[CharSet, ...], canonical: bool = False):
+        self.starts, self.ends, self.cls = self._intervals(classes)
+        # \uXXXX escapes decode through their own table: without NEVER_ESCAPED when canonical
+        self.e_starts, self.e_ends, self.e_cls = (
+            self._intervals(tuple(cs.subtract(c, NEVER_ESCAPED) for c in classes)) if canonical
+            else (self.starts, self.ends, self.cls))
+        self.nodes: list[tuple[tuple[int, int, int], ...]] = []
+        self.ids: dict[tuple[tuple[int, int, int], ...], int] = {}
+        self.memo: dict[tuple, int | None] = {}
+
+    @staticmethod
+    def _intervals(classes: tuple[CharSet, ...]) -> tuple[list[int], list[int], list[int]]:
         iv = sorted((lo, hi, c) for c, s in enumerate(classes) for lo, hi in s)
         starts, ends, cls = [], [], []
         prev = 0
@@ -479,15 +599,17 @@ class _DecoderBuilder:
             starts.append(lo); ends.append(hi); cls.append(c)
             prev = hi + 1
         starts.append(prev); ends.append(0x1FFFFF); cls.append(-1)
-        self.starts, self.ends, self.cls = starts, ends, cls
-        self.nodes: list[tuple[tuple[int, int, int], ...]] = []
-        self.ids: dict[tuple[tuple[int, int, int], ...], int] = {}
-        self.memo: dict[tuple, int | None] = {}
+        return starts, ends, cls
 
     def const(self, a: int, b: int) -> int:
         """Class of every codepoint in [a, b], -1 if none is in a class, MIXED otherwise."""
         i = bisect.bisect_right(self.starts, a) - 1
         return self.cls[i] if self.ends[i] >= b else self.MIXED
+
+    def const_esc(self, a: int, b: int) -> int:
+        """:meth:`const` for codepoints written as \\u escapes."""
+        i = bisect.bisect_right(self.e_starts, a) - 1
+        return self.e_cls[i] if self.e_ends[i] >= b else self.MIXED
 
     def node(self, edges: list[tuple[int, int, int | None]]) -> int | None:
         out: list[tuple[int, int, int]] = []
@@ -593,7 +715,7 @@ class _DecoderBuilder:
             if special:
                 cp_lo = 0x10000 + ((max(a, 0xD800) - 0xD800) << 10)
                 cp_hi = 0x10000 + ((min(b, 0xDBFF) - 0xD800 + 1) << 10) - 1
-                c = self.const(cp_lo, cp_hi)
+                c = self.const_esc(cp_lo, cp_hi)
                 if full and 0xD800 <= a and b <= 0xDBFF and c != self.MIXED:
                     res = None if c < 0 else self.const_hex(("pair", c), r)
                 elif r == 0:
@@ -604,7 +726,7 @@ class _DecoderBuilder:
                 if const_class is not None:
                     c = const_class
                 else:
-                    c = self.const(a + off, b + off) if r > 0 or True else self.MIXED
+                    c = self.const_esc(a + off, b + off) if r > 0 or True else self.MIXED
                 if c != self.MIXED and (full or r == 0):
                     res = None if c < 0 else self.const_hex(("leaf", c), r)
                 else:
@@ -642,6 +764,7 @@ class _DecoderBuilder:
         return (tuple(out),) + tuple(self.nodes)
 
 
-def decoder_fast(classes: tuple[CharSet, ...], json: bool) -> tuple[tuple[tuple[int, int, int], ...], ...]:
+def decoder_fast(classes: tuple[CharSet, ...], json: bool, canonical: bool = False
+                 ) -> tuple[tuple[tuple[int, int, int], ...], ...]:
     """:func:`decoder_reference`'s trie, built by splitting codepoint blocks at class boundaries."""
-    return _DecoderBuilder(classes).build(json)
+    return _DecoderBuilder(classes, canonical and json).build(json)

@@ -147,8 +147,8 @@ class AnyOrderObject(LazyRules):
     def eager_states(self, budget: int) -> int | None:
         """Number of states a static (eager) encoding would need, or None past ``budget``."""
         n_avail = bin(self._avail).count("1")
-        if self.max_props is None and n_avail > 1 and 1 << n_avail > 2 * budget:
-            return None   # every subset of the available keys is a state (R and M): too many
+        if self.max_props is None and n_avail > 1 and 2 << n_avail > budget:
+            return None   # every subset of the available keys is an R and an M state: too many
         seen = set()
         todo = [("R", 0, 0)] if self.entry() is not None else []
         while todo:

@@ -189,7 +189,7 @@ class Emitter:
             regs.append(length_regex(min_len, max_len))
         if not regs:
             regs = [ANY_CHARS]
-        return self.b.terminal(Terminal(regex=regs[0], json_string=True, also_match=tuple(regs[1:]), raw=raw))
+        return self.b.terminal(Terminal(regex=regs[0], json_string=True, also_match=tuple(regs[1:]), canonical=raw))
 
     def _str(self, n: Str) -> str:
         return self._str_terminal(n.min_len, n.max_len, n.regexes)
@@ -505,9 +505,12 @@ class Emitter:
         return b.rule(b.fresh("seq"), [(prefix[n],) for n in accepting])
 
     def _key_terminal(self, regs: list[str]) -> str:
+        """Undeclared keys, in the spellings serializers write (``Terminal.canonical``), like the
+        declared ones: their "any key but the declared ones" DFA then has escape paths that do not
+        depend on the declared keys' letters, which made it several times bigger and slower to build."""
         if not regs:
             regs = [ANY_CHARS]
-        return self.b.terminal(Terminal(regex=regs[0], json_string=True, also_match=tuple(regs[1:])))
+        return self.b.terminal(Terminal(regex=regs[0], json_string=True, also_match=tuple(regs[1:]), canonical=True))
 
     # ------------------------------------------------------------ finish
     def finish(self, root: str | None) -> Grammar:
@@ -572,7 +575,7 @@ class Emitter:
         g = Grammar(start=start, rules={k: v for k, v in pruned.items() if k in seen},
                     terminals={k: v for k, v in terms.items() if k in used_terms}, ignore=[], source="json-schema",
                     lazy=used_families)
-        g.validate()
+        # (no g.validate() here: the pruning above already guarantees it, and compile_grammar validates)
         return g
 
 
