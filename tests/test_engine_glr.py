@@ -22,7 +22,7 @@ from structgen.engine.lr_tables import LRBudgetExceeded
 from structgen.errors import GrammarError, RegexError
 from structgen.grammar import grammar_from_file, grammar_from_gbnf, grammar_from_lark, grammar_from_regex
 
-from test_engine import random_json_value, reference_mask, synthetic_vocab
+from test_engine import check_masks_against_reference, random_json_value, synthetic_vocab
 from test_engine_real_tokenizers import random_arith, tokenizer_info
 
 CORPUS = Path(os.environ.get("STRUCTGEN_CORPORA", Path(__file__).resolve().parents[2] / "shared" / "corpora"))
@@ -53,6 +53,22 @@ def texts_for(name: str, rng: random.Random) -> list[str]:
 @pytest.fixture(scope="module")
 def synth():
     return synthetic_vocab(seed=1)
+
+
+def walk_with_identical_masks(glr, earley, rng: random.Random, steps: int, where: str, on_step=None) -> None:
+    """One random walk under the masks, asserting both parsers' masks are identical at every step."""
+    mg, me = glr.matcher(), earley.matcher()
+    eos = glr.tokenizer.eos_ids
+    for _ in range(steps):
+        w = assert_same_masks(mg, me, where)
+        bits = np.unpackbits(w.view(np.uint8), bitorder="little")[: glr.vocab_size]
+        allowed = [t for t in np.nonzero(bits)[0] if t not in eos]
+        if not allowed:
+            break
+        t = int(rng.choice(allowed))
+        assert mg.accept_token(t) and me.accept_token(t)
+        if on_step is not None:
+            on_step(mg)
 
 
 def assert_same_masks(glr_matcher, earley_matcher, where: str) -> np.ndarray:
@@ -92,18 +108,7 @@ def test_glr_masks_equal_earley_masks_on_real_texts(name, tok):
 def test_glr_masks_equal_reference_along_random_walks(name, synth):
     """The GLR kernel equals the per-token Python simulation (LRSet.advance) in random states."""
     compiled = compile_grammar(grammar_from_file(name), synth, parser="glr", cache=False)
-    rng = random.Random(zlib.crc32(name.encode()) + 1)
-    for _ in range(4):
-        m = compiled.matcher()
-        for _ in range(30):
-            fast = m.allowed_mask()
-            ref = reference_mask(m)
-            diff = np.nonzero(fast != ref)[0]
-            assert len(diff) == 0, [(int(t), synth.token_bytes[t], bool(fast[t])) for t in diff[:10]]
-            allowed = np.nonzero(fast)[0]
-            if m.is_terminated() or len(allowed) == 0:
-                break
-            assert m.accept_token(int(rng.choice(allowed)))
+    check_masks_against_reference(compiled, random.Random(zlib.crc32(name.encode()) + 1), steps=30)
 
 
 def test_ambiguous_grammar_forks_stacks_and_matches_earley(synth):
@@ -113,21 +118,15 @@ def test_ambiguous_grammar_forks_stacks_and_matches_earley(synth):
     glr = compile_grammar(g, synth, parser="glr", cache=False)
     earley = compile_grammar(g, synth, parser="earley", cache=False)
     rng = random.Random(4)
-    forked = 0
+    forks = []
+
+    def count_forks(m):
+        state = m._state[0]
+        forks.append(isinstance(state, LRSet) and len(state.stacks) > 1)
+
     for _ in range(20):
-        mg, me = glr.matcher(), earley.matcher()
-        for _ in range(12):
-            w = assert_same_masks(mg, me, "ambiguous grammar")
-            bits = np.unpackbits(w.view(np.uint8), bitorder="little")[: synth.vocab_size]
-            allowed = [t for t in np.nonzero(bits)[0] if t not in synth.eos_ids]
-            if not allowed:
-                break
-            t = int(rng.choice(allowed))
-            assert mg.accept_token(t) and me.accept_token(t)
-            state = mg._state[0]
-            if isinstance(state, LRSet) and len(state.stacks) > 1:
-                forked += 1
-    assert forked > 0, "the test grammar never produced more than one stack"
+        walk_with_identical_masks(glr, earley, rng, 12, "ambiguous grammar", on_step=count_forks)
+    assert any(forks), "the test grammar never produced more than one stack"
 
 
 def test_fallback_to_earley_when_too_many_stacks(synth, monkeypatch):
@@ -163,15 +162,7 @@ def test_corpus_grammars_glr_equals_earley_on_random_walks(path, synth):
         pytest.skip("LR(0) automaton over budget: the Earley path is used")
     rng = random.Random(zlib.crc32(path.name.encode()))
     for _ in range(3):
-        mg, me = glr.matcher(), earley.matcher()
-        for _ in range(20):
-            w = assert_same_masks(mg, me, path.name)
-            bits = np.unpackbits(w.view(np.uint8), bitorder="little")[: synth.vocab_size]
-            allowed = [t for t in np.nonzero(bits)[0] if t not in synth.eos_ids]
-            if not allowed:
-                break
-            t = int(rng.choice(allowed))
-            assert mg.accept_token(t) and me.accept_token(t)
+        walk_with_identical_masks(glr, earley, rng, 20, path.name)
 
 
 def test_gbnf_and_regex_front_ends_take_the_glr_path(synth):

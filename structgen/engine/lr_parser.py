@@ -80,6 +80,14 @@ class GLRContext:
         return n
 
     # ----- the reference GLR step ---------------------------------------------------
+    def _reduce(self, n: StackNode, p: int) -> StackNode | None:
+        """The stack after reducing production ``p`` on top of ``n`` (None: no goto)."""
+        anc = n
+        for _ in range(self._len[p]):
+            anc = anc.parent
+        g = self._goto[anc.state].get(self._lhs[p])
+        return None if g is None else self.node(g, anc)
+
     def _reduce_closure(self, start: StackNode, t: int | None) -> list[StackNode]:
         """Every configuration reachable from ``start`` by reductions allowed before ``t``.
 
@@ -96,13 +104,9 @@ class GLRContext:
                     continue
                 if p == 0:
                     continue  # accepting: only meaningful for END, see can_accept
-                anc = n
-                for _ in range(self._len[p]):
-                    anc = anc.parent
-                g = self._goto[anc.state].get(a)
-                if g is None:
+                nxt = self._reduce(n, p)
+                if nxt is None:
                     continue
-                nxt = self.node(g, anc)
                 if id(nxt) not in seen:
                     seen[id(nxt)] = nxt
                     todo.append(nxt)
@@ -156,13 +160,9 @@ class GLRContext:
                         c = bits & fb[a]
                         if not c:
                             continue
-                        anc = x
-                        for _ in range(self._len[p]):
-                            anc = anc.parent
-                        g = self._goto[anc.state].get(a)
-                        if g is None:
+                        y = self._reduce(x, p)
+                        if y is None:
                             continue
-                        y = self.node(g, anc)
                         old = carried.get(id(y), 0)
                         if c & ~old:
                             carried[id(y)] = old | c

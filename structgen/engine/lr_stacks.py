@@ -60,6 +60,30 @@ def intern_node(state, parent, pool_state, pool_parent, table, ctr, node_slot):
         h = (h + 1) & tmask
 
 
+UNKNOWN = -3   # a search needed the part of a stack below the known top (see glr_mask_kernel)
+NO_GOTO = -4   # a reduction whose goto is undefined: that path dies
+
+
+@numba.njit(cache=True, inline="always")
+def reduce_node(x, r, lr, pool_state, pool_parent, table, ctr, node_slot):
+    """The stack after reducing production ``r`` on top of node ``x``: pop, then goto.
+
+    Returns the node, NO_GOTO, UNKNOWN (popped into a stack's unknown part) or -1 (pool full).
+    """
+    plen = lr[T_LEN]
+    anc = x
+    for _ in range(plen[r]):
+        anc = pool_parent[anc]
+        if anc < 0:
+            return UNKNOWN
+    gs = pool_state[anc]
+    gt_start = lr[T_GT_START]
+    gi = find_sorted(lr[T_GT_NT], gt_start[gs], gt_start[gs + 1], lr[T_LHS][r])
+    if gi < 0:
+        return NO_GOTO
+    return intern_node(lr[T_GT_TO][gi], anc, pool_state, pool_parent, table, ctr, node_slot)
+
+
 @numba.njit(cache=True)
 def expected_search(node, lr, follow_bits, pool_state, pool_parent, table, la, la_stamp, todo, ctr,
                      out, cand_mark, node_slot):
@@ -76,13 +100,9 @@ def expected_search(node, lr, follow_bits, pool_state, pool_parent, table, la, l
     """
     sh_start = lr[T_SH_START]
     sh_term = lr[T_SH_TERM]
-    gt_start = lr[T_GT_START]
-    gt_nt = lr[T_GT_NT]
-    gt_to = lr[T_GT_TO]
     rd_start = lr[T_RD_START]
     rd_prod = lr[T_RD_PROD]
     lhs = lr[T_LHS]
-    plen = lr[T_LEN]
     n_words = la.shape[1]
     cap = todo.shape[0]
     ctr[C_STAMP] += 1
@@ -119,17 +139,12 @@ def expected_search(node, lr, follow_bits, pool_state, pool_parent, table, la, l
                     nz = True
             if not nz:
                 continue
-            anc = x
-            for _ in range(plen[r]):
-                anc = pool_parent[anc]
-                if anc < 0:
-                    return UNKNOWN
-            gs = pool_state[anc]
-            gi = find_sorted(gt_nt, gt_start[gs], gt_start[gs + 1], a)
-            if gi < 0:
+            y = reduce_node(x, r, lr, pool_state, pool_parent, table, ctr, node_slot)
+            if y == NO_GOTO:
                 continue
-            y = intern_node(gt_to[gi], anc, pool_state, pool_parent, table, ctr, node_slot)
-            if y < 0 or y >= la.shape[0]:
+            if y < 0:
+                return y   # UNKNOWN or -1 (overflow)
+            if y >= la.shape[0]:
                 return -1
             push = False
             if la_stamp[y] != stamp:
@@ -153,9 +168,6 @@ def expected_search(node, lr, follow_bits, pool_state, pool_parent, table, la, l
     return n_out
 
 
-UNKNOWN = -3   # a search needed the part of a stack below the known top (see glr_mask_kernel)
-
-
 @numba.njit(cache=True)
 def shift_search(node, t, lr, follow_bits, pool_state, pool_parent, table, visit, todo, ctr,
                   out, n_out, node_slot):
@@ -167,13 +179,9 @@ def shift_search(node, t, lr, follow_bits, pool_state, pool_parent, table, visit
     sh_start = lr[T_SH_START]
     sh_term = lr[T_SH_TERM]
     sh_to = lr[T_SH_TO]
-    gt_start = lr[T_GT_START]
-    gt_nt = lr[T_GT_NT]
-    gt_to = lr[T_GT_TO]
     rd_start = lr[T_RD_START]
     rd_prod = lr[T_RD_PROD]
     lhs = lr[T_LHS]
-    plen = lr[T_LEN]
     cap = todo.shape[0]
     ctr[C_STAMP] += 1
     stamp = ctr[C_STAMP]
@@ -198,18 +206,11 @@ def shift_search(node, t, lr, follow_bits, pool_state, pool_parent, table, visit
             a = lhs[r]
             if not (follow_bits[a, t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
                 continue
-            anc = x
-            for _ in range(plen[r]):
-                anc = pool_parent[anc]
-                if anc < 0:
-                    return UNKNOWN
-            gs = pool_state[anc]
-            gi = find_sorted(gt_nt, gt_start[gs], gt_start[gs + 1], a)
-            if gi < 0:
+            y = reduce_node(x, r, lr, pool_state, pool_parent, table, ctr, node_slot)
+            if y == NO_GOTO:
                 continue
-            y = intern_node(gt_to[gi], anc, pool_state, pool_parent, table, ctr, node_slot)
             if y < 0:
-                return -1
+                return y   # UNKNOWN or -1 (overflow)
             if visit[y] != stamp:
                 visit[y] = stamp
                 if top >= cap:

@@ -189,7 +189,6 @@ def build_lr_tables(rhs_of: list[tuple[int, ...]], lhs_of: list[int], n_nt: int,
     if n_nt * (n_term + 1) > MAX_TABLE_CELLS:
         raise LRBudgetExceeded(f"{n_nt} nonterminals x {n_term} terminals")
     _refuse_hidden_left_recursion(rhs_of, lhs_of, n_nt, nullable)
-    n_prod = len(rhs_of)
     by_lhs: list[list[int]] = [[] for _ in range(n_nt)]
     for q, a in enumerate(lhs_of):
         by_lhs[a].append(q)

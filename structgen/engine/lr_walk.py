@@ -27,7 +27,7 @@ import numpy as np
 
 from .lr_stacks import (C_CMARK, C_DEF, C_EXP, C_MARK, C_MEMO, C_NODES, C_RES, C_SETBUF, C_SETS, C_VEC,
                         DEFER_BOUNDARY, DEFER_ITEM, DEFERRED, T_RD_START, T_SH_START, T_SH_TERM, UNKNOWN,
-                        defer_work, expected_search, find_sorted, intern_node, intern_set, shift_search)
+                        defer_work, expected_search, intern_node, intern_set, shift_search)
 
 
 SUBWALK_MIN_NODES = 48   # sub-walks over larger subtrees are cached across masks
@@ -150,12 +150,8 @@ def glr_mask_kernel(
      bq_alen, acc_buf, it_node, it_set, node_slot, memo_slot, set_slot, def_out) = w32
     (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr) = w64
     n_terms = term_start.shape[0]
-    cap = pool_state.shape[0]
     mask = root_mask.copy()
     stats = np.zeros(5, dtype=np.int64)
-    sh_start = lr[T_SH_START]
-    sh_term = lr[T_SH_TERM]
-    rd_start = lr[T_RD_START]
     for c_ in (C_NODES, C_EXP, C_MEMO, C_RES, C_SETS, C_SETBUF, C_VEC, C_DEF):
         ctr[c_] = 0   # stamps and marks (C_STAMP, C_MARK, C_CMARK) keep counting across calls
     cand_terms = np.empty(n_terms + 1, dtype=np.int32)
@@ -167,7 +163,6 @@ def glr_mask_kernel(
     if n_bq > bq_cap or n_acc_buf > acc_buf.shape[0]:
         return mask, 0, stats, 0
     acc_buf[:n_acc_buf] = rb_acc
-    n_items = 0
     status = _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, term_start, is_ignore,
                       prio, is_lit, resolve, lr, follow_bits, rb_node, rb_acc_start, rb_acc_len, stk_states,
                       stk_off, stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table, sc_key, sc_start,

@@ -20,6 +20,14 @@ import numba
 import numpy as np
 
 
+@numba.njit(cache=True, inline="always")
+def _subtree_range(first, node_byte, node_depth, subtree_end):
+    """(first node, end, depth offset) of the walk below start node ``first`` (0 = the whole trie)."""
+    if first == 0:
+        return 1, node_byte.shape[0], 0
+    return first, subtree_end[first], node_depth[first] - 1
+
+
 @numba.njit(cache=True)
 def walk_kernel(node_byte, node_depth, subtree_end, tok_start, tok_ids, node_orig,
                 trans, acc_term, init_states, starts, mask_words,
@@ -52,15 +60,7 @@ def walk_kernel(node_byte, node_depth, subtree_end, tok_start, tok_ids, node_ori
         return _walk_one(node_byte, node_depth, subtree_end, tok_start, tok_ids, node_orig, trans, acc_term,
                          init_states[0], starts, mask, b_node, b_acc_start, b_acc_len, acc_buf, maxd)
     for si in range(starts.shape[0]):
-        first = starts[si]
-        if first == 0:
-            lo = 1
-            hi = node_byte.shape[0]
-            base = 0
-        else:
-            lo = first
-            hi = subtree_end[first]
-            base = node_depth[first] - 1
+        lo, hi, base = _subtree_range(starts[si], node_byte, node_depth, subtree_end)
         owner[0] = -1 - si
         i = lo
         while i < hi:
@@ -129,15 +129,7 @@ def _walk_one(node_byte, node_depth, subtree_end, tok_start, tok_ids, node_orig,
     owner = np.full(maxd, -1, dtype=np.int32)
     cur[0] = q0
     for si in range(starts.shape[0]):
-        first = starts[si]
-        if first == 0:
-            lo = 1
-            hi = node_byte.shape[0]
-            base = 0
-        else:
-            lo = first
-            hi = subtree_end[first]
-            base = node_depth[first] - 1
+        lo, hi, base = _subtree_range(starts[si], node_byte, node_depth, subtree_end)
         owner[0] = -1 - si
         i = lo
         while i < hi:
