@@ -13,6 +13,13 @@ Each engine runs in a worker process forked from the warmed-up parent (one
 engine at a time, one CPU thread), so a compile that overruns
 ``--compile-timeout`` is killed without stopping the run.
 
+Compiles are timed cold: structgen's process-wide DFA caches (a second schema
+using the same ``format`` or key set would reuse the first one's DFAs) are
+cleared, untimed, before each schema, as xgrammar runs with its cache off and
+llguidance keeps nothing across grammars.  ``--warm-caches`` keeps them (a
+long-running server's view).  Setup that does not depend on the schema
+(tokenizer trie, numba kernels, metaschemas) is warmed up once for every engine.
+
     python benchmarks/bench_maskbench.py --sample 20
     python benchmarks/bench_maskbench.py --limit 50 --engines structgen,llguidance
 """
@@ -64,8 +71,9 @@ def serialize(value: Any) -> str:
 def schema_ordered(value: Any, schema: Any, root: Any, depth: int = 0) -> Any:
     """``value`` with object keys moved into the schema's declared property order (best effort).
 
-    Only used to *classify* wrong rejects: structgen (like llguidance) documents that
-    declared properties appear in schema order, and a few MaskBench instances do not.
+    Only used to *classify* wrong rejects: llguidance documents that declared properties
+    appear in schema order (structgen accepts any order by default), and a few MaskBench
+    instances do not.
     Follows local ``$ref``, ``allOf``/``anyOf``/``oneOf`` and ``items``/``prefixItems``.
     """
     if depth > 40 or not isinstance(schema, dict):
@@ -163,7 +171,7 @@ def load_case(path: Path, encode) -> dict:
 
 # ----------------------------------------------------------------------------- workers
 
-def _worker(engine, conn) -> None:
+def _worker(engine, conn, cold: bool = True) -> None:
     """Compile + replay jobs for one engine; reports ("compiled", ...) then ("done", ...)."""
     import torch
     torch.set_num_threads(1)
@@ -171,6 +179,9 @@ def _worker(engine, conn) -> None:
         job = conn.recv()
         if job is None:
             return
+        if cold and engine.name == "structgen":
+            from structgen.regex import clear_caches
+            clear_caches()  # untimed: every schema compiles its DFAs from scratch
         try:
             t0 = time.perf_counter()
             compiled = engine.compile("json_schema", job["schema"])
@@ -207,15 +218,16 @@ def _is_structgen_error(exc: BaseException) -> bool:
 class Worker:
     """A forked process running one engine; restarted after a timeout."""
 
-    def __init__(self, engine):
+    def __init__(self, engine, cold: bool = True):
         self.engine = engine
+        self.cold = cold
         self.ctx = mp.get_context("fork")
         self.proc = None
         self.conn = None
 
     def _start(self) -> None:
         parent, child = self.ctx.Pipe()
-        self.proc = self.ctx.Process(target=_worker, args=(self.engine, child), daemon=True)
+        self.proc = self.ctx.Process(target=_worker, args=(self.engine, child, self.cold), daemon=True)
         self.proc.start()
         child.close()
         self.conn = parent
@@ -300,6 +312,9 @@ def make_engines(names: list[str]):
     toks = info.encode(serialize({"a": "hi", "b": 3, "c": ["x"]}))
     for e in engines:
         e.replay(e.compile("json_schema", warm), toks)
+    if "structgen" in names:
+        from structgen.engine import warm_up
+        warm_up(info)  # every mask-path numba kernel, before the workers fork
     # tokenizers, models and tries live for the whole run: exempt them from GC scans (and from
     # copy-on-write of the whole heap in forked workers); applies to every engine alike
     from structgen.gcpolicy import freeze_long_lived
@@ -442,6 +457,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--replay-timeout", type=float, default=120.0, help="seconds for all instances of a schema")
     ap.add_argument("--files", nargs="*", help="explicit file names (override --limit/--sample)")
     ap.add_argument("--out", default="maskbench.json")
+    ap.add_argument("--warm-caches", action="store_true",
+                    help="keep structgen's DFA caches across schemas (default: cleared before each, untimed)")
     args = ap.parse_args(argv)
 
     import torch
@@ -449,11 +466,12 @@ def main(argv: list[str] | None = None) -> None:
     names = [n.strip() for n in args.engines.split(",") if n.strip()]
     files = [DATA / f for f in args.files] if args.files else select_files(limit=args.limit, sample=args.sample)
     t_start = time.time()
+    load_start = os.getloadavg()
     engines, info = make_engines(names)
     cases = [load_case(p, info.encode) for p in files]
     by_engine: dict[str, list[dict]] = {}
     for eng in engines:
-        worker = Worker(eng)
+        worker = Worker(eng, cold=not args.warm_caches)
         rows = by_engine.setdefault(eng.name, [])
         t0 = time.time()
         for k, case in enumerate(cases):
@@ -465,11 +483,17 @@ def main(argv: list[str] | None = None) -> None:
     ratios = common_ratios(by_engine)
     coverage = coverage_vs_expected(by_engine["structgen"]) if "structgen" in by_engine else {}
     print_report(summaries, ratios, coverage, len(cases))
+    la = os.getloadavg()
+    print(f"\nstructgen compiles: {'warm caches' if args.warm_caches else 'cold (DFA caches cleared before each schema)'}; "
+          f"load average (1/5/15 min) at start {load_start[0]:.2f}/{load_start[1]:.2f}/{load_start[2]:.2f}, "
+          f"at end {la[0]:.2f}/{la[1]:.2f}/{la[2]:.2f} on {os.cpu_count()} CPUs")
     per_file = [{"file": r["file"], "engine": r["engine"], "compile_s": r["compile_s"], "error": r["error"],
                  "replay_error": r.get("replay_error"),
                  "instances": [{k: v for k, v in i.items() if k != "mask_s"} for i in r["instances"]]}
                 for rows in by_engine.values() for r in rows]
     payload = {"benchmark": "maskbench", "vocab": "qwen2.5-coder-0.5b (151,936)", "files": len(cases),
+               "structgen_compile": "warm caches" if args.warm_caches else "cold (DFA caches cleared before each schema)",
+               "load_average": {"start": load_start, "end": os.getloadavg()},
                "selection": {"limit": args.limit, "sample": args.sample, "explicit": bool(args.files)},
                "compile_timeout_s": args.compile_timeout, "wall_s": time.time() - t_start,
                "summary": summaries, "ratios_peer_over_structgen": ratios,
