@@ -142,3 +142,18 @@ def test_canonical_expansions_agree_and_refuse_only_never_escaped_escapes(patter
             b = text.encode()
             never = any(0x20 <= ord(c) < 0x7F and c not in '"\\/<>&\'' for c in chars) and text is esc
             assert canon.matches(b) == (full.matches(b) and not never), text
+
+
+def test_numba_product_equals_python_product():
+    import itertools
+    from structgen.regex.automaton import intersect
+    from structgen.schema.formats import HOSTNAME, HOSTNAME_LEN
+    pats = ["[a-c]+", "(?:ab|c)*", "[^b]{0,4}", "a[a-z]*z", "(?:[0-9]{2})+", r"[\s\S]{2,6}", "x?y?z?", "[^a]", "é+"]
+    for p, q in itertools.product(pats, pats):
+        x, y = char_dfa(p), char_dfa(q)
+        fast, ref = intersect(x, y, 100_000), intersect(x, y, 100_000, reference=True)
+        assert (fast.classes, fast.trans, fast.accept) == (ref.classes, ref.trans, ref.accept), (p, q)
+    big = intersect(char_dfa(HOSTNAME), char_dfa(HOSTNAME_LEN), 100_000)
+    assert big.n_states == 24_038
+    with pytest.raises(Exception, match="max_states"):
+        intersect(char_dfa(HOSTNAME), char_dfa(HOSTNAME_LEN), 10_000)

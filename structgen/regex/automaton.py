@@ -327,8 +327,12 @@ def minimize_reference(dfa: CharDFA) -> CharDFA:
     return CharDFA(dfa.classes, out_trans, [bacc[b] for b in order])
 
 
-def intersect(a: CharDFA, b: CharDFA, max_states: int) -> CharDFA:
-    """Product construction over the common refinement of both class partitions."""
+def intersect(a: CharDFA, b: CharDFA, max_states: int, *, reference: bool = False) -> CharDFA:
+    """Product construction over the common refinement of both class partitions.
+
+    The product BFS runs in numba (fastmin.product_bfs) when the pair table fits;
+    ``reference=True`` forces the pure-Python loop (tests compare the two).
+    """
     classes, membership = partition(list(a.classes) + list(b.classes))
     ka = len(a.classes)
     # class of the refinement -> (class in a, class in b); missing side means dead
@@ -344,6 +348,17 @@ def intersect(a: CharDFA, b: CharDFA, max_states: int) -> CharDFA:
     used = [c for c, (x, y) in enumerate(pair) if x >= 0 and y >= 0]
     new_classes = [classes[c] for c in used]
     pairs = [pair[c] for c in used]
+    if a.n_states * b.n_states <= 8_000_000 and pairs and not reference:
+        from .fastmin import minimize_arrays, product_bfs
+        ta = np.array(a.trans, dtype=np.int32).reshape(a.n_states, ka)[:, [x for x, _ in pairs]]
+        tb = np.array(b.trans, dtype=np.int32).reshape(b.n_states, len(b.classes))[:, [y for _, y in pairs]]
+        trans_arr, acc_arr, n = product_bfs(np.ascontiguousarray(ta), np.ascontiguousarray(tb),
+                                            np.array(a.accept, dtype=np.bool_), np.array(b.accept, dtype=np.bool_),
+                                            max_states)
+        if n < 0:
+            raise CompileLimitError(f"intersection DFA exceeds max_states={max_states} states")
+        out, oacc = minimize_arrays(trans_arr[:n], acc_arr[:n])
+        return CharDFA(new_classes, out.tolist(), oacc.tolist())
     ids = {(0, 0): 0}
     order = [(0, 0)]
     trans, accept = [], []

@@ -222,6 +222,64 @@ def _trim_renumber(trans: np.ndarray, accept: np.ndarray, block: np.ndarray, nb:
     return out, oacc
 
 
+@numba.njit(cache=True)
+def product_bfs(ta: np.ndarray, tb: np.ndarray, acc_a: np.ndarray, acc_b: np.ndarray, max_states: int):
+    """Reachable product of two DFAs over the same classes, BFS-numbered from (0, 0).
+
+    Returns (trans, accept, n) with n = -1 past ``max_states``; pair ids live in a dense
+    na x nb table (the caller keeps na * nb small).
+    """
+    na, k = ta.shape
+    nb = tb.shape[0]
+    ids = np.full(na * nb, -1, np.int64)
+    cap = 1024
+    trans = np.full((cap, k), -1, np.int32)
+    acc = np.zeros(cap, np.bool_)
+    qa = np.empty(cap, np.int64)
+    qb = np.empty(cap, np.int64)
+    ids[0] = 0
+    qa[0] = 0
+    qb[0] = 0
+    n = 1
+    i = 0
+    while i < n:
+        sa = qa[i]
+        sb = qb[i]
+        acc[i] = acc_a[sa] and acc_b[sb]
+        for c in range(k):
+            x = ta[sa, c]
+            y = tb[sb, c]
+            if x < 0 or y < 0:
+                continue
+            key = x * nb + y
+            t = ids[key]
+            if t < 0:
+                if n >= max_states:
+                    return trans, acc, -1
+                if n >= cap:
+                    cap *= 2
+                    t2 = np.full((cap, k), -1, np.int32)
+                    t2[:n] = trans[:n]
+                    trans = t2
+                    a2 = np.zeros(cap, np.bool_)
+                    a2[:n] = acc[:n]
+                    acc = a2
+                    q2 = np.empty(cap, np.int64)
+                    q2[:n] = qa[:n]
+                    qa = q2
+                    q3 = np.empty(cap, np.int64)
+                    q3[:n] = qb[:n]
+                    qb = q3
+                t = n
+                ids[key] = t
+                qa[n] = x
+                qb[n] = y
+                n += 1
+            trans[i, c] = t
+        i += 1
+    return trans, acc, n
+
+
 def minimize_arrays(trans: np.ndarray, accept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Minimal, trimmed, BFS-numbered (trans int32 [m, k], accept bool [m]) of a DFA (-1 = dead)."""
     trans = np.ascontiguousarray(trans, dtype=np.int32)

@@ -204,6 +204,13 @@ class _Compiler:
 
 
 def _unique(items: list) -> bool:
+    keys = set()
+    for x in items:   # scalars: hash them (1 and 1.0 collide as they should, True and 1 must not)
+        if isinstance(x, (dict, list)):
+            break
+        keys.add((isinstance(x, bool), isinstance(x, str), x))
+    else:
+        return len(keys) == len(items)
     for i in range(len(items)):
         for j in range(i + 1, len(items)):
             if equal(items[i], items[j]):
