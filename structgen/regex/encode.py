@@ -270,8 +270,11 @@ def _on_ascii_partition(dfa: CharDFA) -> CharDFA:
                     return dfa
                 cp = end + 1
         col.append(-1 if owner is None else owner)
-    trans = [[row[c] if c >= 0 else -1 for c in col] for row in dfa.trans]
-    return CharDFA(list(_ASCII_PARTITION), trans, dfa.accept)
+    arr = np.asarray(dfa.trans, dtype=np.int64).reshape(dfa.n_states, len(dfa.classes))
+    cols = np.asarray(col, dtype=np.int64)
+    trans = np.where(cols >= 0, arr[:, np.maximum(cols, 0)], -1) if len(dfa.classes) else \
+        np.full((dfa.n_states, len(col)), -1, dtype=np.int64)
+    return CharDFA(list(_ASCII_PARTITION), trans.tolist(), dfa.accept)
 
 
 # below this many character states the per-state expansion's Python loop is cheaper than numpy set-up
@@ -516,15 +519,24 @@ def expand_per_state(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool 
     specials = [0] * n
     for r, c in zip(rows_s.tolist(), cols_s.tolist()):
         specials[r] |= 1 << c
+    under_children = 0
+    for d in child_of_edge:
+        under_children |= under[d]
+    by_default: dict[int, list[int]] = {}   # states whose root children are all uniform share them
     for s in range(n):
-        memo: dict = {}
-        row = dfa.trans[s]
         default = defaults[s]
         special = specials[s]
-        vals = []
-        for d in child_of_edge:
-            v = uniform.get((d, default)) if not under[d] & special else None
-            vals.append(inst(d, row, memo, default, special) if v is None else v)
+        shared = not special & under_children
+        vals = by_default.get(default) if shared else None
+        if vals is None:
+            memo: dict = {}
+            row = dfa.trans[s]
+            vals = []
+            for d in child_of_edge:
+                v = uniform.get((d, default)) if not under[d] & special else None
+                vals.append(inst(d, row, memo, default, special) if v is None else v)
+            if shared:
+                by_default[default] = vals
         child_inst[s, :len(vals)] = vals
     cols = np.concatenate([T, child_inst], axis=1)
     byte_col = np.full(256, k + len(child_of_edge), dtype=np.int64)
