@@ -238,13 +238,15 @@ def clear_caches() -> None:
 
     The caches are keyed by pattern / terminal, so within a process a second schema
     using the same ``format`` or key set reuses the first one's DFAs; benchmarks that
-    time a cold compile call this before each schema.
+    time a cold compile call this before each schema.  Kept: the byte-decoding tries of
+    the two character partitions every JSON schema uses (all characters; ASCII), which
+    are constants of UTF-8 and JSON escaping, not derived from any schema.
     """
     from . import encode
     char_dfa.cache_clear()
     compile_regex.cache_clear()
     json_string_dfa.cache_clear()
     _TERMINALS.clear()
-    encode.decoder.cache_clear()
+    encode._decoder_cached.cache_clear()
     encode.utf8_seqs.cache_clear()
     encode.json_seqs.cache_clear()

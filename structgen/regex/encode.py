@@ -189,15 +189,31 @@ class _TrieBuilder:
         return nid
 
 
-@functools.lru_cache(maxsize=256)
 def decoder(classes: tuple[CharSet, ...], json: bool, canonical: bool = False
             ) -> tuple[tuple[tuple[int, int, int], ...], ...]:
     """Byte trie decoding one character into its class: node 0 is the root.
 
     Edge destinations ``d >= 0`` are nodes, ``d < 0`` mean "class ``-d-1`` complete".
-    Node ids grow from children to parents.
+    Node ids grow from children to parents.  The tries of the two partitions every
+    schema uses (one class of all characters; the ASCII partition) are constants of
+    the encodings, kept for the process; the others are cached per partition.
     """
+    key = (classes, json, canonical)
+    got = _UNIVERSAL_DECODERS.get(key)
+    if got is not None:
+        return got
+    if classes in _UNIVERSAL_PARTITIONS:
+        got = _UNIVERSAL_DECODERS[key] = decoder_fast(classes, json, canonical)
+        return got
+    return _decoder_cached(classes, json, canonical)
+
+
+@functools.lru_cache(maxsize=256)
+def _decoder_cached(classes: tuple[CharSet, ...], json: bool, canonical: bool):
     return decoder_fast(classes, json, canonical)
+
+
+_UNIVERSAL_DECODERS: dict[tuple, tuple] = {}
 
 
 def decoder_reference(classes: tuple[CharSet, ...], json: bool, canonical: bool = False
@@ -240,6 +256,9 @@ def expand(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool = False, c
 # rest), so they share one decoder trie instead of building one each (~4 ms apiece)
 _ASCII_PARTITION: tuple[CharSet, ...] = ((((0, 0x1F),),) + tuple(((c, c),) for c in range(0x20, 0x7F))
                                          + (cs.normalize([(0x7F, cs.MAX_CP)]),))
+
+
+_UNIVERSAL_PARTITIONS = frozenset({(cs.ALL,), _ASCII_PARTITION})
 
 
 def _on_ascii_partition(dfa: CharDFA) -> CharDFA:
