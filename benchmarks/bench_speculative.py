@@ -99,6 +99,8 @@ def make_drafters(model, vocab, eos, draft_model, cost: VerifyCost = VerifyCost(
         # grammar's few alternatives, kept best-first by learned acceptance while verifying them pays
         # (a 1-token step when nothing does: the back-off on code and chat)
         "adaptive-tree": lambda: AdaptiveTreeDrafter(cost=cost),
+        # the same with the cost model kept fixed (no recalibration from timed steps)
+        "adaptive-tree(fixed-cost)": lambda: AdaptiveTreeDrafter(cost=cost, learn_cost=False),
     }
     if draft_model is not None:
         d["draft-model"] = lambda: DraftModelDrafter(draft_model)

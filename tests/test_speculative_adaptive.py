@@ -246,3 +246,22 @@ def test_verify_cost_model_and_its_measurement():
     assert cost(1) == 1.0 and cost(0) == 1.0 and cost(10) == pytest.approx(2.3)
     measured = VerifyCost.measure(TARGET, context=8, sizes=(2, 4), repeats=2)
     assert measured.base >= 1.0 and measured.per_token > 0          # a fit, not a speed claim
+
+
+def test_the_cost_model_follows_timed_steps():
+    for multi, expected in ((0.30, 3.0 - 0.05 * 11), (0.13, 1.0)):   # 1.0: the floor (never below a 1-token step)
+        d = AdaptiveTreeDrafter(cost=VerifyCost(1.8, 0.05))
+        d.reset([1, 2, 3])
+        d.observe([4], 0, fed=0, seconds=5.0)                  # the prefill: not a decode step
+        assert d.cost == VerifyCost(1.8, 0.05)
+        for _ in range(40):                                    # 1-token steps 0.1 s, 11-token steps `multi`
+            d.observe([4], 0, fed=1, seconds=0.1)
+            d.observe([4, 5], 1, fed=11, seconds=multi)
+        assert d.cost.base == pytest.approx(expected, abs=0.02) and d.cost.per_token == 0.05
+        d.reset([1])
+        assert d.cost == VerifyCost(1.8, 0.05)                 # a new generation starts from the prior
+    fixed = AdaptiveTreeDrafter(cost=VerifyCost(1.8, 0.05), learn_cost=False)
+    fixed.reset([1])
+    fixed.observe([4], 0, fed=1, seconds=0.1)
+    fixed.observe([4], 0, fed=11, seconds=0.5)
+    assert fixed.cost == VerifyCost(1.8, 0.05)

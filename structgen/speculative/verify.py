@@ -114,6 +114,8 @@ def speculative_decode(model, input_ids, matcher, drafter: Drafter | None, max_n
             tree = _trim_tree(tree, budget, eos)
             draft_time += time.perf_counter() - td
             drafted += len(tree)
+            n_fed = len(seq) - len(target) + len(tree)
+            tv = time.perf_counter()
             step = verify_tree(target, head, seq, tree, matcher, eos, len(out), extra, want_rows=feedback)
             n_drafted = step.accepted
         else:
@@ -125,12 +127,15 @@ def speculative_decode(model, input_ids, matcher, drafter: Drafter | None, max_n
                     draft = draft[: i + 1]
                     break
             drafted += len(draft)
+            n_fed = len(seq) - len(target) + len(draft)
+            tv = time.perf_counter()
             step = _verify(target, seq, draft, proposal, matcher, vocab, eos, sampling, generator, rule, len(out), extra)
             n_drafted = len(draft)
+        verify_seconds = time.perf_counter() - tv
         if feedback:
             drafter.update(StepFeedback(step.fed, step.logits, step.accepted, step.new, n_drafted))
-        if drafter is not None:
-            drafter.observe(step.new, step.accepted)
+        if drafter is not None:                    # the prefill pass (first call) is not a decode step: fed=0
+            drafter.observe(step.new, step.accepted, fed=n_fed if out else 0, seconds=verify_seconds)
         accepted_lengths.append(step.accepted)
         seq.extend(step.new)
         out.extend(step.new)

@@ -170,14 +170,15 @@ class AdaptiveTreeDrafter(Drafter):
                  lookup_candidates: int = 4, lookup_scan: int = 32, branch_positions: int = 4, max_alternatives: int = 6,
                  branch_depth: int = 6, max_forced: int = 32, cost: VerifyCost = VerifyCost(),
                  priors: dict[str, tuple[float, float]] | None = None, learn: bool = True,
-                 stats: AcceptanceStats | None = None) -> None:
+                 stats: AcceptanceStats | None = None, learn_cost: bool = True) -> None:
         if max_nodes < 1 or max_depth < 1:
             raise GenerationError(f"AdaptiveTreeDrafter needs max_nodes >= 1 and max_depth >= 1, got {max_nodes}, {max_depth}")
         self.max_nodes, self.max_depth = max_nodes, max_depth
         self.max_ngram, self.min_ngram, self.lookup_candidates = max_ngram, min_ngram, lookup_candidates
         self.lookup_scan = max(lookup_scan, lookup_candidates)
         self.branch_positions, self.max_alternatives, self.branch_depth = branch_positions, max_alternatives, branch_depth
-        self.max_forced, self.cost, self.learn = max_forced, cost, learn
+        self.max_forced, self.prior_cost, self.learn, self.learn_cost = max_forced, cost, learn, learn_cost
+        self.cost = cost
         self._priors = dict(DEFAULT_PRIORS, **(priors or {}))
         self._shared_stats = stats
         self.stats = stats or AcceptanceStats(dict(self._priors))
@@ -190,6 +191,7 @@ class AdaptiveTreeDrafter(Drafter):
         self.stats = self._shared_stats or AcceptanceStats(dict(self._priors))
         self._last, self._first = None, True
         self._prompt_len = len(prompt_ids)
+        self.cost, self._one_step = self.prior_cost, None
 
     # ---------------------------------------------------------------- candidates
     def _lookup(self, context: list[int], matcher, k: int) -> tuple[int, str, list[int], list[list[int]]]:
@@ -363,14 +365,34 @@ class AdaptiveTreeDrafter(Drafter):
         return DraftProposal(list(self._emit(cands, self._select(cands, k, chain_only=True)).tokens))
 
     # ---------------------------------------------------------------- learning
-    def observe(self, new_tokens: Sequence[int], accepted: int) -> None:
+    #: weight of a new timing in the running estimates
+    COST_RATE = 0.15
+
+    def _learn_cost(self, fed: int, seconds: float) -> None:
+        """Running estimates of a 1-token step's time and of `base` in cost(n) = base + per_token * n
+        (per_token kept from the prior): the ratio of a multi-token step to a 1-token one depends on
+        the model and on how busy the machine is (a shared CPU slows memory-bound 1-token passes
+        and compute-bound multi-token ones differently)."""
+        a = self.COST_RATE
+        if fed == 1:
+            self._one_step = seconds if self._one_step is None else (1 - a) * self._one_step + a * seconds
+            return
+        if self._one_step is None:
+            return
+        base = seconds / self._one_step - self.cost.per_token * fed
+        base = (1 - a) * self.cost.base + a * min(4.0, max(1.0, base))
+        self.cost = VerifyCost(base, self.cost.per_token)
+    def observe(self, new_tokens: Sequence[int], accepted: int, fed: int = 0, seconds: float = 0.0) -> None:
         """Learn from every candidate, verified or not: walking the candidate tree along the tokens the
         target produced, each child of a node on that path is one trial of its kind (accepted or not).
 
         Candidates the sizing left out are judged too (as far as the produced tokens reach), so a
-        kind whose drafts were declined still gets evidence and can come back.
+        kind whose drafts were declined still gets evidence and can come back. With `learn_cost`,
+        the timed decode steps also recalibrate the cost model (see `_learn_cost`).
         """
         self._first = False
+        if self.learn_cost and fed > 0 and seconds > 0:
+            self._learn_cost(fed, seconds)
         last, self._last = self._last, None
         if last is None or not self.learn or not len(last.tree):
             return

@@ -73,9 +73,11 @@ class Drafter(ABC):
     def update(self, feedback: StepFeedback) -> None:
         """Called after prefill and after each verification (when needs_feedback)."""
 
-    def observe(self, new_tokens: Sequence[int], accepted: int) -> None:
-        """Called after every verification with the tokens it produced and how many drafted ones it
-        accepted (cheap: no logits); drafters that size their drafts by past acceptance learn here."""
+    def observe(self, new_tokens: Sequence[int], accepted: int, fed: int = 0, seconds: float = 0.0) -> None:
+        """Called after every verification with the tokens it produced, how many drafted ones it
+        accepted, how many tokens the target pass fed (0 for the prompt prefill) and how long the
+        verification took (cheap: no logits); drafters that size their drafts by past acceptance
+        and cost learn here."""
 
 
 @dataclass(frozen=True)

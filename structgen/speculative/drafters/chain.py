@@ -33,9 +33,9 @@ class ChainDrafter(Drafter):
             if d.needs_feedback:
                 d.update(feedback)
 
-    def observe(self, new_tokens, accepted: int) -> None:
+    def observe(self, new_tokens, accepted: int, fed: int = 0, seconds: float = 0.0) -> None:
         for d in self.drafters:
-            d.observe(new_tokens, accepted)
+            d.observe(new_tokens, accepted, fed, seconds)
 
     def propose(self, context_ids: Sequence[int], matcher, k: int) -> DraftProposal:
         for d in self.drafters:

@@ -41,9 +41,9 @@ class JumpForwardDrafter(Drafter):
         if self.inner is not None:
             self.inner.update(feedback)
 
-    def observe(self, new_tokens, accepted: int) -> None:
+    def observe(self, new_tokens, accepted: int, fed: int = 0, seconds: float = 0.0) -> None:
         if self.inner is not None:
-            self.inner.observe(new_tokens, accepted)
+            self.inner.observe(new_tokens, accepted, fed, seconds)
 
     def propose(self, context_ids: Sequence[int], matcher, k: int) -> DraftProposal:
         tokens: list[int] = []
