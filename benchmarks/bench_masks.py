@@ -3,6 +3,8 @@
 For each case (a grammar or regex plus valid texts), every engine compiles it
 (timed) and replays the same token sequences (Qwen2.5 151,936-token
 vocabulary by default): mask time per token, acceptance of every sequence.
+Each engine runs in one long-lived worker process forked after the warm-up
+(restarted after a timeout), with an untimed warm-up job of its own.
 
     python benchmarks/bench_masks.py [--vocab qwen2.5-coder-0.5b] [--quick]
 """
@@ -19,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from peers import (CORPORA, LLGuidanceEngine, StructgenEngine, XGrammarEngine, fmt_ms, fmt_us,  # noqa: E402
-                   load_qwen, percentiles, run_case_with_timeout, write_json)
+                   CaseWorker, load_qwen, percentiles, write_json)
 
 from structgen.grammar import shipped_grammar_path  # noqa: E402
 
@@ -108,6 +110,8 @@ def main() -> None:
     rows = []
     load_start = os.getloadavg()
     wanted = [c.strip() for c in args.cases.split(",") if c.strip()]
+    # one long-lived worker per engine (forked now, after the warm-up), cases interleaved across engines
+    workers = {eng.name: CaseWorker(eng, info.encode("abc123")) for eng in engines}
     for case in build_cases(args.quick):
         if wanted and not any(case["name"].startswith(w) for w in wanted):
             continue
@@ -117,12 +121,14 @@ def main() -> None:
                 rows.append({"case": case["name"], "engine": eng.name, "error": "no front-end for this format"})
                 continue
             kind, src = case["sources"][eng.name]
-            r = run_case_with_timeout(eng, kind, src, seqs, args.timeout)
+            r = workers[eng.name].run(kind, src, seqs, args.timeout)
             r["case"] = case["name"]
             r["tokens"] = sum(len(s) for s in seqs)
             r |= {f"mask_{k}": v for k, v in percentiles(r["mask_s"]).items()}
             rows.append(r)
             print(f"  {case['name']:<24} {eng.name:<11} done", file=sys.stderr)
+    for w in workers.values():
+        w.stop()
 
     header = f"{'case':<24} {'engine':<11} {'compile ms':>10} {'mask p50 us':>11} {'p99 us':>8} {'max us':>9} {'accepted':>9}  note"
     print(header)

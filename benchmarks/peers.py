@@ -168,30 +168,82 @@ def run_case(engine: Engine, kind: str, source, token_seqs: list[list[int]]) -> 
     return out
 
 
-def run_case_with_timeout(engine: Engine, kind: str, source, token_seqs: list[list[int]],
-                          timeout_s: float) -> dict:
-    """``run_case`` in a forked child so a peer stuck in native code cannot hang the run."""
-    import multiprocessing as mp
-    ctx = mp.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
+WARMUP_REGEX = r"[a-z]{1,8}[0-9]{0,3}"
 
-    def work():
+
+def _case_worker(engine: Engine, conn, warm_tokens: list[int]) -> None:
+    """Serve run_case jobs for one engine in one process; an untimed warm-up job runs first."""
+    try:
+        run_case(engine, "regex", WARMUP_REGEX, [warm_tokens])
+    except Exception:  # noqa: BLE001 - a peer without a regex front-end still runs its cases
+        pass
+    if engine.name == "structgen":
+        from structgen.engine import warm_up
+        warm_up(engine.tok)
+    conn.send("ready")
+    while True:
+        job = conn.recv()
+        if job is None:
+            return
         try:
-            child.send(run_case(engine, kind, source, token_seqs))
+            conn.send(run_case(engine, *job))
         except BaseException as exc:  # report, never hang
-            child.send({"engine": engine.name, "compile_s": None, "mask_s": [], "accepted": 0, "refused": 0,
-                        "error": f"{type(exc).__name__}: {exc}"[:200]})
+            conn.send({"engine": engine.name, "compile_s": None, "mask_s": [], "accepted": 0, "refused": 0,
+                       "error": f"{type(exc).__name__}: {exc}"[:200]})
 
-    proc = ctx.Process(target=work, daemon=True)
-    proc.start()
-    if parent.poll(timeout_s):
-        out = parent.recv()
-        proc.join(5)
-        return out
-    proc.kill()
-    proc.join(5)
-    return {"engine": engine.name, "compile_s": None, "mask_s": [], "accepted": 0, "refused": 0,
-            "error": f"timeout: no result within {timeout_s:.0f} s"}
+
+class CaseWorker:
+    """One long-lived forked process per engine, restarted after a timeout.
+
+    A fork per case made every case of a Python-heavy engine pay copy-on-write
+    page faults on its first masks (several ms each); a long-lived worker pays
+    them once, in an untimed warm-up job.  The same protocol serves every engine.
+    """
+
+    def __init__(self, engine: Engine, warm_tokens: list[int]):
+        import multiprocessing as mp
+        self.engine = engine
+        self.warm_tokens = warm_tokens
+        self.ctx = mp.get_context("fork")
+        self.proc = None
+        self.conn = None
+
+    def _start(self) -> None:
+        parent, child = self.ctx.Pipe()
+        self.proc = self.ctx.Process(target=_case_worker, args=(self.engine, child, self.warm_tokens), daemon=True)
+        self.proc.start()
+        child.close()
+        self.conn = parent
+        if not self.conn.poll(300) or self.conn.recv() != "ready":
+            raise RuntimeError(f"{self.engine.name}: worker did not start")
+
+    def run(self, kind: str, source, token_seqs: list[list[int]], timeout_s: float) -> dict:
+        if self.proc is None or not self.proc.is_alive():
+            self._start()
+        self.conn.send((kind, source, token_seqs))
+        if self.conn.poll(timeout_s):
+            try:
+                return self.conn.recv()
+            except EOFError:
+                self.proc = None
+                return {"engine": self.engine.name, "compile_s": None, "mask_s": [], "accepted": 0,
+                        "refused": 0, "error": "worker died"}
+        self.proc.kill()
+        self.proc.join(5)
+        self.proc = None
+        return {"engine": self.engine.name, "compile_s": None, "mask_s": [], "accepted": 0, "refused": 0,
+                "error": f"timeout: no result within {timeout_s:.0f} s"}
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.is_alive():
+            try:
+                self.conn.send(None)
+                self.proc.join(5)
+            except (BrokenPipeError, OSError):
+                pass
+            if self.proc.is_alive():
+                self.proc.kill()
+        self.proc = None
 
 
 def percentiles(xs: list[float], qs=(50, 90, 99)) -> dict:
