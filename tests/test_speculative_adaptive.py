@@ -60,7 +60,7 @@ DRAFTERS = {"default": lambda: AdaptiveTreeDrafter(),
             "small": lambda: AdaptiveTreeDrafter(max_nodes=3, max_depth=2, branch_positions=1),
             # every kind judged likely and verification nearly free: the largest trees
             "eager": lambda: AdaptiveTreeDrafter(cost=VerifyCost(1.0, 1e-4),
-                                                 priors={k: (0.99, 1e9) for k in ("branch", "alt", "forced")})}
+                                                 priors={k: (0.99, 1e9) for k in ("branch", "alt1", "alt2", "alt3", "forced")})}
 
 
 @pytest.mark.parametrize("drafter_name", sorted(DRAFTERS))
@@ -203,10 +203,10 @@ def test_acceptance_stats_are_conditional_on_the_parent_being_accepted():
     c = _Candidates()
     a = c.add(-1, 10, "forced", 0.5)
     c.add(a, 11, "branch", 0.5)                     # judged only when 10 was accepted
-    c.add(-1, 12, "alt", 0.5)
+    c.add(-1, 12, "alt1", 0.5)
     d._last = c
     d.observe([12, 30], 1)                          # 12 accepted, then the bonus 30
-    assert d.stats.trials == {"forced": 1.0, "alt": 1.0} and d.stats.hits == {"alt": 1.0}
+    assert d.stats.trials == {"forced": 1.0, "alt1": 1.0} and d.stats.hits == {"alt1": 1.0}
 
 
 def test_verify_tree_with_batched_full_rows_gives_the_reference_greedy_output():

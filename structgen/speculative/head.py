@@ -22,7 +22,7 @@ from structgen.errors import GenerationError
 
 _TRANSPOSED: "weakref.WeakKeyDictionary[torch.nn.Module, torch.Tensor]" = weakref.WeakKeyDictionary()
 #: largest transposed copy kept (bytes); bigger heads use nn.Linear as is
-MAX_TRANSPOSED_BYTES = 512 * 2**20
+MAX_TRANSPOSED_BYTES = 1024 * 2**20      # qwen2.5-coder-1.5b's head is 933 MB
 
 
 def allowed_ids(matcher, vocab: int) -> np.ndarray:
@@ -60,6 +60,8 @@ class GreedyHead:
     def rows(self, hs: torch.Tensor) -> torch.Tensor:
         """Full logits rows [m, V] for hidden states [m, H] in one matrix product: the head's weights
         are read once for all m rows (m separate rows read them m times; ~15 ms each for smollm2)."""
+        if hs.shape[0] == 1:                  # a matrix-vector product, as for the baseline's rows
+            return self.row(hs[0]).unsqueeze(0)
         if self.weight_t is None:
             return self.lm_head(hs)
         out = hs @ self.weight_t

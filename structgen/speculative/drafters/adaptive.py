@@ -41,11 +41,12 @@ class VerifyCost:
     """Target pass cost over n fed tokens, relative to a 1-token pass: 1 for n = 1, else base + per_token * n.
 
     Defaults measured for smollm2-135m (fp32, 1 thread) on the 2-core AMD EPYC this project
-    benchmarks on: 1 token 78 ms, 8 tokens ~150 ms, 16 ~190 ms, 32 ~260 ms.
+    benchmarks on: relative to 1 token, 8 tokens cost ~1.9-2.3x, 16 ~2.2-2.7x, 32 ~2.9-3.3x
+    (the higher figures with another process busy on the second core).
     """
 
     base: float = 1.8
-    per_token: float = 0.035
+    per_token: float = 0.045
 
     def __call__(self, n: int) -> float:
         return 1.0 if n <= 1 else self.base + self.per_token * n
@@ -86,10 +87,12 @@ DEFAULT_PRIORS: dict[str, tuple[float, float]] = {
     "one": (1.0, 1e9),          # the grammar allows only this token: certain
     "forced": (0.85, 4.0),      # canonical tokenization of grammar-forced text
     "branch": (0.12, 4.0),      # another token the grammar allows where it allows few
-    "alt": (0.18, 4.0),         # another occurrence's continuation of the matched n-gram
+    # another occurrence's continuation of the matched n-gram, by recency rank among the others (each
+    # rank its own rate: the chance that *some* alternative is right does not grow with their number)
+    **{f"alt{r}": (p, 4.0) for r, p in zip(range(1, 4), (0.18, 0.1, 0.06))},
     # first token of a lookup copy, by where the copied occurrence is (prompt / output) and n-gram length
-    **{f"lookup:p{n}": (p, 3.0) for n, p in zip(range(1, 5), (0.5, 0.6, 0.7, 0.85))},
-    **{f"lookup:o{n}": (p, 3.0) for n, p in zip(range(1, 5), (0.45, 0.45, 0.6, 0.9))},
+    **{f"lookup:p{n}": (p, 3.0) for n, p in zip(range(1, 5), (0.35, 0.45, 0.7, 0.85))},
+    **{f"lookup:o{n}": (p, 3.0) for n, p in zip(range(1, 5), (0.35, 0.4, 0.6, 0.9))},
     # ... of a copy that is grammatical where the grammar forces text (the context's spelling of a key)
     **{f"spell:p{n}": (p, 3.0) for n, p in zip(range(1, 5), (0.7, 0.9, 0.95, 0.95))},
     **{f"spell:o{n}": (p, 3.0) for n, p in zip(range(1, 5), (0.6, 0.8, 0.9, 0.95))},
@@ -237,7 +240,8 @@ class AdaptiveTreeDrafter(Drafter):
                 if look:
                     kind = "spell" if forced else "lookup"
                     chunk, labels = look, [_label(kind, src, n, i) for i in range(len(look))]
-                    alternatives += [(parent, o, ["alt"] + [_label(kind, src, n, i) for i in range(1, len(o))]) for o in others]
+                    alternatives += [(parent, o, [f"alt{min(r, 3)}"] + [_label(kind, src, n, i) for i in range(1, len(o))])
+                                     for r, o in enumerate(others, start=1)]
                     if forced and forced != look[: len(forced)]:     # canonical spelling as a branch
                         alternatives.append((parent, forced, ["forced"] * len(forced)))
                     last_was_lookup = True
