@@ -157,3 +157,13 @@ def test_numba_product_equals_python_product():
     assert big.n_states == 24_038
     with pytest.raises(Exception, match="max_states"):
         intersect(char_dfa(HOSTNAME), char_dfa(HOSTNAME_LEN), 10_000)
+
+
+def test_ascii_partition_is_taken_when_it_refines_the_classes():
+    from structgen.regex import charset as cs
+    from structgen.regex.encode import _ASCII_PARTITION, _ascii_columns
+    assert _ascii_columns((cs.ALL,)) == [0] * len(_ASCII_PARTITION)
+    assert _ascii_columns(tuple(_ASCII_PARTITION)) == list(range(len(_ASCII_PARTITION)))
+    assert _ascii_columns(tuple(char_dfa(complement_regex(["apiVersion", "kind"])).classes)) is not None
+    assert _ascii_columns((((0, 0x10),),)) is None                                # splits the controls
+    assert _ascii_columns(tuple(char_dfa(complement_regex(["\x7f"])).classes)) is None  # splits DEL and up

@@ -264,36 +264,50 @@ _UNIVERSAL_PARTITIONS = frozenset({(cs.ALL,), _ASCII_PARTITION})
 def _on_ascii_partition(dfa: CharDFA) -> CharDFA:
     """``dfa`` over :data:`_ASCII_PARTITION` when every one of its classes is a union of those
     classes (same language); otherwise ``dfa`` itself."""
-    starts = []
-    for i, klass in enumerate(dfa.classes):
-        for lo, hi in klass:
-            starts.append((lo, hi, i))
-    starts.sort()
-    los = [x[0] for x in starts]
-    col = []
-    for part in _ASCII_PARTITION:
-        owner = None
-        for lo, hi in part:
-            # every codepoint of [lo, hi] must lie in one class (or in none)
-            cp = lo
-            while cp <= hi:
-                j = bisect.bisect_right(los, cp) - 1
-                if j >= 0 and starts[j][0] <= cp <= starts[j][1]:
-                    c, end = starts[j][2], starts[j][1]
-                else:
-                    c = -1
-                    end = (starts[j + 1][0] - 1) if j + 1 < len(starts) else cs.MAX_CP
-                if owner is None:
-                    owner = c
-                elif owner != c:
-                    return dfa
-                cp = end + 1
-        col.append(-1 if owner is None else owner)
+    col = _ascii_columns(tuple(dfa.classes))
+    if col is None:
+        return dfa
     arr = np.asarray(dfa.trans, dtype=np.int64).reshape(dfa.n_states, len(dfa.classes))
     cols = np.asarray(col, dtype=np.int64)
     trans = np.where(cols >= 0, arr[:, np.maximum(cols, 0)], -1) if len(dfa.classes) else \
         np.full((dfa.n_states, len(col)), -1, dtype=np.int64)
     return CharDFA(list(_ASCII_PARTITION), trans.tolist(), dfa.accept)
+
+
+def _ascii_columns(classes: tuple[CharSet, ...]) -> list[int] | None:
+    """For each class of :data:`_ASCII_PARTITION` the class of ``classes`` containing it (-1: none),
+    or None if one of them is split between classes."""
+    iv = sorted((lo, hi, i) for i, klass in enumerate(classes) for lo, hi in klass)
+    los = [x[0] for x in iv]
+
+    def owner(lo: int, hi: int) -> int | None:
+        """The one class covering all of [lo, hi] (-1 if none covers any of it), else None."""
+        j = bisect.bisect_right(los, lo) - 1
+        if j >= 0 and iv[j][1] >= lo:        # lo is in interval j
+            c, end = iv[j][2], iv[j][1]
+            while end < hi:                  # the same class must continue without a gap
+                j += 1
+                if j >= len(iv) or iv[j][0] != end + 1 or iv[j][2] != c:
+                    return None
+                end = iv[j][1]
+            return c
+        nxt = iv[j + 1][0] if j + 1 < len(iv) else cs.MAX_CP + 1
+        return -1 if nxt > hi else None
+
+    # printable ASCII characters one by one, from the intervals that reach below DEL
+    of = [-1] * 0x7F
+    for lo, hi, i in iv:
+        if lo >= 0x7F:
+            break
+        for c in range(lo, min(hi, 0x7E) + 1):
+            of[c] = i
+    controls = of[0]
+    if any(x != controls for x in of[1:0x20]):
+        return None
+    tails = {owner(lo, hi) for lo, hi in _ASCII_PARTITION[-1]}   # DEL and up (minus surrogates)
+    if len(tails) != 1 or None in tails:
+        return None
+    return [controls] + of[0x20:0x7F] + [tails.pop()]
 
 
 # below this many character states the per-state expansion's Python loop is cheaper than numpy set-up
@@ -472,13 +486,7 @@ def expand_per_state(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool 
     node_ids: dict[tuple[tuple[int, int, int], ...], int] = {}
     limit = max_states - n - 2 * pad
 
-    # classes under each decoder node (children have smaller ids than their parents)
-    under = [0] * len(dec)
-    for j in range(1, len(dec)):
-        m = 0
-        for lo, hi, d in dec[j]:
-            m |= (1 << (-d - 1)) if d < 0 else under[d]
-        under[j] = m
+    under, child_of_edge, under_children, byte_col = _decoder_layout(dec, len(dfa.classes))
     # a subtrie whose classes all go to one target t instantiates the same for every state:
     # shared by (node, t), so each state only walks the paths to its other targets
     uniform: dict[tuple[int, int], int] = {}
@@ -525,22 +533,17 @@ def expand_per_state(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool 
 
     # the root is instantiated for every state at once: its class leaves straight from the
     # transition table, its child subtries (multi-byte leads, escapes) per state as above
-    root = dec[0]
-    child_of_edge = [d for lo, hi, d in root if d >= 0]
     child_inst = np.full((n, len(child_of_edge) + 1), -1, dtype=np.int64)   # last column: no edge
     k = len(dfa.classes)
     # each state's "default" target is the one of its largest class (most codepoints, so most of
     # the decoder trie); the other classes are "special" and only their paths are walked per state
     T = np.asarray(dfa.trans, dtype=np.int64).reshape(n, k) if k else np.zeros((n, 0), np.int64)
-    big = max(range(k), key=lambda c: sum(hi - lo + 1 for lo, hi in dfa.classes[c])) if k else 0
+    big = _largest_class(tuple(dfa.classes)) if k else 0
     defaults = T[:, big].tolist() if k else [-1] * n
     rows_s, cols_s = np.nonzero(T != T[:, big:big + 1]) if k else (np.zeros(0, np.int64),) * 2
     specials = [0] * n
     for r, c in zip(rows_s.tolist(), cols_s.tolist()):
         specials[r] |= 1 << c
-    under_children = 0
-    for d in child_of_edge:
-        under_children |= under[d]
     by_default: dict[int, list[int]] = {}   # states whose root children are all uniform share them
     for s in range(n):
         default = defaults[s]
@@ -558,6 +561,35 @@ def expand_per_state(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool 
                 by_default[default] = vals
         child_inst[s, :len(vals)] = vals
     cols = np.concatenate([T, child_inst], axis=1)
+    trans, accepting = _table(n, [()] * n, nodes, pad, dfa.accept)
+    body = trans[pad:pad + n]
+    body[:] = cols[:, byte_col]
+    if pad:
+        np.add(body, pad, out=body, where=body >= 0)
+    return trans, accepting
+
+
+_LAYOUTS: dict[int, tuple] = {}
+
+
+def _decoder_layout(dec: tuple, k: int) -> tuple[list[int], list[int], int, np.ndarray]:
+    """Per decoder trie (cached with it): the classes under each node (bitmasks; children have
+    smaller ids than parents), the root's child nodes, the classes under any of them, and the
+    byte -> column map of the root (columns: k classes, then the children, then "no edge")."""
+    got = _LAYOUTS.get(id(dec))
+    if got is not None and got[0] is dec:
+        return got[1]
+    under = [0] * len(dec)
+    for j in range(1, len(dec)):
+        m = 0
+        for lo, hi, d in dec[j]:
+            m |= (1 << (-d - 1)) if d < 0 else under[d]
+        under[j] = m
+    root = dec[0]
+    child_of_edge = [d for lo, hi, d in root if d >= 0]
+    under_children = 0
+    for d in child_of_edge:
+        under_children |= under[d]
     byte_col = np.full(256, k + len(child_of_edge), dtype=np.int64)
     ci = 0
     for lo, hi, d in root:
@@ -566,12 +598,16 @@ def expand_per_state(dfa: CharDFA, json: bool, max_states: int, *, quoted: bool 
         else:
             byte_col[lo:hi + 1] = k + ci
             ci += 1
-    trans, accepting = _table(n, [()] * n, nodes, pad, dfa.accept)
-    body = trans[pad:pad + n]
-    body[:] = cols[:, byte_col]
-    if pad:
-        np.add(body, pad, out=body, where=body >= 0)
-    return trans, accepting
+    layout = (under, child_of_edge, under_children, byte_col)
+    if len(_LAYOUTS) > 512:
+        _LAYOUTS.clear()
+    _LAYOUTS[id(dec)] = (dec, layout)   # keeps dec alive, so its id is not reused
+    return layout
+
+
+@functools.lru_cache(maxsize=512)
+def _largest_class(classes: tuple[CharSet, ...]) -> int:
+    return max(range(len(classes)), key=lambda c: sum(hi - lo + 1 for lo, hi in classes[c]))
 
 
 def _table(n: int, rows: list, nodes: list, pad: int, accept: list[bool]) -> tuple[np.ndarray, np.ndarray]:
