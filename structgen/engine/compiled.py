@@ -299,8 +299,8 @@ class CompiledGrammar:
     def _glr_root(self, vid: int):
         """The parser-independent part of a GLR mask: the root walk, as kernel inputs (cached).
 
-        Boundaries go to the kernel as the walk reports them (one accepted-terminal
-        list per parent node), with none of the grouping the Earley path needs.
+        Boundaries go to the kernel grouped by the terminals accepted there (one
+        GLR step and one cached walk per group, not per boundary node).
         """
         got = self._glr_roots.get(vid)
         if got is None:
@@ -313,8 +313,21 @@ class CompiledGrammar:
                     self.stats["slice_walks"] += 1
                 self.stats["walks"] += 1
                 self.stats["visited_nodes"] += int(visited)
-                got = self._glr_roots[vid] = (mask, (b_node[:nb].copy(), b_st[:nb].copy(), b_len[:nb].copy(),
-                                                     acc_buf[:na].copy()))
+                by_region: dict[tuple[int, int], list[int]] = {}
+                for node, st, ln in zip(b_node[:nb].tolist(), b_st[:nb].tolist(), b_len[:nb].tolist()):
+                    by_region.setdefault((st, ln), []).append(node)
+                by_acc: dict[tuple[int, ...], list[int]] = {}
+                for (st, ln), nodes in by_region.items():
+                    by_acc.setdefault(tuple(acc_buf[st:st + ln].tolist()), []).extend(nodes)
+                nodes = [sorted(ns) for ns in by_acc.values()]
+                accs = list(by_acc)
+                noff = np.zeros(len(nodes) + 1, dtype=np.int32)
+                np.cumsum([len(x) for x in nodes], out=noff[1:])
+                aoff = np.zeros(len(accs) + 1, dtype=np.int32)
+                np.cumsum([len(x) for x in accs], out=aoff[1:])
+                flat_nodes = np.array([n for ns in nodes for n in ns], dtype=np.int32)
+                flat_acc = np.array([t for a in accs for t in a], dtype=np.int32)
+                got = self._glr_roots[vid] = (mask, (flat_nodes, noff, flat_acc, aoff))
         return got
 
     def _glr_mask(self, pset: LRSet, vid: int) -> np.ndarray:

@@ -309,18 +309,23 @@ DEFERRED = -5   # a boundary result that depends on unknown stack parts
 
 
 @numba.njit(cache=True)
-def defer_work(out, pos, kind, tnode, acc_buf, a_off, a_len, sid, set_off, set_len, set_buf, pool_state, pool_parent):
-    """Append a deferred boundary [kind, node, n_acc, acc..., set] or item [kind, node, set]; new pos or -1."""
-    if pos + 3 + a_len > out.shape[0]:
+def defer_work(out, pos, kind, gnode_buf, n_off, n_len, acc_buf, a_off, a_len, sid, set_off, set_len, set_buf,
+               pool_state, pool_parent):
+    """Append deferred work; new pos or -1 when ``out`` is full.
+
+    A boundary group is [kind, n_nodes, nodes..., n_acc, acc..., set], an item
+    group [kind, n_nodes, nodes..., set]; the set as written by :func:`write_set`.
+    """
+    if pos + 3 + n_len + a_len > out.shape[0]:
         return -1
     out[pos] = kind
-    out[pos + 1] = tnode
-    pos += 2
+    out[pos + 1] = n_len
+    for y in range(n_len):
+        out[pos + 2 + y] = gnode_buf[n_off + y]
+    pos += 2 + n_len
     if kind == DEFER_BOUNDARY:
         out[pos] = a_len
         for y in range(a_len):
             out[pos + 1 + y] = acc_buf[a_off + y]
         pos += 1 + a_len
     return write_set(out, pos, sid, set_off, set_len, set_buf, pool_state, pool_parent)
-
-

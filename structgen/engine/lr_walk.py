@@ -30,24 +30,25 @@ from .lr_stacks import (C_CMARK, C_DEF, C_EXP, C_MARK, C_MEMO, C_NODES, C_RES, C
                         defer_work, expected_search, intern_node, intern_set, shift_search)
 
 
-SUBWALK_MIN_NODES = 48   # sub-walks over larger subtrees are cached across masks
-
-
 @numba.njit(cache=True)
-def _subwalk_key(node, vec, off, n):
-    h = np.int64(node) * np.int64(0x9E3779B1) + np.int64(n)
-    for j in range(n):
-        h = (h * np.int64(1000003) + np.int64(vec[off + j])) & np.int64(0x3FFFFFFFFFFFFFFF)
+def _group_key(nodes, n_off, n_len, vec, v_off, v_len):
+    h = np.int64(n_len) * np.int64(0x9E3779B1) + np.int64(v_len)
+    for j in range(n_len):
+        h = (h * np.int64(1000003) + np.int64(nodes[n_off + j])) & np.int64(0x3FFFFFFFFFFFFFFF)
+    for j in range(v_len):
+        h = (h * np.int64(1000003) + np.int64(vec[v_off + j])) & np.int64(0x3FFFFFFFFFFFFFFF)
     return h
 
 
 @numba.njit(cache=True)
-def _lookup_subwalk(sc_table, sc_key, sc_start, sc_data, key, node, vec, off, n):
-    """Offset in ``sc_data`` of the cached walk below ``node`` from lexer vector ``vec[off:off+n]``, or -1.
+def _lookup_walk(sc_table, sc_key, sc_start, sc_data, key, nodes, n_off, n_len, vec, v_off, v_len):
+    """Offset in ``sc_data`` of the cached walk of a node group from a lexer vector, or -1.
 
-    Entries are runs of int64: [node, n, vector..., n_words, (word, bits)*,
-    n_boundaries, (node, n_acc, acc...)*]; ``sc_table`` is an open-addressing
-    index (entry + 1, 0 = empty) probed linearly from the key's hash.
+    Entries are runs of int64: [n_nodes, nodes..., n_vec, vector..., n_words,
+    (word, bits)*, n_groups, (n_acc, acc..., n_nodes, nodes...)*] - the tokens
+    the walk allows and its boundaries grouped by accepted terminals.  The
+    index ``sc_table`` (entry + 1, 0 = empty) is probed linearly from the key's
+    hash, and the nodes and vector are compared in full, so a hit is exact.
     """
     tmask = sc_table.shape[0] - 1
     h = (key * np.int64(2654435761)) & tmask
@@ -58,19 +59,27 @@ def _lookup_subwalk(sc_table, sc_key, sc_start, sc_data, key, node, vec, off, n)
         e = v - 1
         if sc_key[e] == key:
             p = sc_start[e]
-            if sc_data[p] == node and sc_data[p + 1] == n:
-                same = True
-                for j in range(n):
-                    if sc_data[p + 2 + j] != vec[off + j]:
+            same = sc_data[p] == n_len
+            if same:
+                for j in range(n_len):
+                    if sc_data[p + 1 + j] != nodes[n_off + j]:
                         same = False
                         break
+            if same:
+                q = p + 1 + n_len
+                same = sc_data[q] == v_len
                 if same:
-                    return p
+                    for j in range(v_len):
+                        if sc_data[q + 1 + j] != vec[v_off + j]:
+                            same = False
+                            break
+                if same:
+                    return q + 1 + v_len
         h = (h + 1) & tmask
 
 
 @numba.njit(cache=True)
-def _reserve_subwalk(sc_table, sc_key, sc_start, sc_data, sc_ctr, key, size):
+def _reserve_walk(sc_table, sc_key, sc_start, sc_data, sc_ctr, key, size):
     """Room for a new entry of ``size`` int64s: its offset, or -1 when the cache is full."""
     e = sc_ctr[0]
     p = sc_ctr[1]
@@ -90,17 +99,18 @@ def _reserve_subwalk(sc_table, sc_key, sc_start, sc_data, sc_ctr, key, size):
 
 
 @numba.njit(cache=True, inline="always")
-def _same(acc_buf, a_off, data, d_off, n):
+def _same_run(buf, a, b, n):
     for y in range(n):
-        if acc_buf[a_off + y] != data[d_off + y]:
+        if buf[a + y] != buf[b + y]:
             return False
     return True
 
 
-# workspace arrays, reused across calls (see Workspace); int32 ones travel in one tuple, int64 ones in another
+# workspace arrays, reused across calls (see Workspace); int32 ones travel in one blob, int64 ones in another
 W32 = ("pool_state", "pool_parent", "todo", "exp_off", "exp_len", "exp_buf", "memo_off", "memo_len", "res_buf",
-       "set_off", "set_len", "set_buf", "vec_off", "vec_len", "vec_buf", "scratch", "bq_node", "bq_set", "bq_acc",
-       "bq_alen", "acc_buf", "it_node", "it_set", "node_slot", "memo_slot", "set_slot", "def_out")
+       "set_off", "set_len", "set_buf", "vec_off", "vec_len", "vec_buf", "scratch", "bq_noff", "bq_nlen", "bq_set",
+       "bq_acc", "bq_alen", "it_noff", "it_nlen", "it_set", "gnode_buf", "acc_buf", "tb_node", "tb_acc", "tb_alen",
+       "tb_group", "sg_acc", "sg_alen", "sg_count", "sg_pos", "node_slot", "memo_slot", "set_slot", "def_out")
 W64 = ("node_table", "memo_table", "set_table", "visit", "la_stamp", "memo_key", "term_mark", "cand_mark", "ctr")
 
 
@@ -109,25 +119,27 @@ def glr_mask_kernel(
         f_byte, f_depth, f_end, f_tok_start, f_tok_ids,
         trans, acc_term, term_start, is_ignore, prio, is_lit, resolve,
         lr_blob, lr_off, follow_bits,
-        root_mask, rb_node, rb_acc_start, rb_acc_len, rb_acc,
+        root_mask, rg_nodes, rg_noff, rg_acc, rg_aoff,
         stk_states, stk_off, stk_unknown, topk, record, def_in, max_depth, w32_blob, w32_off, w64_blob, w64_off,
         la, dmask, sc_table, sc_key, sc_start, sc_data, sc_ctr):
     """Returns (mask, status, stats, n_deferred).  status 1: done; 0: a workspace capacity was
     exceeded (retry larger); -1: a search popped below a complete stack (a bug).
 
+    The root walk's boundaries arrive grouped by accepted terminals: group g is
+    ``rg_nodes[rg_noff[g]:rg_noff[g+1]]`` with terminals ``rg_acc[rg_aoff[g]:rg_aoff[g+1]]``.
     Stacks are ``stk_states[stk_off[k]:stk_off[k+1]]`` (bottom to top).  With
     ``record``, a stack flagged in ``stk_unknown`` holds only its top ``topk``
     states, the rest being *unknown*: the mask then has exactly the tokens whose
-    outcome the known states decide, and every boundary or item whose search reached an unknown part is
-    written to ``def_out`` (the first ``n_deferred`` int32s) instead of being
-    explored.  ``def_in`` is such a list to explore now, on the complete stacks
-    (whose top ``topk`` states are the ones recorded with).
-    The LR tables and the workspace arrive as flat blobs with offset arrays (one
-    argument each instead of dozens: numba's per-argument dispatch cost was a
-    third of a small mask).  ``w32``/``w64``/``la``/``dmask`` are the caller's
-    workspace (clean on entry, left clean on return).  ``sc_*`` is the persistent cache of large sub-walks
-    (see :func:`_lookup_subwalk`).  ``stats`` = [trie nodes visited, items,
-    stack nodes, stack sets, sub-walk cache hits].
+    outcome the known states decide, and every boundary or item group whose
+    search reached an unknown part is written to ``def_out`` (the first
+    ``n_deferred`` int32s) instead of being explored.  ``def_in`` is such a list
+    to explore now, on the complete stacks (whose top ``topk`` states are the
+    ones recorded with).  The LR tables and the workspace arrive as flat blobs
+    with offset arrays (one argument each instead of dozens: numba's
+    per-argument dispatch cost was a third of a small mask); the workspace is
+    clean on entry and left clean.  ``sc_*`` is the persistent cache of group
+    walks (see :func:`_lookup_walk`).  ``stats`` = [trie nodes visited, items,
+    stack nodes, stack sets, cached walks replayed].
     """
     lr = (lr_blob[lr_off[0]:lr_off[1]], lr_blob[lr_off[1]:lr_off[2]], lr_blob[lr_off[2]:lr_off[3]],
           lr_blob[lr_off[3]:lr_off[4]], lr_blob[lr_off[4]:lr_off[5]], lr_blob[lr_off[5]:lr_off[6]],
@@ -141,33 +153,29 @@ def glr_mask_kernel(
            w32_blob[w32_off[15]:w32_off[16]], w32_blob[w32_off[16]:w32_off[17]], w32_blob[w32_off[17]:w32_off[18]],
            w32_blob[w32_off[18]:w32_off[19]], w32_blob[w32_off[19]:w32_off[20]], w32_blob[w32_off[20]:w32_off[21]],
            w32_blob[w32_off[21]:w32_off[22]], w32_blob[w32_off[22]:w32_off[23]], w32_blob[w32_off[23]:w32_off[24]],
-           w32_blob[w32_off[24]:w32_off[25]], w32_blob[w32_off[25]:w32_off[26]], w32_blob[w32_off[26]:w32_off[27]])
+           w32_blob[w32_off[24]:w32_off[25]], w32_blob[w32_off[25]:w32_off[26]], w32_blob[w32_off[26]:w32_off[27]],
+           w32_blob[w32_off[27]:w32_off[28]], w32_blob[w32_off[28]:w32_off[29]], w32_blob[w32_off[29]:w32_off[30]],
+           w32_blob[w32_off[30]:w32_off[31]], w32_blob[w32_off[31]:w32_off[32]], w32_blob[w32_off[32]:w32_off[33]],
+           w32_blob[w32_off[33]:w32_off[34]], w32_blob[w32_off[34]:w32_off[35]], w32_blob[w32_off[35]:w32_off[36]],
+           w32_blob[w32_off[36]:w32_off[37]], w32_blob[w32_off[37]:w32_off[38]])
     w64 = (w64_blob[w64_off[0]:w64_off[1]], w64_blob[w64_off[1]:w64_off[2]], w64_blob[w64_off[2]:w64_off[3]],
            w64_blob[w64_off[3]:w64_off[4]], w64_blob[w64_off[4]:w64_off[5]], w64_blob[w64_off[5]:w64_off[6]],
            w64_blob[w64_off[6]:w64_off[7]], w64_blob[w64_off[7]:w64_off[8]], w64_blob[w64_off[8]:w64_off[9]])
-    (pool_state, pool_parent, todo, exp_off, exp_len, exp_buf, memo_off, memo_len, res_buf,
-     set_off, set_len, set_buf, vec_off, vec_len, vec_buf, scratch, bq_node, bq_set, bq_acc,
-     bq_alen, acc_buf, it_node, it_set, node_slot, memo_slot, set_slot, def_out) = w32
     (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr) = w64
-    n_terms = term_start.shape[0]
+    exp_off = w32[3]
+    vec_off = w32[12]
+    node_slot = w32[34]
+    memo_slot = w32[35]
+    set_slot = w32[36]
     mask = root_mask.copy()
     stats = np.zeros(5, dtype=np.int64)
     for c_ in (C_NODES, C_EXP, C_MEMO, C_RES, C_SETS, C_SETBUF, C_VEC, C_DEF):
         ctr[c_] = 0   # stamps and marks (C_STAMP, C_MARK, C_CMARK) keep counting across calls
-    cand_terms = np.empty(n_terms + 1, dtype=np.int32)
-    acc_terms = np.empty(n_terms + 1, dtype=np.int32)
-    chosen = np.empty(n_terms + 1, dtype=np.int32)
-    n_bq = rb_node.shape[0]
-    bq_cap = bq_node.shape[0]
-    n_acc_buf = rb_acc.shape[0]
-    if n_bq > bq_cap or n_acc_buf > acc_buf.shape[0]:
-        return mask, 0, stats, 0
-    acc_buf[:n_acc_buf] = rb_acc
     status = _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, term_start, is_ignore,
-                      prio, is_lit, resolve, lr, follow_bits, rb_node, rb_acc_start, rb_acc_len, stk_states,
-                      stk_off, stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table, sc_key, sc_start,
-                      sc_data, sc_ctr, mask, stats, cand_terms, acc_terms, chosen, n_bq, n_acc_buf)
-    # leave the workspace clean: hash slots, per-node and per-set caches
+                      prio, is_lit, resolve, lr, follow_bits, rg_nodes, rg_noff, rg_acc, rg_aoff, stk_states,
+                      stk_off, stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table, sc_key,
+                      sc_start, sc_data, sc_ctr, mask, stats)
+    # leave the workspace clean: hash slots, per-node and per-set caches, the scratch mask
     for k in range(ctr[C_NODES]):
         node_table[node_slot[k]] = 0
         exp_off[k] = -1
@@ -177,29 +185,40 @@ def glr_mask_kernel(
         if set_slot[k] >= 0:
             set_table[set_slot[k]] = 0
         vec_off[k] = -1
+    if status != 1:
+        dmask[:] = 0
     return mask, status, stats, ctr[C_DEF]
 
 
 @numba.njit(cache=True)
 def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, term_start, is_ignore, prio,
-             is_lit, resolve, lr, follow_bits, rb_node, rb_acc_start, rb_acc_len, stk_states, stk_off,
-             stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table, sc_key, sc_start, sc_data, sc_ctr,
-             mask, stats, cand_terms, acc_terms, chosen, n_bq, n_acc_buf):
+             is_lit, resolve, lr, follow_bits, rg_nodes, rg_noff, rg_acc, rg_aoff, stk_states, stk_off,
+             stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table, sc_key, sc_start,
+             sc_data, sc_ctr, mask, stats):
     """The work queue of :func:`glr_mask_kernel`; returns its status."""
     (pool_state, pool_parent, todo, exp_off, exp_len, exp_buf, memo_off, memo_len, res_buf,
-     set_off, set_len, set_buf, vec_off, vec_len, vec_buf, scratch, bq_node, bq_set, bq_acc,
-     bq_alen, acc_buf, it_node, it_set, node_slot, memo_slot, set_slot, def_out) = w32
+     set_off, set_len, set_buf, vec_off, vec_len, vec_buf, scratch, bq_noff, bq_nlen, bq_set,
+     bq_acc, bq_alen, it_noff, it_nlen, it_set, gnode_buf, acc_buf, tb_node, tb_acc, tb_alen,
+     tb_group, sg_acc, sg_alen, sg_count, sg_pos, node_slot, memo_slot, set_slot, def_out) = w32
     (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr) = w64
     n_terms = term_start.shape[0]
     cap = pool_state.shape[0]
     sh_start = lr[T_SH_START]
     sh_term = lr[T_SH_TERM]
     rd_start = lr[T_RD_START]
-    bq_cap = bq_node.shape[0]
+    bq_cap = bq_noff.shape[0]
+    it_cap = it_noff.shape[0]
+    tb_cap = tb_node.shape[0]
+    cand_terms = np.empty(n_terms + 1, dtype=np.int32)
+    acc_terms = np.empty(n_terms + 1, dtype=np.int32)
+    chosen = np.empty(n_terms + 1, dtype=np.int32)
+    n_bq = 0
     n_items = 0
+    n_gn = 0
+    n_acc_buf = 0
     # ---- the initial stacks, as set 0 ---------------------------------------------------
     n_stk = stk_off.shape[0] - 1
-    if n_stk > cap:
+    if n_stk > cap or n_stk > set_buf.shape[0]:
         return 0
     stk_nodes = np.empty(stk_states.shape[0], dtype=np.int32)
     for k in range(n_stk):
@@ -212,8 +231,6 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
             stk_nodes[j] = parent
         scratch[k] = parent
     tops = np.sort(scratch[:n_stk])
-    if n_stk > set_buf.shape[0]:
-        return 0
     for k in range(n_stk):
         set_buf[k] = tops[k]
     set_off[0] = 0
@@ -221,18 +238,35 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
     set_slot[0] = -1   # set 0 is never looked up by content
     ctr[C_SETBUF] = n_stk
     ctr[C_SETS] = 1
-    for k in range(n_bq):
-        bq_node[k] = rb_node[k]
-        bq_set[k] = 0
-        bq_acc[k] = rb_acc_start[k]
-        bq_alen[k] = rb_acc_len[k]
+    # ---- the root walk's boundary groups, on set 0 ----------------------------------------
+    n_rg = rg_noff.shape[0] - 1
+    if n_rg > bq_cap or rg_nodes.shape[0] > gnode_buf.shape[0] or rg_acc.shape[0] > acc_buf.shape[0]:
+        return 0
+    gnode_buf[:rg_nodes.shape[0]] = rg_nodes
+    acc_buf[:rg_acc.shape[0]] = rg_acc
+    n_gn = rg_nodes.shape[0]
+    n_acc_buf = rg_acc.shape[0]
+    for g in range(n_rg):
+        bq_noff[g] = rg_noff[g]
+        bq_nlen[g] = rg_noff[g + 1] - rg_noff[g]
+        bq_acc[g] = rg_aoff[g]
+        bq_alen[g] = rg_aoff[g + 1] - rg_aoff[g]
+        bq_set[g] = 0
+    n_bq = n_rg
     # ---- deferred work recorded on these stacks' top states: rebuild its sets on the full stacks
     pos = 0
     while pos < def_in.shape[0]:
         kind = def_in[pos]
-        tnode = def_in[pos + 1]
+        nl = def_in[pos + 1]
         pos += 2
-        a_off = -1
+        if n_gn + nl > gnode_buf.shape[0]:
+            return 0
+        g_off = n_gn
+        for y in range(nl):
+            gnode_buf[n_gn + y] = def_in[pos + y]
+        n_gn += nl
+        pos += nl
+        a_off = 0
         a_len = 0
         if kind == DEFER_BOUNDARY:
             a_len = def_in[pos]
@@ -269,15 +303,17 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
         if kind == DEFER_BOUNDARY:
             if n_bq >= bq_cap:
                 return 0
-            bq_node[n_bq] = tnode
-            bq_set[n_bq] = sid
+            bq_noff[n_bq] = g_off
+            bq_nlen[n_bq] = nl
             bq_acc[n_bq] = a_off
             bq_alen[n_bq] = a_len
+            bq_set[n_bq] = sid
             n_bq += 1
         else:
-            if n_items >= it_node.shape[0]:
+            if n_items >= it_cap:
                 return 0
-            it_node[n_items] = tnode
+            it_noff[n_items] = g_off
+            it_nlen[n_items] = nl
             it_set[n_items] = sid
             n_items += 1
 
@@ -288,142 +324,135 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
     rec_owner = np.full(maxd, -2, dtype=np.int64)
     rec_start = np.zeros(maxd, dtype=np.int32)
     rec_len = np.zeros(maxd, dtype=np.int32)
+    mk = ctr[C_MARK]
 
     bq_head = 0
     it_head = 0
-    last_key_set = -1
-    last_key_acc = -1
-    last_res = -1
     while True:
         if bq_head < n_bq:
-            # ---------------- a boundary: the GLR step ----------------------------------
+            # ---------------- a boundary group: the GLR step ----------------------------------
             k = bq_head
             bq_head += 1
             sid = bq_set[k]
-            if sid == last_key_set and bq_acc[k] == last_key_acc:
-                r_set = last_res   # a sibling of the previous boundary: same parent, same result
-            else:
-                r_set = -1
-                ctr[C_MARK] += 1
-                mk = ctr[C_MARK]
-                n_acc = 0
-                any_ignore = False
-                for e in range(bq_acc[k], bq_acc[k] + bq_alen[k]):
-                    t = acc_buf[e]
-                    if term_mark[t] != mk:
-                        term_mark[t] = mk
-                        acc_terms[n_acc] = t
-                        n_acc += 1
-                        if is_ignore[t]:
-                            any_ignore = True
+            r_set = -1
+            ctr[C_MARK] += 1
+            mk = ctr[C_MARK]
+            n_acc = 0
+            any_ignore = False
+            for e in range(bq_acc[k], bq_acc[k] + bq_alen[k]):
+                t = acc_buf[e]
+                if term_mark[t] != mk:
+                    term_mark[t] = mk
+                    acc_terms[n_acc] = t
+                    n_acc += 1
+                    if is_ignore[t]:
+                        any_ignore = True
+            n_ch = 0
+            unknown = False
+            for ci in range(n_acc):
+                t = acc_terms[ci]
+                got = False
+                for q in range(set_off[sid], set_off[sid] + set_len[sid]):
+                    node = set_buf[q]
+                    key = np.int64(node) * np.int64(n_terms + 1) + t
+                    mh = (key * np.int64(2654435761)) & (memo_table.shape[0] - 1)
+                    mi = -1
+                    while True:
+                        v = memo_table[mh]
+                        if v == 0:
+                            break
+                        if memo_key[v - 1] == key:
+                            mi = v - 1
+                            break
+                        mh = (mh + 1) & (memo_table.shape[0] - 1)
+                    if mi < 0:
+                        if ctr[C_MEMO] >= cap:
+                            return 0
+                        mo = ctr[C_RES]
+                        n_out = shift_search(node, t, lr, follow_bits, pool_state, pool_parent, node_table,
+                                             visit, todo, ctr, res_buf, mo, node_slot)
+                        if n_out == UNKNOWN:
+                            if not record:
+                                return -1
+                            n_res_len = -1   # decided below the known top: defer
+                            n_out = mo
+                        elif n_out < 0:
+                            return 0
+                        else:
+                            n_res_len = n_out - mo
+                        ctr[C_RES] = n_out
+                        mi = ctr[C_MEMO]
+                        memo_key[mi] = key
+                        memo_off[mi] = mo
+                        memo_len[mi] = n_res_len
+                        memo_table[mh] = mi + 1
+                        memo_slot[mi] = mh
+                        ctr[C_MEMO] = mi + 1
+                    if memo_len[mi] > 0:
+                        got = True
+                    elif memo_len[mi] < 0:
+                        unknown = True
+                if got:
+                    chosen[n_ch] = t
+                    n_ch += 1
+            if unknown:
                 n_ch = 0
-                unknown = False
-                for ci in range(n_acc):
-                    t = acc_terms[ci]
-                    got = False
+                r_set = DEFERRED   # some terminal's fate depends on the unknown part of a stack
+            if n_ch > 0 and resolve:
+                best = prio[chosen[0]]
+                for ci in range(1, n_ch):
+                    if prio[chosen[ci]] > best:
+                        best = prio[chosen[ci]]
+                has_lit = False
+                for ci in range(n_ch):
+                    if prio[chosen[ci]] == best and is_lit[chosen[ci]]:
+                        has_lit = True
+                m2 = 0
+                for ci in range(n_ch):
+                    t = chosen[ci]
+                    if prio[t] == best and (is_lit[t] or not has_lit):
+                        chosen[m2] = t
+                        m2 += 1
+                n_ch = m2
+            if n_ch > 0:
+                # union of the chosen shifts -> one interned set
+                n_sc = 0
+                for ci in range(n_ch):
+                    t = chosen[ci]
                     for q in range(set_off[sid], set_off[sid] + set_len[sid]):
                         node = set_buf[q]
                         key = np.int64(node) * np.int64(n_terms + 1) + t
                         mh = (key * np.int64(2654435761)) & (memo_table.shape[0] - 1)
-                        mi = -1
-                        while True:
-                            v = memo_table[mh]
-                            if v == 0:
-                                break
-                            if memo_key[v - 1] == key:
-                                mi = v - 1
-                                break
+                        while memo_key[memo_table[mh] - 1] != key:
                             mh = (mh + 1) & (memo_table.shape[0] - 1)
-                        if mi < 0:
-                            if ctr[C_MEMO] >= cap:
+                        mi = memo_table[mh] - 1
+                        for e in range(memo_off[mi], memo_off[mi] + memo_len[mi]):
+                            if n_sc >= cap:
                                 return 0
-                            mo = ctr[C_RES]
-                            n_out = shift_search(node, t, lr, follow_bits, pool_state, pool_parent, node_table,
-                                                  visit, todo, ctr, res_buf, mo, node_slot)
-                            if n_out == UNKNOWN:
-                                if not record:
-                                    return -1
-                                n_res_len = -1   # decided below the known top: defer
-                                n_out = mo
-                            elif n_out < 0:
-                                return 0
-                            else:
-                                n_res_len = n_out - mo
-                            ctr[C_RES] = n_out
-                            mi = ctr[C_MEMO]
-                            memo_key[mi] = key
-                            memo_off[mi] = mo
-                            memo_len[mi] = n_res_len
-                            memo_table[mh] = mi + 1
-                            memo_slot[mi] = mh
-                            ctr[C_MEMO] = mi + 1
-                        if memo_len[mi] > 0:
-                            got = True
-                        elif memo_len[mi] < 0:
-                            unknown = True
-                    if got:
-                        chosen[n_ch] = t
-                        n_ch += 1
-                if unknown:
-                    n_ch = 0
-                    r_set = DEFERRED   # some terminal's fate depends on the unknown part of a stack
-                if n_ch > 0 and resolve:
-                    best = prio[chosen[0]]
-                    for ci in range(1, n_ch):
-                        if prio[chosen[ci]] > best:
-                            best = prio[chosen[ci]]
-                    has_lit = False
-                    for ci in range(n_ch):
-                        if prio[chosen[ci]] == best and is_lit[chosen[ci]]:
-                            has_lit = True
-                    m2 = 0
-                    for ci in range(n_ch):
-                        t = chosen[ci]
-                        if prio[t] == best and (is_lit[t] or not has_lit):
-                            chosen[m2] = t
-                            m2 += 1
-                    n_ch = m2
-                if n_ch > 0:
-                    # union of the chosen shifts -> one interned set
-                    n_sc = 0
-                    for ci in range(n_ch):
-                        t = chosen[ci]
-                        for q in range(set_off[sid], set_off[sid] + set_len[sid]):
-                            node = set_buf[q]
-                            key = np.int64(node) * np.int64(n_terms + 1) + t
-                            mh = (key * np.int64(2654435761)) & (memo_table.shape[0] - 1)
-                            while memo_key[memo_table[mh] - 1] != key:
-                                mh = (mh + 1) & (memo_table.shape[0] - 1)
-                            mi = memo_table[mh] - 1
-                            for e in range(memo_off[mi], memo_off[mi] + memo_len[mi]):
-                                if n_sc >= cap:
-                                    return 0
-                                scratch[n_sc] = res_buf[e]
-                                n_sc += 1
-                    r_set = intern_set(scratch, n_sc, set_off, set_len, set_buf, set_table, set_slot, ctr)
-                    if r_set < 0:
-                        return 0
-                elif any_ignore and not unknown:
-                    r_set = sid   # an ignored lexeme: same stacks, lexer restarts
-                last_key_set = sid
-                last_key_acc = bq_acc[k]
-                last_res = r_set
+                            scratch[n_sc] = res_buf[e]
+                            n_sc += 1
+                r_set = intern_set(scratch, n_sc, set_off, set_len, set_buf, set_table, set_slot, ctr)
+                if r_set < 0:
+                    return 0
+            elif any_ignore and not unknown:
+                r_set = sid   # an ignored lexeme: same stacks, lexer restarts
             if r_set == DEFERRED:
-                dp = defer_work(def_out, ctr[C_DEF], DEFER_BOUNDARY, bq_node[k], acc_buf, bq_acc[k], bq_alen[k], sid,
-                            set_off, set_len, set_buf, pool_state, pool_parent)
+                dp = defer_work(def_out, ctr[C_DEF], DEFER_BOUNDARY, gnode_buf, bq_noff[k], bq_nlen[k], acc_buf,
+                                bq_acc[k], bq_alen[k], sid, set_off, set_len, set_buf, pool_state, pool_parent)
                 if dp < 0:
                     return 0
                 ctr[C_DEF] = dp
             elif r_set >= 0:
-                if n_items >= it_node.shape[0]:
+                if n_items >= it_cap:
                     return 0
-                it_node[n_items] = bq_node[k]
+                it_noff[n_items] = bq_noff[k]
+                it_nlen[n_items] = bq_nlen[k]
                 it_set[n_items] = r_set
                 n_items += 1
             continue
         if it_head >= n_items:
             break
-        # ---------------- an item: walk below its node ------------------------------------
+        # ---------------- an item group: walk below its nodes ------------------------------------
         it = it_head
         it_head += 1
         sid = it_set[it]
@@ -447,7 +476,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                     else:
                         ctr[C_CMARK] += 1
                         cnt = expected_search(node, lr, follow_bits, pool_state, pool_parent, node_table,
-                                               la, la_stamp, todo, ctr, cand_terms, cand_mark, node_slot)
+                                              la, la_stamp, todo, ctr, cand_terms, cand_mark, node_slot)
                         if cnt == UNKNOWN:
                             if not record:
                                 return -1
@@ -464,165 +493,199 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                     term_mark[exp_buf[e]] = mk
             if unknown_vec:
                 vec_off[sid] = -2   # what this set expects depends on unknown stack parts
+            else:
+                for t in range(n_terms):
+                    if is_ignore[t]:
+                        term_mark[t] = mk
+                nv = ctr[C_VEC]
+                if nv + n_terms > vec_buf.shape[0]:
+                    return 0
+                c = 0
+                for t in range(n_terms):
+                    if term_mark[t] == mk:
+                        vec_buf[nv + c] = term_start[t]
+                        c += 1
+                vec_off[sid] = nv
+                vec_len[sid] = c
+                ctr[C_VEC] = nv + c
         if vec_off[sid] == -2:
-            dp = defer_work(def_out, ctr[C_DEF], DEFER_ITEM, it_node[it], acc_buf, 0, 0, sid,
-                        set_off, set_len, set_buf, pool_state, pool_parent)
+            dp = defer_work(def_out, ctr[C_DEF], DEFER_ITEM, gnode_buf, it_noff[it], it_nlen[it], acc_buf, 0, 0,
+                            sid, set_off, set_len, set_buf, pool_state, pool_parent)
             if dp < 0:
                 return 0
             ctr[C_DEF] = dp
             continue
-        if vec_off[sid] == -1:
-            for t in range(n_terms):
-                if is_ignore[t]:
-                    term_mark[t] = mk
-            nv = ctr[C_VEC]
-            if nv + n_terms > vec_buf.shape[0]:
-                return 0
-            c = 0
-            for t in range(n_terms):
-                if term_mark[t] == mk:
-                    vec_buf[nv + c] = term_start[t]
-                    c += 1
-            vec_off[sid] = nv
-            vec_len[sid] = c
-            ctr[C_VEC] = nv + c
         k0 = vec_len[sid]
         if k0 == 0:
             continue
-        lo = it_node[it]
-        hi = f_end[lo]
         vo = vec_off[sid]
-        big = hi - lo > SUBWALK_MIN_NODES
-        skey = np.int64(0)
-        if big:
-            skey = _subwalk_key(lo, vec_buf, vo, k0)
-            p = _lookup_subwalk(sc_table, sc_key, sc_start, sc_data, skey, lo, vec_buf, vo, k0)
-            if p >= 0:
-                # replay the cached walk: its tokens, then its boundaries with this item's stacks
-                data = sc_data
-                p += 2 + k0
-                nw = data[p]
-                p += 1
-                for z in range(nw):
-                    mask[data[p]] |= np.uint32(data[p + 1])
-                    p += 2
-                nbd = data[p]
-                p += 1
-                for z in range(nbd):
-                    bn = data[p]
-                    al = data[p + 1]
-                    p += 2
-                    if n_bq >= bq_cap or n_acc_buf + al > acc_buf.shape[0]:
-                        return 0
-                    # siblings with the same accepted terminals share one acc_buf entry
-                    if z > 0 and al == bq_alen[n_bq - 1] and _same(acc_buf, bq_acc[n_bq - 1], data, p, al):
-                        bq_acc[n_bq] = bq_acc[n_bq - 1]
-                    else:
-                        for y in range(al):
-                            acc_buf[n_acc_buf + y] = data[p + y]
-                        bq_acc[n_bq] = n_acc_buf
-                        n_acc_buf += al
-                    p += al
-                    bq_node[n_bq] = bn
-                    bq_set[n_bq] = sid
-                    bq_alen[n_bq] = al
-                    n_bq += 1
-                stats[4] += 1
-                continue
-        bq_first = n_bq
-        for j in range(k0):
-            states[0, j] = vec_buf[vo + j]
-        counts[0] = k0
-        base = f_depth[lo] - 1
-        owner[0] = -1 - it
-        i = lo
-        while i < hi:
-            stats[0] += 1
-            d = f_depth[i] - base
-            b = f_byte[i]
-            pc = counts[d - 1]
-            c = 0
-            for j in range(pc):
-                s = trans[states[d - 1, j], b]
-                if s >= 0:
-                    states[d, c] = s
-                    c += 1
-            if c == 0:
-                par = owner[d - 1]
-                if rec_owner[d - 1] != par:
-                    rec_owner[d - 1] = par
-                    st = n_acc_buf
-                    for j in range(pc):
-                        t = acc_term[states[d - 1, j]]
-                        if t >= 0:
-                            if n_acc_buf >= acc_buf.shape[0]:
-                                return 0
-                            acc_buf[n_acc_buf] = t
-                            n_acc_buf += 1
-                    rec_start[d - 1] = st
-                    rec_len[d - 1] = n_acc_buf - st
-                if rec_len[d - 1] > 0:
-                    if n_bq >= bq_cap:
-                        return 0
-                    bq_node[n_bq] = i
-                    bq_set[n_bq] = sid
-                    bq_acc[n_bq] = rec_start[d - 1]
-                    bq_alen[n_bq] = rec_len[d - 1]
-                    n_bq += 1
-                i = f_end[i]
-                continue
-            counts[d] = c
-            owner[d] = i
-            if big:
+        g_off = it_noff[it]
+        g_len = it_nlen[it]
+        skey = _group_key(gnode_buf, g_off, g_len, vec_buf, vo, k0)
+        p = _lookup_walk(sc_table, sc_key, sc_start, sc_data, skey, gnode_buf, g_off, g_len, vec_buf, vo, k0)
+        if p >= 0:
+            # replay the cached walk: its tokens, then its boundary groups on this item's stacks
+            nw = sc_data[p]
+            p += 1
+            for z in range(nw):
+                mask[sc_data[p]] |= np.uint32(sc_data[p + 1])
+                p += 2
+            n_sub = sc_data[p]
+            p += 1
+            for z in range(n_sub):
+                al = sc_data[p]
+                if n_bq >= bq_cap or n_acc_buf + al > acc_buf.shape[0]:
+                    return 0
+                for y in range(al):
+                    acc_buf[n_acc_buf + y] = sc_data[p + 1 + y]
+                p += 1 + al
+                nl = sc_data[p]
+                if n_gn + nl > gnode_buf.shape[0]:
+                    return 0
+                for y in range(nl):
+                    gnode_buf[n_gn + y] = sc_data[p + 1 + y]
+                p += 1 + nl
+                bq_noff[n_bq] = n_gn
+                bq_nlen[n_bq] = nl
+                bq_acc[n_bq] = n_acc_buf
+                bq_alen[n_bq] = al
+                bq_set[n_bq] = sid
+                n_bq += 1
+                n_gn += nl
+                n_acc_buf += al
+            stats[4] += 1
+            continue
+        # ---- walk every node of the group; tokens into dmask, boundaries into tb_*
+        n_tb = 0
+        for gi in range(g_len):
+            lo = gnode_buf[g_off + gi]
+            hi = f_end[lo]
+            base = f_depth[lo] - 1
+            for j in range(k0):
+                states[0, j] = vec_buf[vo + j]
+            counts[0] = k0
+            owner[0] = -1 - it
+            i = lo
+            while i < hi:
+                stats[0] += 1
+                d = f_depth[i] - base
+                b = f_byte[i]
+                pc = counts[d - 1]
+                c = 0
+                for j in range(pc):
+                    s = trans[states[d - 1, j], b]
+                    if s >= 0:
+                        states[d, c] = s
+                        c += 1
+                if c == 0:
+                    par = owner[d - 1]
+                    if rec_owner[d - 1] != par:
+                        rec_owner[d - 1] = par
+                        st = n_acc_buf
+                        for j in range(pc):
+                            t = acc_term[states[d - 1, j]]
+                            if t >= 0:
+                                if n_acc_buf >= acc_buf.shape[0]:
+                                    return 0
+                                acc_buf[n_acc_buf] = t
+                                n_acc_buf += 1
+                        rec_start[d - 1] = st
+                        rec_len[d - 1] = n_acc_buf - st
+                    if rec_len[d - 1] > 0:
+                        if n_tb >= tb_cap:
+                            return 0
+                        tb_node[n_tb] = i
+                        tb_acc[n_tb] = rec_start[d - 1]
+                        tb_alen[n_tb] = rec_len[d - 1]
+                        n_tb += 1
+                    i = f_end[i]
+                    continue
+                counts[d] = c
+                owner[d] = i
                 for q in range(f_tok_start[i], f_tok_start[i + 1]):
                     t = f_tok_ids[q]
                     dmask[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-            else:
-                for q in range(f_tok_start[i], f_tok_start[i + 1]):
-                    t = f_tok_ids[q]
-                    mask[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-            i += 1
-        if big:
-            # record the walk (tokens + boundaries) for every later item with this node and vector
-            nw = 0
-            for w in range(dmask.shape[0]):
-                if dmask[w] != 0:
-                    nw += 1
-            size = 2 + k0 + 1 + 2 * nw + 1
-            for z in range(bq_first, n_bq):
-                size += 2 + bq_alen[z]
-            p = _reserve_subwalk(sc_table, sc_key, sc_start, sc_data, sc_ctr, skey, size)
-            if p < 0:
-                # cache full: just apply the tokens
-                for w in range(dmask.shape[0]):
-                    if dmask[w] != 0:
-                        mask[w] |= dmask[w]
-                        dmask[w] = 0
-                continue
-            data = sc_data
-            data[p] = lo
-            data[p + 1] = k0
-            for j in range(k0):
-                data[p + 2 + j] = vec_buf[vo + j]
-            p += 2 + k0
-            data[p] = nw
-            p += 1
-            for w in range(dmask.shape[0]):
+                i += 1
+        # ---- group the boundaries by accepted terminals (content; siblings share one run)
+        n_sub = 0
+        for z in range(n_tb):
+            a = tb_acc[z]
+            al = tb_alen[z]
+            g = -1
+            for y in range(n_sub - 1, -1, -1):
+                if sg_alen[y] == al and (sg_acc[y] == a or _same_run(acc_buf, sg_acc[y], a, al)):
+                    g = y
+                    break
+            if g < 0:
+                g = n_sub
+                sg_acc[g] = a
+                sg_alen[g] = al
+                sg_count[g] = 0
+                n_sub += 1
+            tb_group[z] = g
+            sg_count[g] += 1
+        if n_bq + n_sub > bq_cap or n_gn + n_tb > gnode_buf.shape[0]:
+            return 0
+        acc_total = 0
+        for y in range(n_sub):
+            sg_pos[y] = n_gn
+            bq_noff[n_bq + y] = n_gn
+            bq_nlen[n_bq + y] = sg_count[y]
+            bq_acc[n_bq + y] = sg_acc[y]
+            bq_alen[n_bq + y] = sg_alen[y]
+            bq_set[n_bq + y] = sid
+            n_gn += sg_count[y]
+            acc_total += sg_alen[y]
+        for z in range(n_tb):   # nodes in preorder within each group
+            g = tb_group[z]
+            gnode_buf[sg_pos[g]] = tb_node[z]
+            sg_pos[g] += 1
+        first_new_bq = n_bq
+        n_bq += n_sub
+        # ---- record the walk for every later item with these nodes and this vector
+        nw = 0
+        for w in range(dmask.shape[0]):
+            if dmask[w] != 0:
+                nw += 1
+        size = 1 + g_len + 1 + k0 + 1 + 2 * nw + 1 + 2 * n_sub + acc_total + n_tb
+        p = _reserve_walk(sc_table, sc_key, sc_start, sc_data, sc_ctr, skey, size)
+        if p < 0:
+            for w in range(dmask.shape[0]):   # cache full: just apply the tokens
                 if dmask[w] != 0:
                     mask[w] |= dmask[w]
-                    data[p] = w
-                    data[p + 1] = np.int64(dmask[w])
-                    p += 2
                     dmask[w] = 0
-            data[p] = n_bq - bq_first
-            p += 1
-            for z in range(bq_first, n_bq):
-                data[p] = bq_node[z]
-                data[p + 1] = bq_alen[z]
+            continue
+        sc_data[p] = g_len
+        for y in range(g_len):
+            sc_data[p + 1 + y] = gnode_buf[g_off + y]
+        p += 1 + g_len
+        sc_data[p] = k0
+        for y in range(k0):
+            sc_data[p + 1 + y] = vec_buf[vo + y]
+        p += 1 + k0
+        sc_data[p] = nw
+        p += 1
+        for w in range(dmask.shape[0]):
+            if dmask[w] != 0:
+                mask[w] |= dmask[w]
+                sc_data[p] = w
+                sc_data[p + 1] = np.int64(dmask[w])
                 p += 2
-                for y in range(bq_alen[z]):
-                    data[p + y] = acc_buf[bq_acc[z] + y]
-                p += bq_alen[z]
+                dmask[w] = 0
+        sc_data[p] = n_sub
+        p += 1
+        for y in range(n_sub):
+            bqi = first_new_bq + y
+            al = bq_alen[bqi]
+            sc_data[p] = al
+            for z in range(al):
+                sc_data[p + 1 + z] = acc_buf[bq_acc[bqi] + z]
+            p += 1 + al
+            nl = bq_nlen[bqi]
+            sc_data[p] = nl
+            for z in range(nl):
+                sc_data[p + 1 + z] = gnode_buf[bq_noff[bqi] + z]
+            p += 1 + nl
     stats[1] = n_items
     stats[2] = ctr[C_NODES]
     stats[3] = ctr[C_SETS]
@@ -685,8 +748,11 @@ class Workspace:
         while tsize < 2 * cap:
             tsize *= 2
         sizes32 = {"exp_buf": 8 * cap, "res_buf": 8 * cap, "set_buf": 8 * cap, "vec_buf": 8 * cap + n_terms,
-                   "acc_buf": 8 * cap, "def_out": 16 * cap, "bq_node": 4 * cap, "bq_set": 4 * cap, "bq_acc": 4 * cap,
-                   "bq_alen": 4 * cap, "it_node": 4 * cap, "it_set": 4 * cap}
+                   "acc_buf": 16 * cap, "def_out": 16 * cap, "gnode_buf": 32 * cap,
+                   "bq_noff": 4 * cap, "bq_nlen": 4 * cap, "bq_set": 4 * cap, "bq_acc": 4 * cap, "bq_alen": 4 * cap,
+                   "it_noff": 4 * cap, "it_nlen": 4 * cap, "it_set": 4 * cap,
+                   "tb_node": 8 * cap, "tb_acc": 8 * cap, "tb_alen": 8 * cap, "tb_group": 8 * cap,
+                   "sg_acc": 8 * cap, "sg_alen": 8 * cap, "sg_count": 8 * cap, "sg_pos": 8 * cap}
         sizes = [sizes32.get(name, cap) for name in W32]
         self.w32_off = np.zeros(len(W32) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.w32_off[1:])
@@ -728,7 +794,8 @@ def pack_stacks(stacks: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     return states, off
 
 
-NO_BOUNDARIES = (np.zeros(0, dtype=np.int32),) * 4
+NO_BOUNDARIES = (np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int32),
+                 np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int32))
 
 
 def run_glr_mask(lexer, lr_blob, lr_off, follow_bits, full_trie, root_mask: np.ndarray, root_boundaries,
@@ -737,7 +804,8 @@ def run_glr_mask(lexer, lr_blob, lr_off, follow_bits, full_trie, root_mask: np.n
                  unknown_below: np.ndarray | None = None, topk: int = 0, deferred: np.ndarray = NO_DEFERRED):
     """Call the kernel, growing the workspace until it suffices: (mask, stats, workspace, deferred).
 
-    ``root_boundaries`` = (nodes, acc_start, acc_len, acc_terms) of the cached root walk;
+    ``root_boundaries`` = the cached root walk's boundary groups (nodes, node offsets,
+    accepted terminals, terminal offsets), see ``CompiledGrammar._glr_root``;
     ``packed_stacks`` comes from :func:`pack_stacks`.  With ``unknown_below`` (one
     flag per stack) the flagged stacks are only their top ``topk`` states and the
     call records the work that needs more of them (returned as ``deferred``);
@@ -747,13 +815,13 @@ def run_glr_mask(lexer, lr_blob, lr_off, follow_bits, full_trie, root_mask: np.n
     stk_states, stk_off = packed_stacks
     record = unknown_below is not None
     stk_unknown = unknown_below.astype(np.bool_) if record else np.zeros(len(stk_off) - 1, dtype=np.bool_)
-    rb_node, rb_acc_start, rb_acc_len, rb_acc = root_boundaries
+    rg_nodes, rg_noff, rg_acc, rg_aoff = root_boundaries
     while True:
         mask, status, stats, n_def = glr_mask_kernel(
             full_trie.node_byte, full_trie.node_depth, full_trie.subtree_end, full_trie.tok_start,
             full_trie.tok_ids,
             lexer.trans, lexer.acc_term, lexer.start_state, is_ignore, prio, is_lit, resolve,
-            lr_blob, lr_off, follow_bits, root_mask, rb_node, rb_acc_start, rb_acc_len, rb_acc,
+            lr_blob, lr_off, follow_bits, root_mask, rg_nodes, rg_noff, rg_acc, rg_aoff,
             stk_states, stk_off, stk_unknown, topk, record, deferred, full_trie.max_depth,
             ws.w32_blob, ws.w32_off, ws.w64_blob, ws.w64_off, ws.la, ws.dmask,
             cache.table, cache.key, cache.start, cache.data, cache.ctr)
