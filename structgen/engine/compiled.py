@@ -33,7 +33,7 @@ AUTO_GLR_MAX_PRODUCTIONS = 600
 # 1/10 sample, same instances: p50 2 vs 3 us, p99 4.0 vs 3.9 ms) while building the LR(0)
 # automaton would add a median 4.5 ms to a compile whose whole budget is 10 ms
 AUTO_EARLEY_SOURCES = frozenset({"json-schema"})
-GLR_TOPK = 8                 # stack states a cached GLR mask is keyed by (see CompiledGrammar._glr_mask)
+GLR_TOPK = 2                 # stack states a cached GLR mask is keyed by (see _glr_mask; 2 measured best: keys recur)
 GLR_TOPK_CACHE_SIZE = 1024   # entries, each a mask of ceil(V/32) words plus deferred work (~20-40 MB at most)
 
 
