@@ -34,7 +34,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import argparse  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
-import multiprocessing as mp  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
@@ -44,8 +43,8 @@ from typing import Any  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from peers import (CORPORA, LLGuidanceEngine, StructgenEngine, XGrammarEngine, fmt_ms, fmt_us,  # noqa: E402
-                   load_qwen, percentiles, write_json)
+from peers import (CORPORA, ForkedWorker, LLGuidanceEngine, StructgenEngine, XGrammarEngine, fmt_ms,  # noqa: E402
+                   fmt_us, load_qwen, percentiles, write_json)
 
 DATA = CORPORA / "jsonschemabench" / "maskbench" / "data"
 EXPECTED = CORPORA / "jsonschemabench" / "llguidance-expected" / "json_stats" / "expected_maskbench.json"
@@ -220,56 +219,23 @@ def _is_structgen_error(exc: BaseException) -> bool:
     return isinstance(exc, StructgenError)
 
 
-class Worker:
-    """A forked process running one engine; restarted after a timeout."""
+class Worker(ForkedWorker):
+    """A forked process running one engine over MaskBench schemas; restarted after a timeout."""
 
     def __init__(self, engine, cold: bool = True):
-        self.engine = engine
+        super().__init__(engine)
         self.cold = cold
-        self.ctx = mp.get_context("fork")
-        self.proc = None
-        self.conn = None
 
-    def _start(self) -> None:
-        parent, child = self.ctx.Pipe()
-        self.proc = self.ctx.Process(target=_worker, args=(self.engine, child, self.cold), daemon=True)
-        self.proc.start()
-        child.close()
-        self.conn = parent
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            try:
-                self.conn.send(None)
-                self.proc.join(5)
-            except (BrokenPipeError, OSError):
-                pass
-            if self.proc.is_alive():
-                self.proc.kill()
-                self.proc.join()
-        self.proc = None
-
-    def _kill(self) -> None:
-        self.proc.kill()
-        self.proc.join()
-        self.proc = None
-
-    def _wait(self, timeout: float):
-        if not self.conn.poll(timeout):
-            return None
-        try:
-            return self.conn.recv()
-        except EOFError:
-            return ("crashed", None, None)
+    def _target(self) -> tuple:
+        return _worker, (self.cold,)
 
     def run(self, case: dict, compile_timeout: float, replay_timeout: float) -> dict:
-        if self.proc is None or not self.proc.is_alive():
-            self._start()
+        self._ensure()
         job = {"schema": case["schema"], "instances": case["instances"]}
         out: dict[str, Any] = {"file": case["file"], "engine": self.engine.name, "compile_s": None,
                                "error": None, "instances": []}
         self.conn.send(job)
-        msg = self._wait(compile_timeout)
+        msg = self._wait(compile_timeout, crashed=("crashed", None, None))
         if msg is None:
             self._kill()
             out["error"] = {"type": "Timeout", "message": f"compile exceeded {compile_timeout:g} s",
@@ -277,7 +243,6 @@ class Worker:
             out["timeout"] = True
             return out
         if msg[0] == "crashed":
-            self.proc = None
             out["error"] = {"type": "Crash", "message": "worker died while compiling", "structgen_error": False}
             return out
         _, compile_s, err = msg
@@ -285,12 +250,10 @@ class Worker:
             out["error"] = err
             return out
         out["compile_s"] = compile_s
-        msg = self._wait(replay_timeout)
+        msg = self._wait(replay_timeout, crashed=("crashed", None, None))
         if msg is None or msg[0] == "crashed":
             if msg is None:
                 self._kill()
-            else:
-                self.proc = None
             out["replay_error"] = "replay timeout" if msg is None else "worker died during replay"
             return out
         out["instances"] = msg[1]

@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from structgen.speculative import (AdaptiveTreeDrafter, ChainDrafter, DraftModelDrafter, GrammarTreeDrafter, JumpForwardDrafter, LayerSkipDrafter,  # noqa: E402
+from structgen.speculative import (AdaptiveTreeDrafter, ChainDrafter, DraftLength, DraftModelDrafter, GrammarTreeDrafter, JumpForwardDrafter, LayerSkipDrafter,  # noqa: E402
                                    PromptLookupDrafter, TokenRecyclingDrafter, VerifyCost, constrained_decode,
                                    speculative_decode)
 from structgen.speculative.kv import model_vocab_size  # noqa: E402
@@ -105,6 +105,10 @@ def make_drafters(model, vocab, eos, draft_model, cost: VerifyCost = VerifyCost(
     if draft_model is not None:
         d["draft-model"] = lambda: DraftModelDrafter(draft_model)
         d["jf+draft-model"] = lambda: JumpForwardDrafter(DraftModelDrafter(draft_model))
+        # SpecDec++-style stop: end the draft once P(some draft token is rejected), estimated from
+        # the draft's own masked probabilities, passes 0.7 (at most 12 tokens)
+        d["jf+draft-model(adaptive)"] = lambda: JumpForwardDrafter(
+            DraftModelDrafter(draft_model, length=DraftLength(max_tokens=12, threshold=0.7)))
         d["jf+lookup|draft-model"] = lambda: JumpForwardDrafter(
             ChainDrafter([PromptLookupDrafter(), DraftModelDrafter(draft_model)]))
     return d

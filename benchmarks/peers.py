@@ -192,47 +192,52 @@ def _case_worker(engine: Engine, conn, warm_tokens: list[int]) -> None:
                        "error": f"{type(exc).__name__}: {exc}"[:200]})
 
 
-class CaseWorker:
-    """One long-lived forked process per engine, restarted after a timeout.
+class ForkedWorker:
+    """A forked process running one engine's jobs over a pipe; killed and restarted after a timeout.
 
-    A fork per case made every case of a Python-heavy engine pay copy-on-write
-    page faults on its first masks (several ms each); a long-lived worker pays
-    them once, in an untimed warm-up job.  The same protocol serves every engine.
+    Subclasses say which function the child runs and with which arguments.
     """
 
-    def __init__(self, engine: Engine, warm_tokens: list[int]):
+    def __init__(self, engine: Engine):
         import multiprocessing as mp
         self.engine = engine
-        self.warm_tokens = warm_tokens
         self.ctx = mp.get_context("fork")
         self.proc = None
         self.conn = None
 
+    def _target(self) -> tuple:
+        raise NotImplementedError
+
+    def _started(self) -> None:
+        """Called after the child started (e.g. to wait for its warm-up)."""
+
     def _start(self) -> None:
         parent, child = self.ctx.Pipe()
-        self.proc = self.ctx.Process(target=_case_worker, args=(self.engine, child, self.warm_tokens), daemon=True)
+        target, args = self._target()
+        self.proc = self.ctx.Process(target=target, args=(self.engine, child, *args), daemon=True)
         self.proc.start()
         child.close()
         self.conn = parent
-        if not self.conn.poll(300) or self.conn.recv() != "ready":
-            raise RuntimeError(f"{self.engine.name}: worker did not start")
+        self._started()
 
-    def run(self, kind: str, source, token_seqs: list[list[int]], timeout_s: float) -> dict:
+    def _ensure(self) -> None:
         if self.proc is None or not self.proc.is_alive():
             self._start()
-        self.conn.send((kind, source, token_seqs))
-        if self.conn.poll(timeout_s):
-            try:
-                return self.conn.recv()
-            except EOFError:
-                self.proc = None
-                return {"engine": self.engine.name, "compile_s": None, "mask_s": [], "accepted": 0,
-                        "refused": 0, "error": "worker died"}
+
+    def _kill(self) -> None:
         self.proc.kill()
         self.proc.join(5)
         self.proc = None
-        return {"engine": self.engine.name, "compile_s": None, "mask_s": [], "accepted": 0, "refused": 0,
-                "error": f"timeout: no result within {timeout_s:.0f} s"}
+
+    def _wait(self, timeout: float, crashed=None):
+        """The child's next message, None after ``timeout`` seconds, ``crashed`` if it died."""
+        if not self.conn.poll(timeout):
+            return None
+        try:
+            return self.conn.recv()
+        except EOFError:
+            self.proc = None
+            return crashed
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.is_alive():
@@ -243,7 +248,38 @@ class CaseWorker:
                 pass
             if self.proc.is_alive():
                 self.proc.kill()
+                self.proc.join(5)
         self.proc = None
+
+
+class CaseWorker(ForkedWorker):
+    """One long-lived forked process per engine, restarted after a timeout.
+
+    A fork per case made every case of a Python-heavy engine pay copy-on-write
+    page faults on its first masks (several ms each); a long-lived worker pays
+    them once, in an untimed warm-up job.  The same protocol serves every engine.
+    """
+
+    def __init__(self, engine: Engine, warm_tokens: list[int]):
+        super().__init__(engine)
+        self.warm_tokens = warm_tokens
+
+    def _target(self) -> tuple:
+        return _case_worker, (self.warm_tokens,)
+
+    def _started(self) -> None:
+        if not self.conn.poll(300) or self.conn.recv() != "ready":
+            raise RuntimeError(f"{self.engine.name}: worker did not start")
+
+    def run(self, kind: str, source, token_seqs: list[list[int]], timeout_s: float) -> dict:
+        self._ensure()
+        self.conn.send((kind, source, token_seqs))
+        failed = {"engine": self.engine.name, "compile_s": None, "mask_s": [], "accepted": 0, "refused": 0}
+        got = self._wait(timeout_s, crashed=dict(failed, error="worker died"))
+        if got is not None:
+            return got
+        self._kill()
+        return dict(failed, error=f"timeout: no result within {timeout_s:.0f} s")
 
 
 def percentiles(xs: list[float], qs=(50, 90, 99)) -> dict:

@@ -22,6 +22,7 @@ from structgen.speculative.kv import KVSequence
 from structgen.speculative.tree import verify_tree
 from structgen.vocab import TokenizerInfo
 from test_speculative_support import EOS, TemplateMatcher, TrieMatcher, tiny_model
+from test_speculative_support import reference_greedy as support_reference_greedy
 
 V = 64
 TARGET = tiny_model(V, seed=5)
@@ -35,21 +36,7 @@ def fresh_row(ids: list[int]) -> torch.Tensor:
 
 
 def reference_greedy(prompt, matcher, max_new):
-    """Cache-less greedy decoding with a fully masked logits row at every step."""
-    out = []
-    for _ in range(max_new):
-        row = fresh_row(prompt + out)
-        if matcher is not None:
-            mask = torch.zeros(V, dtype=torch.bool)
-            mask[matcher.allowed_token_ids()] = True
-            row[~mask] = float("-inf")
-        tok = int(torch.argmax(row))
-        out.append(tok)
-        if matcher is not None:
-            assert matcher.accept_token(tok)
-        if tok == EOS or (matcher is not None and matcher.is_terminated()):
-            break
-    return out
+    return support_reference_greedy(TARGET, prompt, matcher, max_new)
 
 
 MATCHERS = {"unconstrained": lambda: None,

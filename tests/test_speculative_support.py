@@ -251,3 +251,23 @@ def assert_crop_matches_fresh(model, vocab: int, seed: int, steps: int, max_new:
         assert seq.tokens == tokens
         assert torch.allclose(logits, fresh, atol=1e-4), f"after {tokens}"
         assert seq.cache.get_seq_length() == len(tokens)
+
+
+@torch.inference_mode()
+def reference_greedy(model, prompt: list[int], matcher, max_new: int) -> list[int]:
+    """Cache-less greedy decoding with a fully masked (float64) logits row at every step."""
+    vocab = model.config.vocab_size
+    out: list[int] = []
+    for _ in range(max_new):
+        row = model(input_ids=torch.tensor([prompt + out]), use_cache=False).logits[0, -1].double()
+        if matcher is not None:
+            mask = torch.zeros(vocab, dtype=torch.bool)
+            mask[matcher.allowed_token_ids()] = True
+            row[~mask] = float("-inf")
+        tok = int(torch.argmax(row))
+        out.append(tok)
+        if matcher is not None:
+            assert matcher.accept_token(tok)
+        if tok == EOS or (matcher is not None and matcher.is_terminated()):
+            break
+    return out

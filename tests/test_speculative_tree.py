@@ -16,6 +16,7 @@ from structgen.speculative import (DraftTree, GrammarTreeDrafter, JumpForwardDra
 from structgen.speculative.head import GreedyHead
 from structgen.speculative.kv import KVSequence
 from test_speculative_support import EOS, TemplateMatcher, TrieMatcher, tiny_model
+from test_speculative_support import reference_greedy as support_reference_greedy
 
 V = 64
 TARGET = tiny_model(V, seed=3)
@@ -114,23 +115,8 @@ def test_greedy_head_equals_the_masked_arg_max_of_the_full_row(limit):
     assert head.pick(torch.randn(TARGET.config.hidden_size), None, "test")[0] in range(V)
 
 
-@torch.inference_mode()
 def reference_greedy(prompt, matcher, max_new):
-    """Cache-less greedy decoding with a fully masked logits row at every step."""
-    out = []
-    for _ in range(max_new):
-        row = fresh_logits(prompt + out)[-1].double()
-        if matcher is not None:
-            mask = torch.zeros(V, dtype=torch.bool)
-            mask[matcher.allowed_token_ids()] = True
-            row[~mask] = float("-inf")
-        tok = int(torch.argmax(row))
-        out.append(tok)
-        if matcher is not None:
-            assert matcher.accept_token(tok)
-        if tok == EOS or (matcher is not None and matcher.is_terminated()):
-            break
-    return out
+    return support_reference_greedy(TARGET, prompt, matcher, max_new)
 
 
 MATCHERS = {"unconstrained": lambda: None,
