@@ -25,15 +25,17 @@ FAR_DRAFT = tiny_model(V, seed=7)                # an unrelated model: mostly re
 
 DRAFTERS = {
     "none": lambda: None,
-    "draft-model": lambda: DraftModelDrafter(CLOSE_DRAFT),
-    "draft-model-far": lambda: DraftModelDrafter(FAR_DRAFT),
-    "draft-model-adaptive": lambda: DraftModelDrafter(CLOSE_DRAFT, DraftLength(8, threshold=0.5)),
+    # payoff_gate=False: these always draft (the counts below are about drafting itself)
+    "draft-model": lambda: DraftModelDrafter(CLOSE_DRAFT, payoff_gate=False),
+    "draft-model-far": lambda: DraftModelDrafter(FAR_DRAFT, payoff_gate=False),
+    "draft-model-far-gated": lambda: DraftModelDrafter(FAR_DRAFT),
+    "draft-model-adaptive": lambda: DraftModelDrafter(CLOSE_DRAFT, DraftLength(8, threshold=0.5), payoff_gate=False),
     "prompt-lookup": lambda: PromptLookupDrafter(),
     "token-recycling": lambda: TokenRecyclingDrafter(V, eos_token_ids=[EOS]),
     "self-speculation": lambda: LayerSkipDrafter(TARGET),
     "self-speculation-fixed": lambda: LayerSkipDrafter(TARGET, skip_layers=[2], length=DraftLength(4)),
     "jump-forward": lambda: JumpForwardDrafter(),
-    "jump-forward+draft-model": lambda: JumpForwardDrafter(DraftModelDrafter(CLOSE_DRAFT)),
+    "jump-forward+draft-model": lambda: JumpForwardDrafter(DraftModelDrafter(CLOSE_DRAFT, payoff_gate=False)),
     "jump-forward+lookup|recycling": lambda: JumpForwardDrafter(
         ChainDrafter([PromptLookupDrafter(), TokenRecyclingDrafter(V, eos_token_ids=[EOS])])),
     "adaptive-tree": lambda: AdaptiveTreeDrafter(),
@@ -89,7 +91,7 @@ def test_greedy_output_identical_to_baseline(drafter_name, matcher_name):
 def test_identical_draft_model_accepts_everything():
     prompt = [5, 9, 11]
     ref = constrained_decode(TARGET, prompt, None, 40, eos_token_ids=[])
-    got = speculative_decode(TARGET, prompt, None, DraftModelDrafter(TARGET, eos_token_ids=[]), 40,
+    got = speculative_decode(TARGET, prompt, None, DraftModelDrafter(TARGET, eos_token_ids=[], payoff_gate=False), 40,
                              num_draft_tokens=7, eos_token_ids=[])
     assert got.tokens == ref.tokens and len(got.tokens) == 40
     assert got.stats["accepted_per_step"] == [7] * 5                    # 5 steps x (7 drafts + 1 bonus)
@@ -112,7 +114,7 @@ def test_kv_cache_crop_matches_fresh_forward():
 def test_rejection_leaves_target_cache_consistent():
     # far draft: nearly every step rejects, so every step crops the cache
     prompt = [7, 7, 9]
-    got = speculative_decode(TARGET, prompt, None, DraftModelDrafter(FAR_DRAFT), 30, num_draft_tokens=5,
+    got = speculative_decode(TARGET, prompt, None, DraftModelDrafter(FAR_DRAFT, payoff_gate=False), 30, num_draft_tokens=5,
                              eos_token_ids=[])
     ref = constrained_decode(TARGET, prompt, None, 30, eos_token_ids=[])
     assert got.stats["drafted"] > got.stats["accepted"] and got.tokens == ref.tokens
@@ -153,8 +155,8 @@ def test_prompt_lookup_copies_the_continuation():
 
 
 def test_adaptive_length_stops_early_on_uncertain_drafts():
-    fixed = DraftModelDrafter(FAR_DRAFT, DraftLength(8))
-    adaptive = DraftModelDrafter(FAR_DRAFT, DraftLength(8, threshold=0.3))
+    fixed = DraftModelDrafter(FAR_DRAFT, DraftLength(8), payoff_gate=False)
+    adaptive = DraftModelDrafter(FAR_DRAFT, DraftLength(8, threshold=0.3), payoff_gate=False)
     for d in (fixed, adaptive):
         d.reset([3, 4])
     assert len(fixed.propose([3, 4, 5], None, 8).tokens) == 8

@@ -81,13 +81,15 @@ CONSTRAINTS = {
 }
 
 DRAFTERS = {
-    "draft-model-sampled": lambda: DraftModelDrafter(NEAR, eos_token_ids=[EOS]),
-    "draft-model-far": lambda: DraftModelDrafter(FAR, eos_token_ids=[EOS]),
-    "draft-model-greedy": lambda: DraftModelDrafter(NEAR, mode="greedy", eos_token_ids=[EOS]),
+    "draft-model-sampled": lambda: DraftModelDrafter(NEAR, eos_token_ids=[EOS], payoff_gate=False),
+    "draft-model-far": lambda: DraftModelDrafter(FAR, eos_token_ids=[EOS], payoff_gate=False),
+    # the default: drafting pauses while it loses time; the distribution must not change either way
+    "draft-model-far-gated": lambda: DraftModelDrafter(FAR, eos_token_ids=[EOS]),
+    "draft-model-greedy": lambda: DraftModelDrafter(NEAR, mode="greedy", eos_token_ids=[EOS], payoff_gate=False),
     "prompt-lookup": lambda: PromptLookupDrafter(max_ngram=2),
     "token-recycling": lambda: TokenRecyclingDrafter(V, top_k=V, eos_token_ids=[EOS]),
-    "self-speculation": lambda: LayerSkipDrafter(TARGET, skip_layers=[1], eos_token_ids=[EOS]),
-    "jump-forward+draft-model": lambda: JumpForwardDrafter(DraftModelDrafter(NEAR, eos_token_ids=[EOS])),
+    "self-speculation": lambda: LayerSkipDrafter(TARGET, skip_layers=[1], eos_token_ids=[EOS], payoff_gate=False),
+    "jump-forward+draft-model": lambda: JumpForwardDrafter(DraftModelDrafter(NEAR, eos_token_ids=[EOS], payoff_gate=False)),
     # deterministic drafts whose length depends on past verdicts (learned acceptance, cost sizing)
     "adaptive-tree": lambda: AdaptiveTreeDrafter(),
 }
@@ -96,7 +98,7 @@ CASES = [("template", "draft-model-sampled", 1.0), ("template", "draft-model-gre
          ("template", "token-recycling", 1.0), ("template", "self-speculation", 0.6),
          ("template", "prompt-lookup", 1.0), ("trie", "jump-forward+draft-model", 1.0),
          ("template", "adaptive-tree", 1.0), ("trie", "adaptive-tree", 0.7),
-         ("unconstrained", "draft-model-far", 0.8)]
+         ("unconstrained", "draft-model-far", 0.8), ("unconstrained", "draft-model-far-gated", 0.8)]
 
 
 def run(constraint: str, drafter_name: str, params: SamplingParams, rule=None, seed: int = 0,

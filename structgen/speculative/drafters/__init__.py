@@ -5,10 +5,11 @@ from .base import DraftLength, DraftProposal, Drafter, StepFeedback, take_valid
 from .jumpforward import JumpForwardDrafter
 from .model import AutoregressiveDrafter, DraftModelDrafter
 from .ngram import PromptLookupDrafter
+from .payoff import PayoffGate
 from .recycling import TokenRecyclingDrafter
 from .selfspec import LayerSkipDrafter
 from .tree import GrammarTreeDrafter
 
 __all__ = ["AcceptanceStats", "AdaptiveTreeDrafter", "AutoregressiveDrafter", "ChainDrafter", "DraftLength", "DraftModelDrafter", "DraftProposal", "Drafter", "GrammarTreeDrafter",
-           "JumpForwardDrafter", "LayerSkipDrafter", "PromptLookupDrafter", "StepFeedback",
+           "JumpForwardDrafter", "LayerSkipDrafter", "PayoffGate", "PromptLookupDrafter", "StepFeedback",
            "TokenRecyclingDrafter", "VerifyCost", "take_valid"]

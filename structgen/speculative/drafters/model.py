@@ -17,6 +17,7 @@ from structgen.errors import GenerationError
 from ..kv import KVSequence, eos_ids_of, model_vocab_size
 from ..sampling import GREEDY, SamplingParams, allowed_mask, distribution, greedy_token, masked_logits, sample
 from .base import DraftLength, DraftProposal, Drafter
+from .payoff import PayoffGate
 
 _MODES = ("auto", "greedy", "sample")
 
@@ -25,11 +26,22 @@ class AutoregressiveDrafter(Drafter):
     """Shared loop for drafters that run a model token by token (draft model, layer skipping)."""
 
     def __init__(self, length: DraftLength = DraftLength(), mode: str = "auto",
-                 eos_token_ids: Sequence[int] | None = None) -> None:
+                 eos_token_ids: Sequence[int] | None = None, payoff_gate: bool = True) -> None:
         if mode not in _MODES:
             raise GenerationError(f"draft mode must be one of {_MODES}, got {mode!r}")
         self.length, self.mode = length, mode
         self._eos = frozenset(eos_token_ids) if eos_token_ids is not None else None
+        # drafting pauses while it measurably loses time (see payoff.py); False: always draft
+        self.gate = PayoffGate() if payoff_gate else None
+
+    def reset(self, prompt_ids, sampling: SamplingParams = GREEDY, generator=None) -> None:
+        super().reset(prompt_ids, sampling, generator)
+        if self.gate is not None:
+            self.gate.reset()
+
+    def observe(self, new_tokens, accepted: int, fed: int = 0, seconds: float = 0.0) -> None:
+        if self.gate is not None:
+            self.gate.observe(len(new_tokens), fed, seconds)
 
     def _sequence(self) -> KVSequence:
         raise NotImplementedError
@@ -42,8 +54,16 @@ class AutoregressiveDrafter(Drafter):
 
     def propose(self, context_ids: Sequence[int], matcher, k: int) -> DraftProposal:
         k = min(k, self.length.max_tokens)
-        if k <= 0:
+        if k <= 0 or (self.gate is not None and not self.gate.allow()):
             return DraftProposal([])
+        if self.gate is not None:
+            self.gate.start()
+        proposal = self._draft(context_ids, matcher, k)
+        if self.gate is not None:
+            self.gate.stop(len(proposal.tokens))
+        return proposal
+
+    def _draft(self, context_ids: Sequence[int], matcher, k: int) -> DraftProposal:
         seq = self._sequence()
         vocab = self._vocab()
         sampling = getattr(self, "sampling", None)
@@ -104,8 +124,8 @@ class DraftModelDrafter(AutoregressiveDrafter):
     name = "draft-model"
 
     def __init__(self, draft_model, length: DraftLength = DraftLength(), mode: str = "auto",
-                 eos_token_ids: Sequence[int] | None = None) -> None:
-        super().__init__(length, mode, eos_token_ids)
+                 eos_token_ids: Sequence[int] | None = None, payoff_gate: bool = True) -> None:
+        super().__init__(length, mode, eos_token_ids, payoff_gate)
         self.model = draft_model
         self._seq = KVSequence(draft_model)
         if self._eos is None:

@@ -83,8 +83,8 @@ class LayerSkipDrafter(AutoregressiveDrafter):
     def __init__(self, model, skip_layers: Sequence[int] | None = None, skip_ratio: float = 0.5,
                  length: DraftLength = DraftLength(max_tokens=6, threshold=0.7), mode: str = "auto",
                  calibrate: bool = True, calibration_tokens: int = 256,
-                 eos_token_ids: Sequence[int] | None = None) -> None:
-        super().__init__(length, mode, eos_token_ids)
+                 eos_token_ids: Sequence[int] | None = None, payoff_gate: bool = True) -> None:
+        super().__init__(length, mode, eos_token_ids, payoff_gate)
         self.model = model
         n = len(decoder_layers(model))
         if skip_layers is not None:
