@@ -11,11 +11,12 @@ import random
 import re
 
 import jsonschema
+import lark
 import pytest
 import torch
 
 from structgen.engine import compile_grammar
-from structgen.grammar import grammar_from_regex
+from structgen.grammar import grammar_from_lark, grammar_from_regex
 from structgen.schema import grammar_from_json_schema
 from structgen.speculative import (AdaptiveTreeDrafter, DraftModelDrafter, GrammarTreeDrafter, JumpForwardDrafter, LayerSkipDrafter,
                                    PromptLookupDrafter,
@@ -36,6 +37,15 @@ SCHEMA = {"type": "object", "properties": {"name": {"type": "string", "maxLength
                                            "tags": {"type": "array", "items": {"enum": ["ab", "cd"]}, "maxItems": 3}},
           "required": ["name", "age", "tags"], "additionalProperties": False}
 REGEX = r"(ab|cd)[0-9]{2,4}-[a-z]{3}"
+# a context-free (nested, not regular) language; lark's own parser is the oracle for outputs
+CFG = r"""
+start: list
+list: "[" [item ("," item)*] "]"
+item: list | WORD | NUMBER
+WORD: /[a-z]+/
+NUMBER: /[0-9]+/
+"""
+CFG_ORACLE = lark.Lark(CFG, parser="earley")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -44,7 +54,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def compiled():
     return {"schema": compile_grammar(grammar_from_json_schema(SCHEMA), TOK),
-            "regex": compile_grammar(grammar_from_regex(REGEX), TOK)}
+            "regex": compile_grammar(grammar_from_regex(REGEX), TOK),
+            "cfg": compile_grammar(grammar_from_lark(CFG), TOK)}
 
 
 DRAFTERS = {
@@ -68,12 +79,15 @@ def check_output(kind, tokens, finished):
     text = text_of(tokens)
     if kind == "regex":
         assert finished and re.fullmatch(REGEX, text), text
+    elif kind == "cfg":
+        if finished:
+            CFG_ORACLE.parse(text)          # raises on a string outside the language
     elif finished:
         jsonschema.validate(json.loads(text), SCHEMA)
 
 
 @pytest.mark.parametrize("drafter_name", sorted(DRAFTERS))
-@pytest.mark.parametrize("kind", ["schema", "regex"])
+@pytest.mark.parametrize("kind", ["schema", "regex", "cfg"])
 def test_greedy_identical_and_grammatical(compiled, kind, drafter_name):
     rng = random.Random(5)
     accepted = 0
