@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from structgen.speculative import (AdaptiveTreeDrafter, ChainDrafter, DraftLength, DraftModelDrafter, GrammarTreeDrafter, JumpForwardDrafter, LayerSkipDrafter,  # noqa: E402
+from structgen.speculative import (AdaptiveTreeDrafter, ChainDrafter, DraftLength, DraftModelDrafter, GatedDrafter, GrammarTreeDrafter, JumpForwardDrafter, LayerSkipDrafter,  # noqa: E402
                                    PromptLookupDrafter, TokenRecyclingDrafter, VerifyCost, constrained_decode,
                                    speculative_decode)
 from structgen.speculative.kv import model_vocab_size  # noqa: E402
@@ -85,6 +85,9 @@ def make_drafters(model, vocab, eos, draft_model, cost: VerifyCost = VerifyCost(
         "self-spec": lambda: LayerSkipDrafter(model),
         "jump-forward": lambda: JumpForwardDrafter(),
         "jf+prompt-lookup": lambda: JumpForwardDrafter(PromptLookupDrafter()),
+        # lookup asked for drafts only while they pay (PayoffGate: measured tokens/s vs plain steps);
+        # forced tokens are always drafted
+        "jf+gated(prompt-lookup)": lambda: JumpForwardDrafter(GatedDrafter(PromptLookupDrafter())),
         "jf+token-recycling": lambda: JumpForwardDrafter(TokenRecyclingDrafter(vocab, eos_token_ids=eos)),
         # recycling as the fallback learns 32 prompt rows (lookup already covers copying the prompt;
         # each prompt row costs an lm-head row at prefill)

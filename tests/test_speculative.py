@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from structgen.errors import GenerationError
-from structgen.speculative import (AdaptiveTreeDrafter, ChainDrafter, DraftLength, DraftModelDrafter, GrammarTreeDrafter, JumpForwardDrafter,
+from structgen.speculative import (AdaptiveTreeDrafter, ChainDrafter, DraftLength, DraftModelDrafter, GatedDrafter, GrammarTreeDrafter, JumpForwardDrafter,
                                    LayerSkipDrafter,
                                    PromptLookupDrafter, SamplingParams, TokenRecyclingDrafter,
                                    constrained_decode, speculative_decode)
@@ -35,6 +35,9 @@ DRAFTERS = {
     "self-speculation": lambda: LayerSkipDrafter(TARGET),
     "self-speculation-fixed": lambda: LayerSkipDrafter(TARGET, skip_layers=[2], length=DraftLength(4)),
     "jump-forward": lambda: JumpForwardDrafter(),
+    "gated(prompt-lookup)": lambda: GatedDrafter(PromptLookupDrafter()),
+    "jump-forward+gated(lookup|recycling)": lambda: JumpForwardDrafter(GatedDrafter(
+        ChainDrafter([PromptLookupDrafter(), TokenRecyclingDrafter(V, eos_token_ids=[EOS])]))),
     "jump-forward+draft-model": lambda: JumpForwardDrafter(DraftModelDrafter(CLOSE_DRAFT, payoff_gate=False)),
     "jump-forward+lookup|recycling": lambda: JumpForwardDrafter(
         ChainDrafter([PromptLookupDrafter(), TokenRecyclingDrafter(V, eos_token_ids=[EOS])])),

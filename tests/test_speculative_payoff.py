@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from structgen.speculative import DraftModelDrafter, constrained_decode, speculative_decode
+import time
+
+from structgen.speculative import (DraftModelDrafter, DraftProposal, Drafter, GatedDrafter, JumpForwardDrafter,
+                                   constrained_decode, speculative_decode)
 from structgen.speculative.drafters.payoff import PayoffGate
 
 from test_speculative_support import perturbed, tiny_model
@@ -86,3 +89,32 @@ def test_drafts_that_pay_are_never_paused_beyond_the_plain_probe():
     assert got.tokens == constrained_decode(TARGET, prompt, None, 60, eos_token_ids=[]).tokens
     assert got.stats["accepted"] > 20
     assert drafter.gate.steps_off == 2 and drafter.gate.backoffs == 0
+
+
+class SlowJunkDrafter(Drafter):
+    """Proposes tokens the target never picks, slowly: every draft is a pure loss."""
+
+    name = "slow-junk"
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def propose(self, context_ids, matcher, k):
+        self.asked += 1
+        time.sleep(0.004)
+        return DraftProposal([63] * k)
+
+
+def test_gated_drafter_stops_asking_a_losing_drafter_and_output_is_unchanged():
+    prompt = [4, 8, 15]
+    ref = constrained_decode(TARGET, prompt, None, 60, eos_token_ids=[])
+    inner = SlowJunkDrafter()
+    gated = GatedDrafter(inner)
+    got = speculative_decode(TARGET, prompt, None, gated, 60, num_draft_tokens=4, eos_token_ids=[])
+    assert got.tokens == ref.tokens
+    assert gated.gate.backoffs >= 2 and inner.asked < 30        # ungated: asked at every one of ~60 steps
+    # behind jump-forward the gate sees only the steps its drafter is asked about
+    inner2 = SlowJunkDrafter()
+    jf = JumpForwardDrafter(GatedDrafter(inner2))
+    got2 = speculative_decode(TARGET, prompt, None, jf, 60, num_draft_tokens=4, eos_token_ids=[])
+    assert got2.tokens == ref.tokens and inner2.asked < 30

@@ -5,12 +5,12 @@ same greedy output (and the same sampling distribution) in fewer target calls.
 """
 from .decode import DecodeResult, constrained_decode
 from .drafters import (AcceptanceStats, AdaptiveTreeDrafter, ChainDrafter, DraftLength, DraftModelDrafter, DraftProposal, Drafter, GrammarTreeDrafter,
-                       JumpForwardDrafter,
-                       LayerSkipDrafter, PromptLookupDrafter, StepFeedback, TokenRecyclingDrafter, VerifyCost)
+                       GatedDrafter, JumpForwardDrafter,
+                       LayerSkipDrafter, PayoffGate, PromptLookupDrafter, StepFeedback, TokenRecyclingDrafter, VerifyCost)
 from .sampling import GREEDY, SamplingParams
 from .tree import DraftTree
 from .verify import AcceptanceRule, speculative_decode
 
-__all__ = ["AcceptanceRule", "AcceptanceStats", "AdaptiveTreeDrafter", "ChainDrafter", "DecodeResult", "DraftLength", "DraftModelDrafter", "DraftProposal", "Drafter", "DraftTree", "GrammarTreeDrafter",
-           "GREEDY", "JumpForwardDrafter", "LayerSkipDrafter", "PromptLookupDrafter", "SamplingParams",
+__all__ = ["AcceptanceRule", "AcceptanceStats", "AdaptiveTreeDrafter", "ChainDrafter", "DecodeResult", "DraftLength", "DraftModelDrafter", "DraftProposal", "Drafter", "DraftTree", "GatedDrafter", "GrammarTreeDrafter",
+           "GREEDY", "JumpForwardDrafter", "LayerSkipDrafter", "PayoffGate", "PromptLookupDrafter", "SamplingParams",
            "StepFeedback", "TokenRecyclingDrafter", "VerifyCost", "constrained_decode", "speculative_decode"]

@@ -5,11 +5,11 @@ from .base import DraftLength, DraftProposal, Drafter, StepFeedback, take_valid
 from .jumpforward import JumpForwardDrafter
 from .model import AutoregressiveDrafter, DraftModelDrafter
 from .ngram import PromptLookupDrafter
-from .payoff import PayoffGate
+from .payoff import GatedDrafter, PayoffGate
 from .recycling import TokenRecyclingDrafter
 from .selfspec import LayerSkipDrafter
 from .tree import GrammarTreeDrafter
 
-__all__ = ["AcceptanceStats", "AdaptiveTreeDrafter", "AutoregressiveDrafter", "ChainDrafter", "DraftLength", "DraftModelDrafter", "DraftProposal", "Drafter", "GrammarTreeDrafter",
+__all__ = ["AcceptanceStats", "AdaptiveTreeDrafter", "AutoregressiveDrafter", "ChainDrafter", "DraftLength", "DraftModelDrafter", "DraftProposal", "Drafter", "GatedDrafter", "GrammarTreeDrafter",
            "JumpForwardDrafter", "LayerSkipDrafter", "PayoffGate", "PromptLookupDrafter", "StepFeedback",
            "TokenRecyclingDrafter", "VerifyCost", "take_valid"]
