@@ -341,6 +341,25 @@ def test_intersection() -> None:
     assert j.matches(b'"\\u0041bc"') and not j.matches(b'"abcd"') and j.matches(b'"\\ud83d\\ude00\\n"')
 
 
+def test_complement() -> None:
+    """not_match: the text must fully match none of the patterns (checked against Python re)."""
+    term = Terminal(regex=r"[a-z]{1,4}", not_match=(r"[\s\S]*ab[\s\S]*", r"x+"))
+    d = compile_terminal(term)
+    rnd = random.Random(4)
+    for _ in range(3000):
+        s = "".join(rnd.choice("abxyz\u00e9") for _ in range(rnd.randint(0, 6)))
+        expect = bool(re.fullmatch(term.regex, s)) and not any(re.fullmatch(p, s) for p in term.not_match)
+        assert d.matches(s.encode()) == expect, s
+    # complements range over every code point, not only those the patterns mention
+    every = compile_terminal(Terminal(regex=r"[\s\S]*", not_match=(r"a",)))
+    assert every.matches("é😀".encode()) and every.matches(b"") and not every.matches(b"a") and every.matches(b"aa")
+    # inside JSON strings the decoded text is what counts: an escaped spelling is excluded too
+    j = compile_terminal(Terminal(regex=r"[\s\S]*", json_string=True, not_match=(r"foo[\s\S]*",)))
+    assert j.matches(b'"fo"') and j.matches(b'"f\u00e9"') and not j.matches(b'"foobar"')
+    assert not j.matches(b'"\u0066oo"')
+    assert compile_terminal(Terminal(regex="a+", not_match=("a*",))).is_empty
+
+
 def test_literal_terminals() -> None:
     d = compile_terminal(Terminal(literal="héllo"))
     assert d.matches("héllo".encode()) and not d.matches(b"hello") and d.n_states == len("héllo".encode()) + 1

@@ -159,6 +159,11 @@ SCHEMAS = [
      "required": ["kind"], "if": {"properties": {"kind": {"const": "circle"}}}, "then": {"required": ["r"]},
      "additionalProperties": False},
     {"type": "string", "format": "date"},
+    # patternProperties with different schemas: keys split by which patterns find them ("x_id" is
+    # found by both, whose schemas contradict: no value fits), the rest get additionalProperties
+    {"type": "object", "properties": {"id": {"type": "integer"}},
+     "patternProperties": {"^x": {"type": "integer", "minimum": 0}, "_id$": {"type": "string"}},
+     "additionalProperties": {"type": "boolean"}, "maxProperties": 4},
 ]
 
 
@@ -187,7 +192,8 @@ def test_hypothesis_instances_accepted(schema, data):
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 @given(value=st.recursive(st.none() | st.booleans() | st.integers(-100, 2000) | st.sampled_from(
     ["a", "b", "c", "x", "circle", "abc", "2024-02-29", "2023-02-29", "", "kind", "r"]) | st.floats(-2, 3, allow_nan=False),
-    lambda ch: st.lists(ch, max_size=5) | st.dictionaries(st.sampled_from(["id", "name", "tags", "score", "ok", "kind", "r", "z"]), ch, max_size=5),
+    lambda ch: st.lists(ch, max_size=5) | st.dictionaries(st.sampled_from(["id", "name", "tags", "score", "ok", "kind", "r", "z",
+                                                                           "x1", "a_id", "x_id", "xx"]), ch, max_size=5),
     max_leaves=8))
 def test_accepted_strings_validate(schema, value):
     """Whatever the grammar accepts is valid per jsonschema (with format assertion)."""
@@ -211,3 +217,17 @@ def test_close_objects_with_shape_from_applicators():
     ref = {"$defs": {"o": {"type": "object", "properties": {"x": {"type": "string"}}}}, "$ref": "#/$defs/o"}
     g = grammar_from_json_schema(ref, close_objects=True)
     assert accepts_text(g, '{"x":"y"}') and not accepts_text(g, '{"z":1}')
+
+
+def test_many_pattern_properties_refused_by_name():
+    pats = {f"^{c}": {"type": "integer", "minimum": i} for i, c in enumerate("abcde")}
+    schema = {"type": "object", "patternProperties": pats}
+    with pytest.raises(UnsupportedKeywordError) as e:
+        grammar_from_json_schema(schema)
+    assert e.value.keyword == "patternProperties" and "2^5" in str(e.value)
+    with pytest.warns(UserWarning, match="patternProperties"):
+        g = grammar_from_json_schema(schema, strict=False)          # relaxed loudly: a superset
+    assert accepts(g, '{"a":0,"e":4}')
+    four = {"type": "object", "patternProperties": dict(list(pats.items())[:4])}
+    g4 = grammar_from_json_schema(four)
+    assert accepts(g4, '{"a":0,"d":3,"z":"free"}') and not accepts(g4, '{"d":2}')

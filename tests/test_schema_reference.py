@@ -67,10 +67,13 @@ def terminal_ends(term: Terminal, text: str, i: int) -> list[int]:
             content = json.loads(text[i:j])
         except json.JSONDecodeError:
             return []
-        return [j] if all(_rx(p).fullmatch(content) for p in pats) else []
+        ok = all(_rx(p).fullmatch(content) for p in pats) and not any(_rx(p).fullmatch(content)
+                                                                       for p in term.not_match)
+        return [j] if ok else []
     out = []
     for j in range(i + 1, len(text) + 1):
-        if all(_rx(p).fullmatch(text, i, j) for p in pats):
+        if all(_rx(p).fullmatch(text, i, j) for p in pats) and not any(_rx(p).fullmatch(text, i, j)
+                                                                          for p in term.not_match):
             out.append(j)
     return out
 

@@ -28,7 +28,9 @@ class Terminal:
     encoding of a string whose *decoded* characters fully match the pattern
     (and every pattern in ``also_match``) + ``"``.
     ``also_match`` lists extra full-match patterns the text must match too
-    (language intersection, e.g. ``pattern`` together with ``maxLength``).
+    (language intersection, e.g. ``pattern`` together with ``maxLength``);
+    ``not_match`` lists full-match patterns the text must *not* match
+    (complements, e.g. object keys that no ``patternProperties`` pattern finds).
     ``canonical=True`` (with ``json_string``): the spellings JSON serializers
     write: a character they never escape (printable ASCII other than
     ``" \\ / < > & '``) is never accepted as a ``\\u`` escape (``\\u0041`` for
@@ -42,6 +44,7 @@ class Terminal:
     literal: str | None = None
     json_string: bool = False
     also_match: tuple[str, ...] = ()
+    not_match: tuple[str, ...] = ()
     priority: int = 0
     canonical: bool = False
 
@@ -55,6 +58,8 @@ class Terminal:
             body = f"json_string{'_canonical' if self.canonical else ''}({body})"
         if self.also_match:
             body += " & " + " & ".join(f"/{p}/" for p in self.also_match)
+        if self.not_match:
+            body += " & " + " & ".join(f"!/{p}/" for p in self.not_match)
         return body
 
 

@@ -40,7 +40,7 @@ class _RegexOf:
     def symbol(self, sym: str) -> str | None:
         if sym in self.g.terminals:
             t = self.g.terminals[sym]
-            if t.json_string or t.also_match:
+            if t.json_string or t.also_match or t.not_match:
                 return None
             return quote(t.literal) if t.literal is not None else f"(?:{t.regex})"
         return self.rule(sym)

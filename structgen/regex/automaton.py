@@ -327,6 +327,26 @@ def minimize_reference(dfa: CharDFA) -> CharDFA:
     return CharDFA(dfa.classes, out_trans, [bacc[b] for b in order])
 
 
+def complement(a: CharDFA) -> CharDFA:
+    """Every string of code points that ``a`` rejects (minimal, trimmed).
+
+    The DFA is completed first: code points in none of its classes get a class of
+    their own, and every missing transition goes to an accepting sink.
+    """
+    covered = cs.union(*a.classes) if a.classes else ()
+    rest = cs.subtract(cs.ALL, covered)
+    classes = list(a.classes) + ([rest] if rest else [])
+    k = len(classes)
+    n = a.n_states
+    sink = n
+    trans = [[t if t >= 0 else sink for t in row] + ([sink] if rest else []) for row in a.trans]
+    trans.append([sink] * k)
+    accept = [not x for x in a.accept] + [True]
+    if n == 0:                      # the empty language: its complement is everything
+        trans, accept = [[0] * k], [True]
+    return minimize(CharDFA(classes, trans, accept))
+
+
 def intersect(a: CharDFA, b: CharDFA, max_states: int, *, reference: bool = False) -> CharDFA:
     """Product construction over the common refinement of both class partitions.
 

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import CompileLimitError
 from . import charset as cs
 from . import direct
-from .automaton import CharDFA, ast_to_dfa, intersect
+from .automaton import CharDFA, ast_to_dfa, complement, intersect
 from .bytedfa import ByteDFA
 from .encode import NEVER_ESCAPED, expand
 from .words import complement_dfa, known_complement
@@ -197,7 +197,7 @@ _compile_terminal.cache_clear = _TERMINALS.clear  # type: ignore[attr-defined]
 
 
 def _compile_terminal_uncached(term, max_states: int) -> ByteDFA:
-    if term.literal is not None and not term.json_string and not term.also_match:
+    if term.literal is not None and not term.json_string and not term.also_match and not term.not_match:
         return literal_dfa_bytes(term.literal.encode("utf-8"))
     if term.literal is not None:
         dfa = _literal_dfa(term.literal)
@@ -205,6 +205,8 @@ def _compile_terminal_uncached(term, max_states: int) -> ByteDFA:
         dfa = char_dfa(term.regex, "fullmatch", max_states)
     for extra in term.also_match:
         dfa = intersect(dfa, char_dfa(extra, "fullmatch", max_states), max_states)
+    for excluded in term.not_match:
+        dfa = intersect(dfa, complement(char_dfa(excluded, "fullmatch", max_states)), max_states)
     return _to_bytes(dfa, json=term.json_string, max_states=max_states,
                      canonical=term.canonical and term.json_string)
 

@@ -23,7 +23,7 @@ from .nodes import (ANY, AnyNode, Arr, Bool, Const, NeverNode, Node, Null, Num, 
                     canonical, union)
 from .formats import raw_spelling_regexes
 from .numbers import NumberRefused, number_regexes
-from .strings import ANY_CHARS, length_regex, not_in_set, quote, search_regex
+from .strings import ANY_CHARS, key_language_empty, length_regex, not_in_set, quote, search_regex
 
 
 _RAW_FORMATS = raw_spelling_regexes()
@@ -31,6 +31,8 @@ _RAW_FORMATS = raw_spelling_regexes()
 # any-order objects needing at most this many states are emitted as static rules (an LR engine can
 # take them); bigger ones become a lazy rule family (anyorder.py)
 EAGER_OBJECT_STATES = 24
+# patternProperties with different schemas split undeclared keys into up to 2^n regions
+MAX_PATTERN_PROPERTIES = 4
 
 
 class Emitter:
@@ -385,10 +387,13 @@ class Emitter:
                     extras.append((self._key_terminal(key_regs + [alt]), next(iter(pschemas))))
                 elif pschemas == {n.additional}:
                     extras.append((self._key_terminal(key_regs), n.additional))
-                else:
-                    self.refuse("patternProperties with different schemas (or with additionalProperties) "
-                                "need regex complements", "", "patternProperties")
+                elif len(pats) > MAX_PATTERN_PROPERTIES:
+                    self.refuse(f"more than {MAX_PATTERN_PROPERTIES} patternProperties with different schemas "
+                                f"({len(pats)}: the key space splits into 2^{len(pats)} regions)", "",
+                                "patternProperties")
                     extras.append((self._key_terminal(key_regs), union([s for _, s in pats] + [n.additional])))
+                else:
+                    extras.extend(self._pattern_regions(key_regs, pats, n.additional))
         members: dict[str, str | None] = {}
         for k, v in declared:
             sym = self.emit(v)
@@ -504,13 +509,42 @@ class Emitter:
             del b.rules[name]
         return b.rule(b.fresh("seq"), [(prefix[n],) for n in accepting])
 
-    def _key_terminal(self, regs: list[str]) -> str:
+    def _key_terminal(self, regs: list[str], exclude: tuple[str, ...] = ()) -> str:
         """Undeclared keys, in the spellings serializers write (``Terminal.canonical``), like the
         declared ones: their "any key but the declared ones" DFA then has escape paths that do not
-        depend on the declared keys' letters, which made it several times bigger and slower to build."""
+        depend on the declared keys' letters, which made it several times bigger and slower to build.
+        Keys fully matching a pattern of ``exclude`` are left out."""
         if not regs:
             regs = [ANY_CHARS]
-        return self.b.terminal(Terminal(regex=regs[0], json_string=True, also_match=tuple(regs[1:]), canonical=True))
+        return self.b.terminal(Terminal(regex=regs[0], json_string=True, also_match=tuple(regs[1:]),
+                                        not_match=tuple(exclude), canonical=True))
+
+    def _pattern_regions(self, key_regs: list[str], pats, additional: Node) -> list[tuple[str, Node]]:
+        """Undeclared keys split by which ``patternProperties`` patterns find them.
+
+        A key found by exactly the patterns in T gets the intersection of their schemas;
+        a key found by none gets ``additional``.  Each region's key language is the
+        intersection of the patterns in T and the complements of the others (exact);
+        regions with no key, or whose value schema is unsatisfiable, are left out.
+        """
+        found = [search_regex(p) for p, _ in pats]
+        out: list[tuple[str, Node]] = []
+        for bits in range(1 << len(pats)):
+            inside = [i for i in range(len(pats)) if bits >> i & 1]
+            if inside:
+                value: Node = ANY
+                for i in inside:
+                    value = self.A.intersect(value, pats[i][1])
+            else:
+                value = additional
+            if isinstance(value, NeverNode):
+                continue
+            include = key_regs + [found[i] for i in inside]
+            exclude = tuple(found[i] for i in range(len(pats)) if i not in inside)
+            if key_language_empty(include or [ANY_CHARS], exclude):
+                continue
+            out.append((self._key_terminal(include, exclude), value))
+        return out
 
     # ------------------------------------------------------------ finish
     def finish(self, root: str | None) -> Grammar:
