@@ -43,24 +43,34 @@ def chat(tokenizer, text: str) -> list[int]:
         return tokenizer.encode(text)
 
 
-def json_workload(tokenizer, n: int):
+def json_workload(tokenizer, n: int, pick: str = "spread"):
+    """BFCL extraction prompts with their strict schemas.
+
+    ``pick="first"``: the first n records (all simple_java, whose free-form object
+    parameters send a 135M model into long repetitive values); ``"spread"``: every
+    (1024/n)-th record, across the BFCL categories (python, java, javascript, live,
+    multiple, parallel), the representative sample.
+    """
     from structgen.schema import grammar_from_json_schema
     path = CORPORA / "json-mode-prompts" / "bfcl-maskbench-joined.jsonl"
-    out = []
     with open(path) as f:
-        for line in f:
-            if len(out) >= n:
-                break
-            rec = json.loads(line)
-            try:
-                grammar = grammar_from_json_schema(rec["schema"])
-            except Exception as e:          # schema the compiler refuses: skip, but say so
-                print(f"  skip {rec['bfcl_id']}: {type(e).__name__}: {e}")
-                continue
-            q = rec["question"][0][-1]["content"]
-            text = (f"{q}\nAnswer with one JSON object that calls the function, matching this JSON schema:\n"
-                    f"{json.dumps(rec['schema'])}")
-            out.append((f"json:{rec['bfcl_id']}", chat(tokenizer, text), grammar))
+        recs = [json.loads(line) for line in f]
+    if pick == "spread":
+        step = max(1, len(recs) // max(n, 1))
+        recs = recs[::step] + [r for i, r in enumerate(recs) if i % step]   # spares if one is refused
+    out = []
+    for rec in recs:
+        if len(out) >= n:
+            break
+        try:
+            grammar = grammar_from_json_schema(rec["schema"])
+        except Exception as e:          # schema the compiler refuses: skip, but say so
+            print(f"  skip {rec['bfcl_id']}: {type(e).__name__}: {e}")
+            continue
+        q = rec["question"][0][-1]["content"]
+        text = (f"{q}\nAnswer with one JSON object that calls the function, matching this JSON schema:\n"
+                f"{json.dumps(rec['schema'])}")
+        out.append((f"json:{rec['bfcl_id']}", chat(tokenizer, text), grammar))
     return out
 
 
@@ -139,6 +149,8 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--draft-model", default=None, help="e.g. qwen2.5-coder-0.5b for --model qwen2.5-coder-1.5b")
     ap.add_argument("--n-json", type=int, default=4)
+    ap.add_argument("--json-pick", choices=("spread", "first"), default="spread",
+                    help="which BFCL records: every (1024/n)-th across categories, or the first n (simple_java)")
     ap.add_argument("--n-code", type=int, default=1)
     ap.add_argument("--n-chat", type=int, default=1)
     ap.add_argument("--max-new", type=int, default=96)
@@ -170,7 +182,7 @@ def main() -> None:
     if args.drafters:
         drafters = {k: v for k, v in drafters.items() if k in args.drafters.split(",")}
 
-    work = (json_workload(tokenizer, args.n_json) + code_workload(tokenizer, args.n_code)
+    work = (json_workload(tokenizer, args.n_json, args.json_pick) + code_workload(tokenizer, args.n_code)
             + chat_workload(tokenizer, args.n_chat))
     rows = []
     load_start = os.getloadavg()
