@@ -39,13 +39,12 @@ def test_losing_drafts_back_off_doubling_and_winning_drafts_stay_on():
     gate = PayoffGate(window=6, first_backoff=4, max_backoff=16, clock=clock)
     gate.observe(1, fed=0, seconds=1.0)                  # the prefill teaches nothing
     # 1 token per 40 ms of drafting+verifying; no plain timing yet: 2 plain steps to measure it
-    assert [spec_step(gate, clock, 0.03, 0.01, 1) for _ in range(2)] == [True] * 2
+    assert [spec_step(gate, clock, 0.03, 0.01, 1) for _ in range(3)] == [True] * 3
     assert [spec_step(gate, clock, 0.03, 0.01, 1) for _ in range(2)] == [False] * 2
-    # still losing (40 ms per token vs 10 ms): off for 4; then each single probe step loses too:
-    # off for 8, then 16 (the cap), then 16
-    pattern = [spec_step(gate, clock, 0.03, 0.01, 1) for _ in range(1 + 4 + 1 + 8 + 1 + 16 + 1 + 16)]
-    assert pattern == ([True] + [False] * 4 + [True] + [False] * 8 + [True] + [False] * 16
-                       + [True] + [False] * 16)
+    # still losing (40 ms per token vs 10 ms): off for 4, then for 8, then 16 (the cap), then 16
+    pattern = [spec_step(gate, clock, 0.03, 0.01, 1) for _ in range(1 + 4 + 3 + 8 + 3 + 16 + 3 + 16)]
+    assert pattern == ([True] + [False] * 4 + [True] * 3 + [False] * 8 + [True] * 3 + [False] * 16
+                       + [True] * 3 + [False] * 16)
     assert gate.backoffs == 4
     # drafts that pay (5 tokens per 20 ms vs 10 ms per token) keep drafting and reset the back-off
     steps = [spec_step(gate, clock, 0.01, 0.01, 5) for _ in range(20)]
