@@ -329,27 +329,27 @@ def test_json_string_escapes() -> None:
     assert not d.is_live_prefix(b'"\\ud83dx')
 
 
-def test_intersection() -> None:
-    term = Terminal(regex=r"[a-z0-9]+", also_match=(r".{2,4}", r".*\d.*"))
+def check_terminal_against_re(term: Terminal, alphabet: str, n: int, seed: int) -> None:
+    """Random strings: the terminal's DFA agrees with Python re on regex, also_match and not_match."""
     d = compile_terminal(term)
-    rnd = random.Random(3)
-    for _ in range(2000):
-        s = "".join(rnd.choice("ab09Z.") for _ in range(rnd.randint(0, 6)))
-        expect = all(re.fullmatch(p, s) for p in (term.regex,) + term.also_match)
+    rnd = random.Random(seed)
+    for _ in range(n):
+        s = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 6)))
+        expect = (all(re.fullmatch(p, s) for p in (term.regex,) + term.also_match)
+                  and not any(re.fullmatch(p, s) for p in term.not_match))
         assert d.matches(s.encode()) == expect, s
+
+
+def test_intersection() -> None:
+    check_terminal_against_re(Terminal(regex=r"[a-z0-9]+", also_match=(r".{2,4}", r".*\d.*")), "ab09Z.", 2000, 3)
     j = compile_terminal(Terminal(regex=r"[^\"]*", also_match=(r"(?s).{0,3}",), json_string=True))
     assert j.matches(b'"\\u0041bc"') and not j.matches(b'"abcd"') and j.matches(b'"\\ud83d\\ude00\\n"')
 
 
 def test_complement() -> None:
     """not_match: the text must fully match none of the patterns (checked against Python re)."""
-    term = Terminal(regex=r"[a-z]{1,4}", not_match=(r"[\s\S]*ab[\s\S]*", r"x+"))
-    d = compile_terminal(term)
-    rnd = random.Random(4)
-    for _ in range(3000):
-        s = "".join(rnd.choice("abxyz\u00e9") for _ in range(rnd.randint(0, 6)))
-        expect = bool(re.fullmatch(term.regex, s)) and not any(re.fullmatch(p, s) for p in term.not_match)
-        assert d.matches(s.encode()) == expect, s
+    check_terminal_against_re(Terminal(regex=r"[a-z]{1,4}", not_match=(r"[\s\S]*ab[\s\S]*", r"x+")),
+                              "abxyz\u00e9", 3000, 4)
     # complements range over every code point, not only those the patterns mention
     every = compile_terminal(Terminal(regex=r"[\s\S]*", not_match=(r"a",)))
     assert every.matches("é😀".encode()) and every.matches(b"") and not every.matches(b"a") and every.matches(b"aa")
