@@ -127,6 +127,7 @@ def test_fullmatch_against_re(pattern: str) -> None:
     check()
 
 
+@pytest.mark.skipif(not (DOTTXT / "cases.json").exists(), reason=f"corpus missing: {DOTTXT}")
 def test_dottxt_corpus() -> None:
     cases = json.loads((DOTTXT / "cases.json").read_text())["regex_cases"]
     rnd = random.Random(0)

@@ -131,6 +131,7 @@ def _mutations(schema, rng, n: int) -> list:
     return out
 
 
+@pytest.mark.skipif(not SUITE.exists() or not MASKBENCH.exists(), reason=f"corpus missing: {CORPORA}")
 @pytest.mark.parametrize("draft", ["2020-12", "2019-09", "draft7", "draft4"])
 def test_fast_check_gives_the_official_verdict(draft: str) -> None:
     import random
