@@ -43,13 +43,15 @@ def chat(tokenizer, text: str) -> list[int]:
         return tokenizer.encode(text)
 
 
-def json_workload(tokenizer, n: int, pick: str = "spread"):
+def json_workload(tokenizer, n: int, pick: str = "spread", property_order: str = "schema"):
     """BFCL extraction prompts with their strict schemas.
 
     ``pick="first"``: the first n records (all simple_java, whose free-form object
     parameters send a 135M model into long repetitive values); ``"spread"``: every
     (1024/n)-th record, across the BFCL categories (python, java, javascript, live,
-    multiple, parallel), the representative sample.
+    multiple, parallel), the representative sample.  ``property_order="schema"`` is the
+    grammar structgen.generate() uses (declared keys in schema order, so the grammar forces
+    them and jump-forward drafts them); ``"any"`` is the compiler's default.
     """
     from structgen.schema import grammar_from_json_schema
     path = CORPORA / "json-mode-prompts" / "bfcl-maskbench-joined.jsonl"
@@ -63,7 +65,7 @@ def json_workload(tokenizer, n: int, pick: str = "spread"):
         if len(out) >= n:
             break
         try:
-            grammar = grammar_from_json_schema(rec["schema"])
+            grammar = grammar_from_json_schema(rec["schema"], property_order=property_order)
         except Exception as e:          # schema the compiler refuses: skip, but say so
             print(f"  skip {rec['bfcl_id']}: {type(e).__name__}: {e}")
             continue
@@ -151,6 +153,8 @@ def main() -> None:
     ap.add_argument("--n-json", type=int, default=4)
     ap.add_argument("--json-pick", choices=("spread", "first"), default="spread",
                     help="which BFCL records: every (1024/n)-th across categories, or the first n (simple_java)")
+    ap.add_argument("--property-order", choices=("schema", "any"), default="schema",
+                    help="JSON grammar: keys in schema order (what generate() uses) or in any order")
     ap.add_argument("--n-code", type=int, default=1)
     ap.add_argument("--n-chat", type=int, default=1)
     ap.add_argument("--max-new", type=int, default=96)
@@ -182,7 +186,7 @@ def main() -> None:
     if args.drafters:
         drafters = {k: v for k, v in drafters.items() if k in args.drafters.split(",")}
 
-    work = (json_workload(tokenizer, args.n_json, args.json_pick) + code_workload(tokenizer, args.n_code)
+    work = (json_workload(tokenizer, args.n_json, args.json_pick, args.property_order) + code_workload(tokenizer, args.n_code)
             + chat_workload(tokenizer, args.n_chat))
     rows = []
     load_start = os.getloadavg()
