@@ -25,6 +25,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .walk import advance_states
 from .lr_stacks import (C_CMARK, C_DEF, C_EXP, C_MARK, C_MEMO, C_NODES, C_RES, C_SETBUF, C_SETS, C_VEC,
                         DEFER_BOUNDARY, DEFER_ITEM, DEFERRED, T_RD_START, T_SH_START, T_SH_TERM, UNKNOWN,
                         defer_work, expected_search, intern_node, intern_set, shift_search)
@@ -262,8 +263,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
         if n_gn + nl > gnode_buf.shape[0]:
             return 0
         g_off = n_gn
-        for y in range(nl):
-            gnode_buf[n_gn + y] = def_in[pos + y]
+        gnode_buf[n_gn:n_gn + nl] = def_in[pos:pos + nl]
         n_gn += nl
         pos += nl
         a_off = 0
@@ -274,8 +274,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
             if n_acc_buf + a_len > acc_buf.shape[0]:
                 return 0
             a_off = n_acc_buf
-            for y in range(a_len):
-                acc_buf[n_acc_buf + y] = def_in[pos + y]
+            acc_buf[n_acc_buf:n_acc_buf + a_len] = def_in[pos:pos + a_len]
             n_acc_buf += a_len
             pos += a_len
         n_members = def_in[pos]
@@ -571,12 +570,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                 d = f_depth[i] - base
                 b = f_byte[i]
                 pc = counts[d - 1]
-                c = 0
-                for j in range(pc):
-                    s = trans[states[d - 1, j], b]
-                    if s >= 0:
-                        states[d, c] = s
-                        c += 1
+                c = advance_states(trans, states, d, pc, b)
                 if c == 0:
                     par = owner[d - 1]
                     if rec_owner[d - 1] != par:

@@ -21,6 +21,19 @@ import numpy as np
 
 
 @numba.njit(cache=True, inline="always")
+def advance_states(trans, states, d, pc, b):
+    """Row ``d`` of ``states`` = the live lexer states of row ``d - 1`` (``pc`` of them) after
+    byte ``b``; returns how many there are (0: no lexeme continues with this byte)."""
+    c = 0
+    for j in range(pc):
+        s = trans[states[d - 1, j], b]
+        if s >= 0:
+            states[d, c] = s
+            c += 1
+    return c
+
+
+@numba.njit(cache=True, inline="always")
 def _subtree_range(first, node_byte, node_depth, subtree_end):
     """(first node, end, depth offset) of the walk below start node ``first`` (0 = the whole trie)."""
     if first == 0:
@@ -68,12 +81,7 @@ def walk_kernel(node_byte, node_depth, subtree_end, tok_start, tok_ids, node_ori
             d = node_depth[i] - base
             b = node_byte[i]
             pc = counts[d - 1]
-            c = 0
-            for j in range(pc):
-                s = trans[states[d - 1, j], b]
-                if s >= 0:
-                    states[d, c] = s
-                    c += 1
+            c = advance_states(trans, states, d, pc, b)
             if c == 0:
                 # lexeme cannot continue with this byte: boundary if parent accepted
                 has_acc = False

@@ -1,7 +1,7 @@
 """Drafters: draft model, prompt lookup, token recycling, layer skipping, jump-forward."""
 from .adaptive import AcceptanceStats, AdaptiveTreeDrafter, VerifyCost
 from .chain import ChainDrafter
-from .base import DraftLength, DraftProposal, Drafter, StepFeedback, take_valid
+from .base import DraftLength, DraftProposal, Drafter, StepFeedback, WrappingDrafter, take_valid
 from .jumpforward import JumpForwardDrafter
 from .model import AutoregressiveDrafter, DraftModelDrafter
 from .ngram import PromptLookupDrafter
@@ -12,4 +12,4 @@ from .tree import GrammarTreeDrafter
 
 __all__ = ["AcceptanceStats", "AdaptiveTreeDrafter", "AutoregressiveDrafter", "ChainDrafter", "DraftLength", "DraftModelDrafter", "DraftProposal", "Drafter", "GatedDrafter", "GrammarTreeDrafter",
            "JumpForwardDrafter", "LayerSkipDrafter", "PayoffGate", "PromptLookupDrafter", "StepFeedback",
-           "TokenRecyclingDrafter", "VerifyCost", "take_valid"]
+           "TokenRecyclingDrafter", "VerifyCost", "WrappingDrafter", "take_valid"]

@@ -80,6 +80,32 @@ class Drafter(ABC):
         and cost learn here."""
 
 
+class WrappingDrafter(Drafter):
+    """A drafter built around another one (jump-forward, trees, the payoff gate): takes over its
+    feedback needs and passes every notification on; ``inner`` may be None."""
+
+    def __init__(self, inner: Drafter | None, name: str | None = None) -> None:
+        self.inner = inner
+        self.needs_feedback = inner.needs_feedback if inner is not None else False
+        self.prefill_feedback = inner.prefill_feedback if inner is not None else 0
+        if name is not None:
+            self.name = name
+
+    def reset(self, prompt_ids: Sequence[int], sampling: SamplingParams = GREEDY,
+              generator: torch.Generator | None = None) -> None:
+        super().reset(prompt_ids, sampling, generator)
+        if self.inner is not None:
+            self.inner.reset(prompt_ids, sampling, generator)
+
+    def update(self, feedback: StepFeedback) -> None:
+        if self.inner is not None:
+            self.inner.update(feedback)
+
+    def observe(self, new_tokens: Sequence[int], accepted: int, fed: int = 0, seconds: float = 0.0) -> None:
+        if self.inner is not None:
+            self.inner.observe(new_tokens, accepted, fed, seconds)
+
+
 @dataclass(frozen=True)
 class DraftLength:
     """Fixed length (threshold=None) or SpecDec++-style adaptive stop.

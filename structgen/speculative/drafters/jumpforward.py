@@ -18,32 +18,15 @@ from collections.abc import Sequence
 
 import torch
 
-from ..sampling import GREEDY, SamplingParams
-from .base import DraftProposal, Drafter, StepFeedback
+from .base import DraftProposal, Drafter, WrappingDrafter
 
 
-class JumpForwardDrafter(Drafter):
+class JumpForwardDrafter(WrappingDrafter):
     name = "jump-forward"
 
     def __init__(self, inner: Drafter | None = None, max_forced: int = 32) -> None:
-        self.inner, self.max_forced = inner, max_forced
-        self.needs_feedback = inner.needs_feedback if inner is not None else False
-        self.prefill_feedback = inner.prefill_feedback if inner is not None else 0
-        if inner is not None:
-            self.name = f"jump-forward+{inner.name}"
-
-    def reset(self, prompt_ids, sampling: SamplingParams = GREEDY, generator=None) -> None:
-        super().reset(prompt_ids, sampling, generator)
-        if self.inner is not None:
-            self.inner.reset(prompt_ids, sampling, generator)
-
-    def update(self, feedback: StepFeedback) -> None:
-        if self.inner is not None:
-            self.inner.update(feedback)
-
-    def observe(self, new_tokens, accepted: int, fed: int = 0, seconds: float = 0.0) -> None:
-        if self.inner is not None:
-            self.inner.observe(new_tokens, accepted, fed, seconds)
+        super().__init__(inner, f"jump-forward+{inner.name}" if inner is not None else None)
+        self.max_forced = max_forced
 
     def propose(self, context_ids: Sequence[int], matcher, k: int) -> DraftProposal:
         tokens: list[int] = []

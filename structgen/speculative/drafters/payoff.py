@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from ..sampling import GREEDY, SamplingParams
-from .base import DraftProposal, Drafter, StepFeedback
+from .base import DraftProposal, Drafter, WrappingDrafter
 
 
 class PayoffGate:
@@ -96,7 +96,7 @@ class PayoffGate:
             self._backoff = self.first_backoff
 
 
-class GatedDrafter(Drafter):
+class GatedDrafter(WrappingDrafter):
     """Any drafter behind a :class:`PayoffGate`: its drafts are asked for only while they pay.
 
     For drafters whose misses cost verification time (prompt lookup on chat, where few
@@ -105,22 +105,15 @@ class GatedDrafter(Drafter):
     """
 
     def __init__(self, inner: Drafter, gate: PayoffGate | None = None) -> None:
-        self.inner = inner
+        super().__init__(inner, f"gated({inner.name})")
         self.gate = gate or PayoffGate()
-        self.needs_feedback = inner.needs_feedback
-        self.prefill_feedback = inner.prefill_feedback
-        self.name = f"gated({inner.name})"
 
     def reset(self, prompt_ids, sampling: SamplingParams = GREEDY, generator=None) -> None:
         super().reset(prompt_ids, sampling, generator)
-        self.inner.reset(prompt_ids, sampling, generator)
         self.gate.reset()
 
-    def update(self, feedback: StepFeedback) -> None:
-        self.inner.update(feedback)
-
     def observe(self, new_tokens, accepted: int, fed: int = 0, seconds: float = 0.0) -> None:
-        self.inner.observe(new_tokens, accepted, fed, seconds)
+        super().observe(new_tokens, accepted, fed, seconds)
         self.gate.observe(len(new_tokens), fed, seconds)
 
     def propose(self, context_ids: Sequence[int], matcher, k: int) -> DraftProposal:

@@ -12,35 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..sampling import GREEDY, SamplingParams
 from ..tree import DraftTree
-from .base import DraftProposal, Drafter, StepFeedback, take_valid
+from .base import DraftProposal, Drafter, WrappingDrafter, take_valid
 from .ngram import PromptLookupDrafter
 
 
-class GrammarTreeDrafter(Drafter):
+class GrammarTreeDrafter(WrappingDrafter):
     """Tree = inner chain + grammar-enumerated branches (+ prompt-lookup alternatives)."""
 
     def __init__(self, inner: Drafter, *, max_nodes: int = 24, max_alternatives: int = 6,
                  branch_positions: int = 4, branch_depth: int = 4,
                  lookup: PromptLookupDrafter | None = None, branch_inner: bool = False) -> None:
-        self.inner, self.lookup, self.branch_inner = inner, lookup, branch_inner
+        super().__init__(inner, f"tree({inner.name})")
+        self.lookup, self.branch_inner = lookup, branch_inner
         self.max_nodes, self.max_alternatives = max_nodes, max_alternatives
         self.branch_positions, self.branch_depth = branch_positions, branch_depth
-        self.needs_feedback = inner.needs_feedback
-        self.prefill_feedback = inner.prefill_feedback
-        self.name = f"tree({inner.name})"
-
-    def reset(self, prompt_ids, sampling: SamplingParams = GREEDY, generator=None) -> None:
-        super().reset(prompt_ids, sampling, generator)
-        self.inner.reset(prompt_ids, sampling, generator)
-
-    def update(self, feedback: StepFeedback) -> None:
-        self.inner.update(feedback)
-
-    def observe(self, new_tokens, accepted: int, fed: int = 0, seconds: float = 0.0) -> None:
-        if self.inner is not None:
-            self.inner.observe(new_tokens, accepted, fed, seconds)
 
     def propose(self, context_ids: Sequence[int], matcher, k: int) -> DraftProposal:
         return self.inner.propose(context_ids, matcher, k)
