@@ -17,13 +17,14 @@ from typing import Callable
 
 from ..errors import CompileLimitError, SchemaError
 from ..grammar.ir import Grammar, GrammarBuilder, Terminal
+from ..regex import compile_terminal
 from .algebra import Algebra, Refused, py_search
 from .anyorder import AnyOrderObject
 from .nodes import (ANY, AnyNode, Arr, Bool, Const, NeverNode, Node, Null, Num, Obj, Ref, Str, Union,
                     canonical, union)
 from .formats import raw_spelling_regexes
 from .numbers import NumberRefused, number_regexes
-from .strings import ANY_CHARS, key_language_empty, length_regex, not_in_set, quote, search_regex
+from .strings import ANY_CHARS, length_regex, not_in_set, quote, search_regex
 
 
 _RAW_FORMATS = raw_spelling_regexes()
@@ -514,10 +515,14 @@ class Emitter:
         declared ones: their "any key but the declared ones" DFA then has escape paths that do not
         depend on the declared keys' letters, which made it several times bigger and slower to build.
         Keys fully matching a pattern of ``exclude`` are left out."""
+        return self.b.terminal(self._key_term(regs, exclude))
+
+    @staticmethod
+    def _key_term(regs: list[str], exclude: tuple[str, ...] = ()) -> Terminal:
         if not regs:
             regs = [ANY_CHARS]
-        return self.b.terminal(Terminal(regex=regs[0], json_string=True, also_match=tuple(regs[1:]),
-                                        not_match=tuple(exclude), canonical=True))
+        return Terminal(regex=regs[0], json_string=True, also_match=tuple(regs[1:]), not_match=tuple(exclude),
+                        canonical=True)
 
     def _pattern_regions(self, key_regs: list[str], pats, additional: Node) -> list[tuple[str, Node]]:
         """Undeclared keys split by which ``patternProperties`` patterns find them.
@@ -541,9 +546,11 @@ class Emitter:
                 continue
             include = key_regs + [found[i] for i in inside]
             exclude = tuple(found[i] for i in range(len(pats)) if i not in inside)
-            if key_language_empty(include or [ANY_CHARS], exclude):
+            term = self._key_term(include, exclude)
+            # the lexer's own compile of this terminal (cached), so the check costs nothing extra
+            if compile_terminal(term).is_empty:
                 continue
-            out.append((self._key_terminal(include, exclude), value))
+            out.append((self.b.terminal(term), value))
         return out
 
     # ------------------------------------------------------------ finish

@@ -113,15 +113,3 @@ def search_regex(pattern: str) -> str:
         return branches[0]
     return "(?:" + "|".join(branches) + ")"
 
-
-def key_language_empty(include: list[str], exclude: tuple[str, ...] | list[str]) -> bool:
-    """True iff no string fully matches every pattern of ``include`` and none of ``exclude``."""
-    from ..regex.automaton import complement, intersect
-    from ..regex.compile import char_dfa
-    limit = 100_000
-    dfa = char_dfa(include[0], "fullmatch", limit)
-    for p in include[1:]:
-        dfa = intersect(dfa, char_dfa(p, "fullmatch", limit), limit)
-    for p in exclude:
-        dfa = intersect(dfa, complement(char_dfa(p, "fullmatch", limit)), limit)
-    return not any(dfa.accept)

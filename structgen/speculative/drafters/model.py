@@ -54,14 +54,11 @@ class AutoregressiveDrafter(Drafter):
 
     def propose(self, context_ids: Sequence[int], matcher, k: int) -> DraftProposal:
         k = min(k, self.length.max_tokens)
-        if k <= 0 or (self.gate is not None and not self.gate.allow()):
+        if k <= 0:
             return DraftProposal([])
-        if self.gate is not None:
-            self.gate.start()
-        proposal = self._draft(context_ids, matcher, k)
-        if self.gate is not None:
-            self.gate.stop(len(proposal.tokens))
-        return proposal
+        if self.gate is None:
+            return self._draft(context_ids, matcher, k)
+        return self.gate.draft(lambda: self._draft(context_ids, matcher, k))
 
     def _draft(self, context_ids: Sequence[int], matcher, k: int) -> DraftProposal:
         seq = self._sequence()

@@ -68,6 +68,15 @@ class PayoffGate:
         if drafted == 0:
             self._step = "off"
 
+    def draft(self, make: Callable[[], DraftProposal]) -> DraftProposal:
+        """One step's drafting through the gate: nothing while paused, else ``make()``, timed."""
+        if not self.allow():
+            return DraftProposal([])
+        self.start()
+        proposal = make()
+        self.stop(len(proposal.tokens))
+        return proposal
+
     # -- the verifier's report -----------------------------------------------------------
     def observe(self, produced: int, fed: int, seconds: float) -> None:
         """After every verification; steps this drafter was not asked about (a wrapper's forced
@@ -117,9 +126,6 @@ class GatedDrafter(WrappingDrafter):
         self.gate.observe(len(new_tokens), fed, seconds)
 
     def propose(self, context_ids: Sequence[int], matcher, k: int) -> DraftProposal:
-        if k <= 0 or not self.gate.allow():
+        if k <= 0:
             return DraftProposal([])
-        self.gate.start()
-        proposal = self.inner.propose(context_ids, matcher, k)
-        self.gate.stop(len(proposal.tokens))
-        return proposal
+        return self.gate.draft(lambda: self.inner.propose(context_ids, matcher, k))
