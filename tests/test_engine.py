@@ -289,9 +289,10 @@ def test_unreachable_rules_are_reported():
         grammar_from_gbnf('root ::= "a"\norphan ::= "b"')
 
 
-def test_boundary_grouping_small_and_large_paths_agree():
-    """The two ways walk results group boundary nodes by accepted terminals must agree."""
+def test_boundary_grouping_kernel_matches_reference():
+    """The numba grouping of walk boundaries by accepted terminals equals the pure-Python reference."""
     from structgen.engine.compiled import CompiledGrammar
+    from structgen.engine.walk import group_boundaries
     rng = np.random.default_rng(0)
     for _ in range(100):
         nb = int(rng.integers(1, 400))
@@ -299,9 +300,12 @@ def test_boundary_grouping_small_and_large_paths_agree():
         b_st = rng.integers(0, 40, nb).astype(np.int32)
         b_len = rng.integers(1, 5, nb).astype(np.int32)
         b_node = np.sort(rng.choice(100_000, nb, replace=False)).astype(np.int32)
-        small = CompiledGrammar._group_small(b_node, b_st, b_len, acc_buf, nb)
-        large = CompiledGrammar._group_large(b_node, b_st, b_len, acc_buf, nb)
-        assert small.keys() == large.keys()
-        for acc in small:
-            assert np.array_equal(small[acc], large[acc])
-            assert len(acc) > 0
+        ref = CompiledGrammar._group_reference(b_node, b_st, b_len, acc_buf, nb)
+        nodes, noff, terms, aoff = group_boundaries(b_node, b_st, b_len, acc_buf, nb, 5)
+        got = {frozenset(terms[aoff[g]:aoff[g + 1]].tolist()): nodes[noff[g]:noff[g + 1]] for g in range(len(noff) - 1)}
+        assert len(got) == len(noff) - 1                 # one group per distinct set
+        assert got.keys() == ref.keys()
+        for g in range(len(noff) - 1):
+            assert list(terms[aoff[g]:aoff[g + 1]]) == sorted(set(terms[aoff[g]:aoff[g + 1]].tolist()))
+        for acc in ref:
+            assert np.array_equal(got[acc], ref[acc])

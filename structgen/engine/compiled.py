@@ -22,7 +22,7 @@ from .lr_tables import LRBudgetExceeded, build_lr_tables
 from .lr_walk import GLRTooAmbiguous, NO_BOUNDARIES, SubwalkCache, Workspace, pack_stacks, run_glr_mask
 from .slices import TokenSlice, build_slices, covers
 from .trie import TokenTrie, build_token_trie
-from .walk import run_walk
+from .walk import group_boundaries, run_walk
 
 ROOT_GROUP = 0
 PARSERS = ("auto", "earley", "glr")
@@ -213,33 +213,12 @@ class CompiledGrammar:
         return found
 
     @staticmethod
-    def _group_small(b_node, b_st, b_len, acc_buf, nb) -> dict[frozenset[int], np.ndarray]:
-        """Boundary nodes grouped by accepted terminals (plain Python: cheaper for few boundaries)."""
-        by_key: dict[tuple[int, int], list[int]] = {}
-        for node, st, ln in zip(b_node[:nb].tolist(), b_st[:nb].tolist(), b_len[:nb].tolist()):
-            lst = by_key.get((st, ln))
-            if lst is None:
-                by_key[(st, ln)] = [node]
-            else:
-                lst.append(node)
+    def _group_reference(b_node, b_st, b_len, acc_buf, nb) -> dict[frozenset[int], np.ndarray]:
+        """Boundary nodes grouped by accepted terminals: the pure-Python reference of ``group_boundaries``."""
         by_acc: dict[frozenset[int], list[int]] = {}
-        for (st, ln), nodes in by_key.items():
-            by_acc.setdefault(frozenset(acc_buf[st:st + ln].tolist()), []).extend(nodes)
+        for node, st, ln in zip(b_node[:nb].tolist(), b_st[:nb].tolist(), b_len[:nb].tolist()):
+            by_acc.setdefault(frozenset(acc_buf[st:st + ln].tolist()), []).append(node)
         return {acc: np.array(sorted(nodes), dtype=np.int32) for acc, nodes in by_acc.items()}
-
-    @staticmethod
-    def _group_large(b_node, b_st, b_len, acc_buf, nb) -> dict[frozenset[int], np.ndarray]:
-        keys = b_st[:nb].astype(np.int64) * 65536 + b_len[:nb]
-        uniq, inverse = np.unique(keys, return_inverse=True)
-        order = np.argsort(inverse, kind="stable")
-        bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
-        nodes_all = b_node[:nb][order]
-        by_acc: dict[frozenset[int], list[np.ndarray]] = {}
-        for u, packed in enumerate(uniq):
-            st, ln = int(packed) // 65536, int(packed) % 65536
-            acc = frozenset(int(x) for x in acc_buf[st:st + ln])
-            by_acc.setdefault(acc, []).append(nodes_all[bounds[u]:bounds[u + 1]])
-        return {acc: np.sort(np.concatenate(parts)).astype(np.int32) for acc, parts in by_acc.items()}
 
     def walk(self, group: int, vid: int) -> WalkResult:
         key = (group, vid)
@@ -257,11 +236,9 @@ class CompiledGrammar:
             if sl is not None:
                 mask |= sl.mask  # the slice's tokens keep a live state alive: allowed outright
                 self.stats["slice_walks"] += 1
-            if nb <= 256:
-                by_acc_nodes = self._group_small(b_node, b_st, b_len, acc_buf, nb)
-            else:
-                by_acc_nodes = self._group_large(b_node, b_st, b_len, acc_buf, nb)
-            groups = [(acc, self._group(nodes)) for acc, nodes in by_acc_nodes.items()]
+            nodes, noff, terms, aoff = group_boundaries(b_node, b_st, b_len, acc_buf, nb, len(self.terminal_ids))
+            groups = [(frozenset(terms[aoff[g]:aoff[g + 1]].tolist()), self._group(nodes[noff[g]:noff[g + 1]]))
+                      for g in range(len(noff) - 1)]
             nz = np.flatnonzero(mask)
             res = WalkResult(full=mask, groups=groups, visited=int(visited),
                              nz_words=nz if len(nz) < len(mask) // 8 else None)
@@ -313,20 +290,8 @@ class CompiledGrammar:
                     self.stats["slice_walks"] += 1
                 self.stats["walks"] += 1
                 self.stats["visited_nodes"] += int(visited)
-                by_region: dict[tuple[int, int], list[int]] = {}
-                for node, st, ln in zip(b_node[:nb].tolist(), b_st[:nb].tolist(), b_len[:nb].tolist()):
-                    by_region.setdefault((st, ln), []).append(node)
-                by_acc: dict[tuple[int, ...], list[int]] = {}
-                for (st, ln), nodes in by_region.items():
-                    by_acc.setdefault(tuple(acc_buf[st:st + ln].tolist()), []).extend(nodes)
-                nodes = [sorted(ns) for ns in by_acc.values()]
-                accs = list(by_acc)
-                noff = np.zeros(len(nodes) + 1, dtype=np.int32)
-                np.cumsum([len(x) for x in nodes], out=noff[1:])
-                aoff = np.zeros(len(accs) + 1, dtype=np.int32)
-                np.cumsum([len(x) for x in accs], out=aoff[1:])
-                flat_nodes = np.array([n for ns in nodes for n in ns], dtype=np.int32)
-                flat_acc = np.array([t for a in accs for t in a], dtype=np.int32)
+                flat_nodes, noff, flat_acc, aoff = group_boundaries(b_node, b_st, b_len, acc_buf, nb,
+                                                                    len(self.terminal_ids))
                 got = self._glr_roots[vid] = (mask, (flat_nodes, noff, flat_acc, aoff))
         return got
 
@@ -354,25 +319,43 @@ class CompiledGrammar:
 
     @staticmethod
     def _glr_inputs(pset: LRSet):
-        """Kernel inputs of a parser state, built once: packed stacks, top-states key, packed tops."""
+        """Kernel inputs of a parser state, built once: (key, packed tops, stacks in kernel order).
+
+        ``key`` is None when every stack has at most ``GLR_TOPK`` states (then the tops are
+        the whole stacks).  Only the top states are read here: a top-K cache hit with no
+        deferred work never needs the complete stacks (see ``_full_stacks``).
+        """
         got = pset.kernel_input
         if got is None:
             k = GLR_TOPK
-            stacks = sorted((st.states() for st in pset.stacks), key=lambda st: (st[-k:], len(st) > k))
-            if all(len(st) <= k for st in stacks):
-                got = (pack_stacks(stacks), None, None)
+            tops = []
+            for st in pset.stacks:
+                top = []
+                n = st
+                while n is not None and len(top) < k:
+                    top.append(n.state)
+                    n = n.parent
+                top.reverse()
+                tops.append((tuple(top), n is not None, st))
+            tops.sort(key=lambda x: (x[0], x[1]))
+            packed = pack_stacks([t for t, _, _ in tops])
+            if not any(deep for _, deep, _ in tops):
+                got = (None, packed, None)
             else:
-                key = tuple((tuple(st[-k:]), len(st) > k) for st in stacks)
-                tops = pack_stacks([st[-k:] for st in stacks]) + (np.array([len(st) > k for st in stacks]),)
-                got = (pack_stacks(stacks), key, tops)
+                key = tuple((t, deep) for t, deep, _ in tops)
+                got = (key, packed + (np.array([deep for _, deep, _ in tops]),), [st for _, _, st in tops])
             pset.kernel_input = got
         return got
 
+    @staticmethod
+    def _full_stacks(stack_nodes) -> tuple[np.ndarray, np.ndarray]:
+        return pack_stacks([st.states() for st in stack_nodes])
+
     def _glr_boundaries(self, pset: LRSet, vid: int, root_mask, root_boundaries) -> np.ndarray:
-        full, key_part, tops = self._glr_inputs(pset)
+        key_part, tops, stack_nodes = self._glr_inputs(pset)
         with self._lock:   # the workspace is shared
             if key_part is None:
-                mask, stats, self._workspace, _ = self._run_glr(root_mask, root_boundaries, full)
+                mask, stats, self._workspace, _ = self._run_glr(root_mask, root_boundaries, tops)
                 self.stats["visited_nodes"] += int(stats[0])
                 return mask
             key = (vid, key_part)
@@ -390,7 +373,7 @@ class CompiledGrammar:
             certain, deferred = hit
             if len(deferred) == 0:
                 return certain.copy()
-            mask, stats, self._workspace, _ = self._run_glr(certain, NO_BOUNDARIES, full,
+            mask, stats, self._workspace, _ = self._run_glr(certain, NO_BOUNDARIES, self._full_stacks(stack_nodes),
                                                            topk=GLR_TOPK, deferred=deferred)
             self.stats["visited_nodes"] += int(stats[0])
             return mask

@@ -780,12 +780,14 @@ class GLRTooAmbiguous(Exception):
     """A mask search grew past the workspace limit (e.g. unboundedly many empty reductions)."""
 
 
-def pack_stacks(stacks: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+def pack_stacks(stacks) -> tuple[np.ndarray, np.ndarray]:
     """Stacks (bottom to top) as the kernel wants them: (concatenated states, offsets)."""
-    states = np.array([s for st in stacks for s in st], dtype=np.int32)
-    off = np.zeros(len(stacks) + 1, dtype=np.int32)
-    np.cumsum([len(st) for st in stacks], out=off[1:])
-    return states, off
+    flat: list[int] = []
+    off = [0]
+    for st in stacks:
+        flat.extend(st)
+        off.append(len(flat))
+    return np.array(flat, dtype=np.int32), np.array(off, dtype=np.int32)
 
 
 NO_BOUNDARIES = (np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int32),

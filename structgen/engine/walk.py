@@ -186,3 +186,76 @@ def run_walk(trie, lexer, init_states: np.ndarray, starts: np.ndarray):
             return out
         max_b *= 4
         max_a *= 4
+
+
+@numba.njit(cache=True)
+def group_boundaries(b_node, b_st, b_len, acc_buf, nb, n_terms):
+    """Boundaries grouped by the set of terminals accepted there, in numba.
+
+    Returns (nodes, node offsets, terminals, terminal offsets): group g holds the
+    boundary nodes ``nodes[noff[g]:noff[g+1]]`` (ascending) where exactly the
+    terminals ``terms[aoff[g]:aoff[g+1]]`` (ascending, distinct) were accepted.
+    Groups come in order of first appearance.  One GLR step or Earley advance is
+    taken per group, so grouping here (not in Python, ~1 us per boundary) keeps
+    first visits of a lexer state cheap.
+    """
+    gid = np.empty(nb, dtype=np.int32)
+    g_terms = np.empty(max(1, acc_buf.shape[0]), dtype=np.int32)
+    g_aoff = np.zeros(nb + 1, dtype=np.int32)
+    n_groups = 0
+    mark = np.zeros(max(1, n_terms), dtype=np.bool_)
+    cand = np.empty(max(1, n_terms), dtype=np.int32)
+    last_st = -1
+    last_ln = -1
+    last_g = -1
+    for k in range(nb):
+        st = b_st[k]
+        ln = b_len[k]
+        if st != last_st or ln != last_ln:
+            # canonical form of this region: its distinct terminals, ascending
+            nc = 0
+            for e in range(st, st + ln):
+                t = acc_buf[e]
+                if not mark[t]:
+                    mark[t] = True
+                    cand[nc] = t
+                    nc += 1
+            for e in range(nc):
+                mark[cand[e]] = False
+            srt = np.sort(cand[:nc])
+            found = -1
+            for g in range(n_groups):
+                a0 = g_aoff[g]
+                if g_aoff[g + 1] - a0 != nc:
+                    continue
+                same = True
+                for e in range(nc):
+                    if g_terms[a0 + e] != srt[e]:
+                        same = False
+                        break
+                if same:
+                    found = g
+                    break
+            if found < 0:
+                found = n_groups
+                a0 = g_aoff[n_groups]
+                if a0 + nc > g_terms.shape[0]:
+                    grown = np.empty(2 * (a0 + nc), dtype=np.int32)
+                    grown[:a0] = g_terms[:a0]
+                    g_terms = grown
+                g_terms[a0:a0 + nc] = srt
+                g_aoff[n_groups + 1] = a0 + nc
+                n_groups += 1
+            last_st = st
+            last_ln = ln
+            last_g = found
+        gid[k] = last_g
+    keys = gid[:nb].astype(np.int64) * np.int64(1 << 32) + b_node[:nb].astype(np.int64)
+    order = np.argsort(keys)
+    nodes = b_node[:nb][order].astype(np.int32)
+    noff = np.zeros(n_groups + 1, dtype=np.int32)
+    for k in range(nb):
+        noff[gid[k] + 1] += 1
+    for g in range(n_groups):
+        noff[g + 1] += noff[g]
+    return nodes, noff, g_terms[:g_aoff[n_groups]].copy(), g_aoff[:n_groups + 1].copy()
