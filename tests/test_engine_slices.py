@@ -153,3 +153,77 @@ def test_numba_covers_equals_the_python_reference_on_every_lexer_state(grammar):
                 assert fast == covers_reference(lexer.trans, q, ref, max_pairs=cap), (grammar, q, cap)
                 decided += fast
     assert decided > 0
+
+
+@pytest.mark.parametrize("tok_name", ["qwen2.5-coder-0.5b", "gemma-3-270m"])
+def test_prefix_slices_partition_each_prefix_subtree(tok_name):
+    """A prefix slice holds exactly the tokens 'prefix + non-empty word prefix'; its remainder
+    sub-trie holds every other token below the prefix, with full-trie ids, bytes and depths."""
+    info = tokenizer_info(tok_name)
+    trie = token_trie_for(info)
+    ps = trie.prefix_slices
+    assert ps.count >= 1
+    word = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
+    full_prefix = {}
+    for t, data in enumerate(info.token_bytes):
+        if t < trie.vocab_size and trie.token_node[t] >= 0:
+            full_prefix[t] = data
+    for j in range(ps.count):
+        p = int(ps.node[j])
+        d = int(trie.node_depth[p])
+        some_token = next(t for t in range(trie.vocab_size)
+                          if trie.token_node[t] >= 0 and p <= trie.token_node[t] < trie.subtree_end[p])
+        prefix = info.token_bytes[some_token][:d]
+        assert not word.fullmatch(prefix[-1:])               # a prefix ends in a non-word byte
+        below = [t for t, b in full_prefix.items() if b.startswith(prefix) and len(b) > d]
+        in_slice = set(np.nonzero(_bits(ps.masks[j], trie.vocab_size))[0].tolist())
+        expected = {t for t in below if word.fullmatch(info.token_bytes[t][d:]) or
+                    _dfa_alive(ps.dfa, info.token_bytes[t][d:])}
+        assert in_slice == expected
+        lo, hi = int(ps.r_lo[j]), int(ps.r_hi[j])
+        assert ps.r_orig[lo] == p and np.all(np.diff(ps.r_orig[lo:hi]) > 0)
+        assert np.array_equal(trie.node_byte[ps.r_orig[lo + 1:hi]], ps.r_byte[lo + 1:hi])
+        assert np.array_equal(trie.node_depth[ps.r_orig[lo:hi]], ps.r_depth[lo:hi])
+        rem = set(ps.r_tok_ids[ps.r_tok_start[lo]:ps.r_tok_start[hi]].tolist())
+        assert rem == set(below) - expected
+        # the children that can start a word, counted for the kernel's "whole group" check
+        kids = [i for i in range(p + 1, int(trie.subtree_end[p])) if trie.node_depth[i] == d + 1]
+        assert ps.n_first[j] == sum(bool(word.fullmatch(bytes([trie.node_byte[i]]))) for i in kids)
+        assert all(ps.child[i] == j for i in kids)
+
+
+@pytest.mark.parametrize("grammar,texts", [
+    ("sql", ["SELECT a.x, SUM(b.y) AS total FROM a LEFT OUTER JOIN b ON a.id = b.a_id WHERE b.y BETWEEN 1 AND 9;",
+             "UPDATE accounts SET balance = balance - 100 WHERE id = 7",
+             "INSERT INTO items (id, label) VALUES (1, 'first'), (2, 'it''s second')"]),
+    ("python", ["x = [a.real + b for a in values if a.imag]", "import os.path as p, sys",
+                "print(os.path.join(a, b), sep=' ')"]),
+])
+def test_glr_masks_with_prefix_slices_equal_masks_without(grammar, texts):
+    """Prefix slices change how much of the trie the GLR kernel walks, never the mask; and they
+    are actually taken (fewer trie nodes visited)."""
+    from structgen.engine.compiled import CompiledGrammar
+    info = tokenizer_info("qwen2.5-coder-0.5b")
+    g = grammar_from_file(grammar)
+    on = compile_grammar(g, info, cache=False)
+    if on.parser_kind != "glr":
+        pytest.skip(f"{grammar} compiles to the {on.parser_kind} parser")
+    try:
+        CompiledGrammar.use_prefix_slices = False
+        off = compile_grammar(g, info, cache=False)
+        masks_off = []
+        for text in texts:
+            m = off.matcher()
+            for t in info.encode(text):
+                masks_off.append(m.next_token_mask_words().copy())
+                assert m.accept_token(t)
+    finally:
+        CompiledGrammar.use_prefix_slices = True
+    k = 0
+    for text in texts:
+        m = on.matcher()
+        for t in info.encode(text):
+            assert np.array_equal(m.next_token_mask_words(), masks_off[k]), (text, k)
+            k += 1
+            assert m.accept_token(t)
+    assert on.stats["visited_nodes"] < off.stats["visited_nodes"]

@@ -19,8 +19,9 @@ from .earley import EarleySet, LazyNonterminals, ParserTables, Production
 from .lexer import LexerTables
 from .lr_parser import GLRContext, LRSet
 from .lr_tables import LRBudgetExceeded, build_lr_tables
-from .lr_walk import GLRTooAmbiguous, NO_BOUNDARIES, SubwalkCache, Workspace, pack_stacks, run_glr_mask
-from .slices import TokenSlice, build_slices, covers
+from .lr_walk import (GLRTooAmbiguous, NO_BOUNDARIES, SubwalkCache, Workspace, pack_prefix_slices, pack_stacks,
+                      run_glr_mask)
+from .slices import TokenSlice, build_prefix_slices, build_slices, covers
 from .trie import TokenTrie, build_token_trie
 from .walk import group_boundaries, run_walk
 
@@ -65,12 +66,15 @@ def token_trie_for(tokenizer) -> TokenTrie:
             trie = build_token_trie(list(tokenizer.token_bytes), tokenizer.vocab_size,
                                     excluded=set(tokenizer.special_ids) | set(tokenizer.eos_ids))
             trie.slices = build_slices(trie)
+            trie.prefix_slices = build_prefix_slices(trie)
             _TRIE_CACHE[tokenizer] = trie
         return trie
 
 
 class CompiledGrammar:
     """Everything needed to build matchers for ``grammar`` over ``tokenizer``."""
+
+    use_prefix_slices = True   # False: GLR item walks never use prefix slices (same masks; for tests)
 
     def __init__(self, grammar: Grammar, tokenizer, *, max_dfa_states: int = 100_000, parser: str = "auto"):
         if parser not in PARSERS:
@@ -127,6 +131,7 @@ class CompiledGrammar:
                 self._glr_roots: dict[int, tuple] = {}
                 self._subwalks: SubwalkCache | None = None   # allocated with the first GLR mask
                 self._workspace: Workspace | None = None
+                self._prefix: tuple | None = None            # prefix-slice kernel inputs, with the workspace
                 self._topk_cache: "OrderedDict[tuple, tuple[np.ndarray, np.ndarray]]" = OrderedDict()
                 self._glr_broken = False
         self.parser_kind = "glr" if self.glr is not None else "earley"
@@ -383,9 +388,12 @@ class CompiledGrammar:
         if self._workspace is None:
             self._subwalks = SubwalkCache()
             self._workspace = Workspace(len(self.terminal_ids), self.glr.lr.follow_bits.shape[1], self.mask_words)
+        if self._prefix is None:
+            self._prefix = pack_prefix_slices(self.trie.prefix_slices if self.use_prefix_slices else None,
+                                              self.lexer.trans, self.lexer.start_state)
         return run_glr_mask(self.lexer, self._lr_blob, self._lr_off, self.glr.lr.follow_bits, self.trie, root_mask,
                             root_boundaries, packed_stacks, self._is_ignore, self._prio, self._is_lit,
-                            self.parser.resolve_conflicts, self._subwalks, self._workspace, **kw)
+                            self.parser.resolve_conflicts, self._subwalks, self._workspace, self._prefix, **kw)
 
     def _earley_mask(self, pset: EarleySet, vid: int) -> np.ndarray:
         res = self.walk(ROOT_GROUP, vid)

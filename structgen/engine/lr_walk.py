@@ -115,6 +115,93 @@ W32 = ("pool_state", "pool_parent", "todo", "exp_off", "exp_len", "exp_buf", "me
 W64 = ("node_table", "memo_table", "set_table", "visit", "la_stamp", "memo_key", "term_mark", "cand_mark", "ctr")
 
 
+
+# prefix-slice blob layout (int32 parts of pack_prefix_slices, in this order)
+PS_NODE, PS_NFIRST, PS_RLO, PS_RHI, PS_RDEPTH, PS_REND, PS_RTOKSTART, PS_RTOKIDS, PS_RORIG, PS_CHILD = range(10)
+
+
+@numba.njit(cache=True, inline="always")
+def _walk_subtree(lo, hi, base, t_byte, t_depth, t_end, t_tok_start, t_tok_ids, t_orig, use_orig, trans, states,
+                  counts, owner, rec_owner, rec_start, rec_len, acc_term, acc_buf, n_acc_buf, tb_node, tb_acc,
+                  tb_alen, n_tb, dmask, stats):
+    """Walk one item node's subtree (full trie, or a prefix slice's remainder whose nodes map to
+    full ids by ``t_orig``): tokens into dmask, boundaries into tb_*.  Returns (n_tb, n_acc_buf, ok)."""
+    tb_cap = tb_node.shape[0]
+    i = lo
+    while i < hi:
+        stats[0] += 1
+        d = t_depth[i] - base
+        b = t_byte[i]
+        pc = counts[d - 1]
+        c = advance_states(trans, states, d, pc, b)
+        if c == 0:
+            par = owner[d - 1]
+            if rec_owner[d - 1] != par:
+                rec_owner[d - 1] = par
+                st = n_acc_buf
+                for j in range(pc):
+                    t = acc_term[states[d - 1, j]]
+                    if t >= 0:
+                        if n_acc_buf >= acc_buf.shape[0]:
+                            return n_tb, n_acc_buf, False
+                        acc_buf[n_acc_buf] = t
+                        n_acc_buf += 1
+                rec_start[d - 1] = st
+                rec_len[d - 1] = n_acc_buf - st
+            if rec_len[d - 1] > 0:
+                if n_tb >= tb_cap:
+                    return n_tb, n_acc_buf, False
+                tb_node[n_tb] = t_orig[i] if use_orig else i
+                tb_acc[n_tb] = rec_start[d - 1]
+                tb_alen[n_tb] = rec_len[d - 1]
+                n_tb += 1
+            i = t_end[i]
+            continue
+        counts[d] = c
+        owner[d] = t_orig[i] if use_orig else i    # full ids: unique across the items of a call
+        for q in range(t_tok_start[i], t_tok_start[i + 1]):
+            t = t_tok_ids[q]
+            dmask[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+        i += 1
+    return n_tb, n_acc_buf, True
+
+
+@numba.njit(cache=True, inline="always")
+def _usable_prefix_slices(gnode_buf, g_off, g_len, f_byte, vec_buf, vo, k0, ps32, ps_off, ps_flags, ps_cnt):
+    """Mark in ``ps_cnt`` (1 = usable) the prefix slices an item group may use; returns how many.
+
+    Slice j applies to the group's children of its prefix node when those include every
+    child where R can start (so all of the slice's tokens lie below the group) and a lexer
+    start state of the item's vector covers R (``ps_flags[256 + state]``).
+    """
+    n_ps = ps_off[PS_NODE + 1] - ps_off[PS_NODE]
+    if n_ps == 0 or g_len < 8:
+        return 0
+    cov = False
+    for j in range(k0):
+        if ps_flags[256 + vec_buf[vo + j]]:
+            cov = True
+            break
+    if not cov:
+        return 0
+    child = ps32[ps_off[PS_CHILD]:ps_off[PS_CHILD + 1]]
+    for j in range(n_ps):
+        ps_cnt[j] = 0
+    for gi in range(g_len):
+        x = gnode_buf[g_off + gi]
+        j = child[x]
+        if j >= 0 and ps_flags[f_byte[x]]:
+            ps_cnt[j] += 1
+    n_use = 0
+    for j in range(n_ps):
+        nf = ps32[ps_off[PS_NFIRST] + j]
+        if nf > 0 and ps_cnt[j] == nf:
+            ps_cnt[j] = 1
+            n_use += 1
+        else:
+            ps_cnt[j] = 0
+    return n_use
+
 @numba.njit(cache=True)
 def glr_mask_kernel(
         f_byte, f_depth, f_end, f_tok_start, f_tok_ids,
@@ -122,7 +209,7 @@ def glr_mask_kernel(
         lr_blob, lr_off, follow_bits,
         root_mask, rg_nodes, rg_noff, rg_acc, rg_aoff,
         stk_states, stk_off, stk_unknown, topk, record, def_in, max_depth, w32_blob, w32_off, w64_blob, w64_off,
-        la, dmask, sc_table, sc_key, sc_start, sc_data, sc_ctr):
+        la, dmask, sc_table, sc_key, sc_start, sc_data, sc_ctr, ps32, ps_off, ps_byte, ps_masks, ps_flags):
     """Returns (mask, status, stats, n_deferred).  status 1: done; 0: a workspace capacity was
     exceeded (retry larger); -1: a search popped below a complete stack (a bug).
 
@@ -175,7 +262,7 @@ def glr_mask_kernel(
     status = _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, term_start, is_ignore,
                       prio, is_lit, resolve, lr, follow_bits, rg_nodes, rg_noff, rg_acc, rg_aoff, stk_states,
                       stk_off, stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table, sc_key,
-                      sc_start, sc_data, sc_ctr, mask, stats)
+                      sc_start, sc_data, sc_ctr, mask, stats, ps32, ps_off, ps_byte, ps_masks, ps_flags)
     # leave the workspace clean: hash slots, per-node and per-set caches, the scratch mask
     for k in range(ctr[C_NODES]):
         node_table[node_slot[k]] = 0
@@ -195,7 +282,7 @@ def glr_mask_kernel(
 def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, term_start, is_ignore, prio,
              is_lit, resolve, lr, follow_bits, rg_nodes, rg_noff, rg_acc, rg_aoff, stk_states, stk_off,
              stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table, sc_key, sc_start,
-             sc_data, sc_ctr, mask, stats):
+             sc_data, sc_ctr, mask, stats, ps32, ps_off, ps_byte, ps_masks, ps_flags):
     """The work queue of :func:`glr_mask_kernel`; returns its status."""
     (pool_state, pool_parent, todo, exp_off, exp_len, exp_buf, memo_off, memo_len, res_buf,
      set_off, set_len, set_buf, vec_off, vec_len, vec_buf, scratch, bq_noff, bq_nlen, bq_set,
@@ -324,6 +411,13 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
     rec_start = np.zeros(maxd, dtype=np.int32)
     rec_len = np.zeros(maxd, dtype=np.int32)
     mk = ctr[C_MARK]
+    ps_cnt = np.zeros(ps_off[PS_NODE + 1] - ps_off[PS_NODE], dtype=np.int32)
+    ps_child = ps32[ps_off[PS_CHILD]:ps_off[PS_CHILD + 1]]
+    r_depth = ps32[ps_off[PS_RDEPTH]:ps_off[PS_RDEPTH + 1]]
+    r_end = ps32[ps_off[PS_REND]:ps_off[PS_REND + 1]]
+    r_tok_start = ps32[ps_off[PS_RTOKSTART]:ps_off[PS_RTOKSTART + 1]]
+    r_tok_ids = ps32[ps_off[PS_RTOKIDS]:ps_off[PS_RTOKIDS + 1]]
+    r_orig = ps32[ps_off[PS_RORIG]:ps_off[PS_RORIG + 1]]
 
     bq_head = 0
     it_head = 0
@@ -556,50 +650,39 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
             continue
         # ---- walk every node of the group; tokens into dmask, boundaries into tb_*
         n_tb = 0
+        n_use = _usable_prefix_slices(gnode_buf, g_off, g_len, f_byte, vec_buf, vo, k0, ps32, ps_off, ps_flags,
+                                      ps_cnt)
+        if n_use > 0:
+            # every token "prefix + word prefix" keeps a NAME-like lexeme alive: allowed at once;
+            # below those prefixes only the slices' remainder sub-tries are walked
+            for j in range(ps_cnt.shape[0]):
+                if ps_cnt[j]:
+                    for w in range(dmask.shape[0]):
+                        dmask[w] |= ps_masks[j, w]
         for gi in range(g_len):
             lo = gnode_buf[g_off + gi]
-            hi = f_end[lo]
-            base = f_depth[lo] - 1
             for j in range(k0):
                 states[0, j] = vec_buf[vo + j]
             counts[0] = k0
             owner[0] = -1 - it
-            i = lo
-            while i < hi:
-                stats[0] += 1
-                d = f_depth[i] - base
-                b = f_byte[i]
-                pc = counts[d - 1]
-                c = advance_states(trans, states, d, pc, b)
-                if c == 0:
-                    par = owner[d - 1]
-                    if rec_owner[d - 1] != par:
-                        rec_owner[d - 1] = par
-                        st = n_acc_buf
-                        for j in range(pc):
-                            t = acc_term[states[d - 1, j]]
-                            if t >= 0:
-                                if n_acc_buf >= acc_buf.shape[0]:
-                                    return 0
-                                acc_buf[n_acc_buf] = t
-                                n_acc_buf += 1
-                        rec_start[d - 1] = st
-                        rec_len[d - 1] = n_acc_buf - st
-                    if rec_len[d - 1] > 0:
-                        if n_tb >= tb_cap:
-                            return 0
-                        tb_node[n_tb] = i
-                        tb_acc[n_tb] = rec_start[d - 1]
-                        tb_alen[n_tb] = rec_len[d - 1]
-                        n_tb += 1
-                    i = f_end[i]
-                    continue
-                counts[d] = c
-                owner[d] = i
-                for q in range(f_tok_start[i], f_tok_start[i + 1]):
-                    t = f_tok_ids[q]
-                    dmask[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-                i += 1
+            psj = ps_child[lo] if n_use > 0 else -1
+            if psj >= 0 and ps_cnt[psj]:
+                r_lo = ps32[ps_off[PS_RLO] + psj]
+                r_hi = ps32[ps_off[PS_RHI] + psj]
+                ri = np.searchsorted(r_orig[r_lo:r_hi], lo) + r_lo
+                if ri >= r_hi or r_orig[ri] != lo:
+                    continue          # the whole subtree is in the slice
+                n_tb, n_acc_buf, ok = _walk_subtree(
+                    ri, r_end[ri], r_depth[ri] - 1, ps_byte, r_depth, r_end, r_tok_start, r_tok_ids, r_orig, True,
+                    trans, states, counts, owner, rec_owner, rec_start, rec_len, acc_term, acc_buf, n_acc_buf,
+                    tb_node, tb_acc, tb_alen, n_tb, dmask, stats)
+            else:
+                n_tb, n_acc_buf, ok = _walk_subtree(
+                    lo, f_end[lo], f_depth[lo] - 1, f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_depth, False,
+                    trans, states, counts, owner, rec_owner, rec_start, rec_len, acc_term, acc_buf, n_acc_buf,
+                    tb_node, tb_acc, tb_alen, n_tb, dmask, stats)
+            if not ok:
+                return 0
         # ---- group the boundaries by accepted terminals (content; siblings share one run)
         n_sub = 0
         for z in range(n_tb):
@@ -794,9 +877,32 @@ NO_BOUNDARIES = (np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int32),
                  np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int32))
 
 
+def pack_prefix_slices(ps, lexer_trans: np.ndarray, start_states) -> tuple:
+    """Kernel inputs for a trie's prefix slices (None: no slices) and one grammar's lexer.
+
+    ``ps_flags[b]`` (b < 256): R can start with byte b; ``ps_flags[256 + q]``: lexer state q
+    (a terminal's start state) covers R, so every word token below a prefix keeps it alive.
+    """
+    from .slices import covers
+    n_states = lexer_trans.shape[0]
+    flags = np.zeros(256 + n_states, dtype=np.bool_)
+    if ps is None or ps.count == 0:
+        words = 1
+        return (np.zeros(0, dtype=np.int32), np.zeros(11, dtype=np.int64), np.zeros(0, dtype=np.uint8),
+                np.zeros((0, words), dtype=np.uint32), flags)
+    flags[:256] = ps.dfa.transitions[0] >= 0
+    for q in set(int(x) for x in start_states):
+        flags[256 + q] = covers(lexer_trans, q, ps.dfa)
+    parts = (ps.node, ps.n_first, ps.r_lo, ps.r_hi, ps.r_depth, ps.r_end, ps.r_tok_start, ps.r_tok_ids, ps.r_orig,
+             ps.child)
+    off = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum([len(x) for x in parts], out=off[1:])
+    return np.concatenate(parts).astype(np.int32), off, ps.r_byte, ps.masks, flags
+
+
 def run_glr_mask(lexer, lr_blob, lr_off, follow_bits, full_trie, root_mask: np.ndarray, root_boundaries,
                  packed_stacks: tuple[np.ndarray, np.ndarray], is_ignore: np.ndarray, prio: np.ndarray,
-                 is_lit: np.ndarray, resolve: bool, cache: SubwalkCache, ws: Workspace, *,
+                 is_lit: np.ndarray, resolve: bool, cache: SubwalkCache, ws: Workspace, prefix: tuple, *,
                  unknown_below: np.ndarray | None = None, topk: int = 0, deferred: np.ndarray = NO_DEFERRED):
     """Call the kernel, growing the workspace until it suffices: (mask, stats, workspace, deferred).
 
@@ -820,7 +926,7 @@ def run_glr_mask(lexer, lr_blob, lr_off, follow_bits, full_trie, root_mask: np.n
             lr_blob, lr_off, follow_bits, root_mask, rg_nodes, rg_noff, rg_acc, rg_aoff,
             stk_states, stk_off, stk_unknown, topk, record, deferred, full_trie.max_depth,
             ws.w32_blob, ws.w32_off, ws.w64_blob, ws.w64_off, ws.la, ws.dmask,
-            cache.table, cache.key, cache.start, cache.data, cache.ctr)
+            cache.table, cache.key, cache.start, cache.data, cache.ctr, *prefix)
         if status == 1:
             cache.grow_if_needed()
             out = ws.part("def_out")[:n_def].copy() if record else NO_DEFERRED

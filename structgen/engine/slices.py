@@ -188,3 +188,166 @@ def covers_reference(lexer_trans: np.ndarray, q: int, ref: ByteDFA, max_pairs: i
                 seen.add((r2, s2))
                 stack.append((r2, s2))
     return True
+
+
+# ----- prefix slices: the same idea one lexeme in -------------------------------------------
+# After a lexeme boundary at a punctuation or whitespace node p (" ", ".", "(", ", "), a
+# parser state that expects a NAME-like terminal allows every token "p + word prefix" below
+# p: 41k of Qwen's tokens sit below " " alone.  The GLR kernel walks those subtrees once per
+# new lexer vector; a prefix slice lets it allow them at once and walk only the remainder.
+PREFIX_LOOP = ("word", r"[A-Za-z_][A-Za-z0-9_]*")
+PREFIX_MAX_DEPTH = 3          # prefix nodes this deep at most (" ", ", ", ").\n" ...)
+PREFIX_MIN_TOKENS = 256       # a prefix slice must allow at least this many tokens at once
+
+
+@dataclass
+class PrefixSlices:
+    """Prefix slices of one trie for one loop language R, flattened for the kernel.
+
+    Slice j: prefix node ``node[j]`` (full trie); ``n_first[j]`` children of it start R;
+    ``masks[j]`` = tokens below it whose bytes after the prefix are a non-empty string R
+    stays alive on; remainder sub-trie = nodes ``r_lo[j]:r_hi[j]`` of the ``r_*`` arrays
+    (the prefix node first), with global ``r_end`` / ``r_tok_start`` offsets and full-trie
+    ids ``r_orig`` (ascending within a slice).
+    """
+
+    dfa: ByteDFA
+    node: np.ndarray
+    n_first: np.ndarray
+    masks: np.ndarray
+    r_lo: np.ndarray
+    r_hi: np.ndarray
+    r_byte: np.ndarray
+    r_depth: np.ndarray
+    r_end: np.ndarray
+    r_tok_start: np.ndarray
+    r_tok_ids: np.ndarray
+    r_orig: np.ndarray
+    child: np.ndarray           # int32 [full trie nodes]: slice j whose prefix node is the node's parent, or -1
+
+    @property
+    def count(self) -> int:
+        return int(self.node.shape[0])
+
+
+@numba.njit(cache=True)
+def _prefix_candidates(node_byte, node_depth, tok_start, rtrans, is_word_byte, max_k):
+    """Per node p (depth <= max_k, last byte not a word byte): tokens below p whose bytes
+    after p keep R alive (non-empty suffix)."""
+    n = node_byte.shape[0]
+    count = np.zeros(n, dtype=np.int64)
+    path_node = np.zeros(4098, dtype=np.int32)
+    rstate = np.full((max_k + 1, 4098), -1, dtype=np.int32)   # rstate[k, d]: R after bytes k+1..d
+    for i in range(1, n):
+        d = node_depth[i]
+        path_node[d] = i
+        b = node_byte[i]
+        for k in range(1, min(max_k, d - 1) + 1):
+            prev = 0 if d - 1 == k else rstate[k, d - 1]
+            rstate[k, d] = rtrans[prev, b] if prev >= 0 else -1
+        ntok = tok_start[i + 1] - tok_start[i]
+        if ntok:
+            for k in range(1, min(max_k, d - 1) + 1):
+                if rstate[k, d] >= 0:
+                    p = path_node[k]
+                    if not is_word_byte[node_byte[p]]:
+                        count[p] += ntok
+    return count
+
+
+@numba.njit(cache=True)
+def _prefix_states(node_byte, node_depth, rtrans, p, end):
+    """R state of each node of subtree(p) after the bytes below p (p itself: R's start)."""
+    d0 = node_depth[p]
+    m = end - p
+    state = np.empty(m, dtype=np.int32)
+    parent = np.empty(m, dtype=np.int32)
+    path_state = np.empty(4098, dtype=np.int32)
+    path_node = np.empty(4098, dtype=np.int32)
+    state[0] = 0
+    parent[0] = -1
+    path_state[0] = 0
+    path_node[0] = 0
+    for i in range(1, m):
+        d = node_depth[p + i] - d0
+        s0 = path_state[d - 1]
+        s = rtrans[s0, node_byte[p + i]] if s0 >= 0 else -1
+        state[i] = s
+        parent[i] = path_node[d - 1]
+        path_state[d] = s
+        path_node[d] = i
+    return state, parent
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated index ranges [starts[i], starts[i] + lengths[i])."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    return np.repeat(np.asarray(starts, dtype=np.int64) - (ends - lengths), lengths) + np.arange(total)
+
+
+def build_prefix_slices(trie: TokenTrie, pattern: str = PREFIX_LOOP[1], max_depth: int = PREFIX_MAX_DEPTH,
+                        min_tokens: int = PREFIX_MIN_TOKENS) -> PrefixSlices:
+    dfa = compile_regex(pattern)
+    rt = dfa.transitions
+    is_word = np.zeros(256, dtype=np.bool_)
+    for b in range(256):
+        c = chr(b)
+        is_word[b] = b < 128 and (c.isalnum() or c == "_")
+    count = _prefix_candidates(trie.node_byte, trie.node_depth, trie.tok_start, rt, is_word, max_depth)
+    first_bytes = rt[0] >= 0
+    words = (trie.vocab_size + 31) // 32
+    nodes, n_first, masks, los, his = [], [], [], [], []
+    parts = {k: [] for k in ("byte", "depth", "end", "tok_start", "tok_ids", "orig")}
+    total = 0
+    tok_total = 0
+    for p in np.nonzero(count >= min_tokens)[0].tolist():
+        end = int(trie.subtree_end[p])
+        state, parent = _prefix_states(trie.node_byte, trie.node_depth, rt, p, end)
+        # tokens ending at a node R is alive at (below p) form the slice; p's own tokens do not
+        ids = np.arange(p, end)
+        ntok = trie.tok_start[ids + 1] - trie.tok_start[ids]
+        in_slice = state >= 0
+        in_slice[0] = False
+        keep = _keep_nodes(np.where(in_slice | (ntok == 0), 0, -1).astype(np.int32), parent)
+        # a node stays in the remainder iff some token at or below it is outside the slice
+        local = np.nonzero(keep)[0]
+        slice_nodes = ids[in_slice]
+        bits = np.zeros(words * 32, dtype=bool)
+        bits[trie.tok_ids[_ranges(trie.tok_start[slice_nodes], ntok[in_slice])]] = True
+        masks.append(np.packbits(bits, bitorder="little").view(np.uint32))
+        nodes.append(p)
+        child = ids[1:][trie.node_depth[p + 1:end] == trie.node_depth[p] + 1]
+        n_first.append(int(first_bytes[trie.node_byte[child]].sum()))
+        full = ids[local]
+        rem_tok_counts = np.where(in_slice[local], 0, ntok[local])
+        rem_tok_counts[0] = 0          # the prefix's own tokens: never below a group of its children
+        tok_start = np.zeros(len(local) + 1, dtype=np.int32)
+        np.cumsum(rem_tok_counts, out=tok_start[1:])
+        parts["tok_ids"].append(trie.tok_ids[_ranges(trie.tok_start[full], rem_tok_counts)])
+        parts["tok_start"].append(tok_start[:-1] + tok_total)
+        tok_total += int(tok_start[-1])
+        depth = trie.node_depth[full]
+        parts["end"].append(_subtree_ends(depth) + total)
+        parts["byte"].append(trie.node_byte[full])
+        parts["depth"].append(depth)
+        parts["orig"].append(full.astype(np.int32))
+        los.append(total)
+        total += len(local)
+        his.append(total)
+    cat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in parts.items()}
+    child_slice = np.full(trie.n_nodes, -1, dtype=np.int32)
+    for j, p in enumerate(nodes):
+        kids = np.arange(p + 1, int(trie.subtree_end[p]))
+        child_slice[kids[trie.node_depth[kids] == trie.node_depth[p] + 1]] = j
+    r_tok_start = np.concatenate([cat["tok_start"], [tok_total]]).astype(np.int32)
+    return PrefixSlices(
+        dfa=dfa, node=np.array(nodes, dtype=np.int32), n_first=np.array(n_first, dtype=np.int32),
+        masks=np.array(masks, dtype=np.uint32).reshape(len(masks), words),
+        r_lo=np.array(los, dtype=np.int32), r_hi=np.array(his, dtype=np.int32),
+        r_byte=cat["byte"].astype(np.uint8), r_depth=cat["depth"].astype(np.int32),
+        r_end=cat["end"].astype(np.int32), r_tok_start=r_tok_start,
+        r_tok_ids=cat["tok_ids"].astype(np.int32), r_orig=cat["orig"].astype(np.int32), child=child_slice)

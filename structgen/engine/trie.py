@@ -25,6 +25,7 @@ class TokenTrie:
     max_depth: int = 0
     node_orig: np.ndarray | None = None  # int32 [N]: node ids in the full trie (sub-tries only)
     slices: list | None = None           # TokenSlice list (full tries only), see slices.py
+    prefix_slices: object = None         # PrefixSlices (full tries only), see slices.py
 
     def orig_ids(self) -> np.ndarray:
         """Full-trie id of every node (identity for a full trie)."""
