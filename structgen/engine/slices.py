@@ -26,6 +26,7 @@ from .trie import TokenTrie, _subtree_ends
 # a lexer state that covers none of them is walked over the full trie.
 REFERENCE_LOOPS: tuple[tuple[str, str], ...] = (
     ("json-string-body", r'[^"\\\x00-\x1f]*'),
+    ("single-quoted-body", r"[^'\\\x00-\x1f]*"),   # SQL / Python / JS '...' strings
     ("line", r"[^\n]*"),
     ("identifier", r"[A-Za-z0-9_]*"),   # word characters after the first of a NAME-like terminal
     ("word", r"[A-Za-z_][A-Za-z0-9_]*"),  # a whole NAME-like lexeme, from its start state
@@ -304,6 +305,11 @@ def build_prefix_slices(trie: TokenTrie, pattern: str = PREFIX_LOOP[1], max_dept
     parts = {k: [] for k in ("byte", "depth", "end", "tok_start", "tok_ids", "orig")}
     total = 0
     tok_total = 0
+    # the root too: after a lexeme that ends exactly where a token starts, the group is the
+    # root's children and the slice is every token that is a word prefix from its first byte
+    root_state, _ = _prefix_states(trie.node_byte, trie.node_depth, rt, 0, trie.n_nodes)
+    ntok_all = trie.tok_start[1:] - trie.tok_start[:-1]
+    count[0] = int(ntok_all[1:][root_state[1:] >= 0].sum())
     for p in np.nonzero(count >= min_tokens)[0].tolist():
         end = int(trie.subtree_end[p])
         state, parent = _prefix_states(trie.node_byte, trie.node_depth, rt, p, end)
