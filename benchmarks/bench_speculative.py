@@ -24,7 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from structgen.speculative import (AdaptiveTreeDrafter, ChainDrafter, DraftLength, DraftModelDrafter, GatedDrafter, GrammarTreeDrafter, JumpForwardDrafter, LayerSkipDrafter,  # noqa: E402
-                                   PromptLookupDrafter, TokenRecyclingDrafter, VerifyCost, constrained_decode,
+                                   ProgressionDrafter, PromptLookupDrafter, TokenRecyclingDrafter, VerifyCost, constrained_decode,
                                    speculative_decode)
 from structgen.speculative.kv import model_vocab_size  # noqa: E402
 
@@ -90,7 +90,7 @@ def chat_workload(tokenizer, n: int):
     return [(f"chat:{r['category']}:{r['question_id']}", chat(tokenizer, r["turns"][0]), None) for r in picked]
 
 
-def make_drafters(model, vocab, eos, draft_model, cost: VerifyCost = VerifyCost()):
+def make_drafters(model, vocab, eos, draft_model, cost: VerifyCost = VerifyCost(), tok_info=None):
     d = {
         "prompt-lookup": lambda: PromptLookupDrafter(),
         "token-recycling": lambda: TokenRecyclingDrafter(vocab, eos_token_ids=eos),
@@ -100,6 +100,10 @@ def make_drafters(model, vocab, eos, draft_model, cost: VerifyCost = VerifyCost(
         # lookup asked for drafts only while they pay (PayoffGate: measured tokens/s vs plain steps);
         # forced tokens are always drafted
         "jf+gated(prompt-lookup)": lambda: JumpForwardDrafter(GatedDrafter(PromptLookupDrafter())),
+        # the same, with the next terms of an integer progression the output counts through (1,2,3, -> 4,5,...)
+        # drafted first where there is one (prompt lookup cannot draft new numbers)
+        "jf+gated(progression|prompt-lookup)": lambda: JumpForwardDrafter(
+            GatedDrafter(ChainDrafter([ProgressionDrafter(tok_info), PromptLookupDrafter()]))),
         "jf+token-recycling": lambda: JumpForwardDrafter(TokenRecyclingDrafter(vocab, eos_token_ids=eos)),
         # recycling as the fallback learns 32 prompt rows (lookup already covers copying the prompt;
         # each prompt row costs an lm-head row at prefill)
@@ -182,7 +186,7 @@ def main() -> None:
     cost = VerifyCost.measure(model) if args.measure_cost else VerifyCost()
     print(f"verify cost model for adaptive-tree ({'measured' if args.measure_cost else 'default'}): "
           f"1 token = 1, n >= 2 tokens = {cost.base:.2f} + {cost.per_token:.3f} n")
-    drafters = make_drafters(model, vocab, eos, draft_model, cost)
+    drafters = make_drafters(model, vocab, eos, draft_model, cost, tok_info)
     if args.drafters:
         drafters = {k: v for k, v in drafters.items() if k in args.drafters.split(",")}
 

@@ -6,10 +6,11 @@ from .jumpforward import JumpForwardDrafter
 from .model import AutoregressiveDrafter, DraftModelDrafter
 from .ngram import PromptLookupDrafter
 from .payoff import GatedDrafter, PayoffGate
+from .progression import ProgressionDrafter
 from .recycling import TokenRecyclingDrafter
 from .selfspec import LayerSkipDrafter
 from .tree import GrammarTreeDrafter
 
 __all__ = ["AcceptanceStats", "AdaptiveTreeDrafter", "AutoregressiveDrafter", "ChainDrafter", "DraftLength", "DraftModelDrafter", "DraftProposal", "Drafter", "GatedDrafter", "GrammarTreeDrafter",
-           "JumpForwardDrafter", "LayerSkipDrafter", "PayoffGate", "PromptLookupDrafter", "StepFeedback",
+           "JumpForwardDrafter", "LayerSkipDrafter", "PayoffGate", "ProgressionDrafter", "PromptLookupDrafter", "StepFeedback",
            "TokenRecyclingDrafter", "VerifyCost", "WrappingDrafter", "take_valid"]

@@ -7,7 +7,9 @@ depends on how likely the candidates are to be accepted. This drafter
 
 1. builds candidates: the grammar's forced text (canonically tokenized) interleaved with
    prompt/output lookup continuations (jump-forward + lookup, up to `max_depth` tokens),
-   the other lookup matches, and at the first positions where the grammar allows only a
+   the other lookup matches, the next terms of an integer progression the output is counting
+   through (`progression.ProgressionDrafter`; it leads the chain, lookup's copy becomes a
+   branch), and at the first positions where the grammar allows only a
    few tokens (the spellings of a forced key, `"` vs `",` ...) each allowed token followed
    by its forced continuation;
 2. gives every candidate node an acceptance probability *given its parent was accepted*,
@@ -33,7 +35,9 @@ from structgen.errors import GenerationError
 from ..sampling import GREEDY, SamplingParams
 from ..tree import DraftTree
 from .base import DraftProposal, Drafter
+from .forced import forced_draft
 from .ngram import suffix_match_levels
+from .progression import ProgressionDrafter
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,9 @@ DEFAULT_PRIORS: dict[str, tuple[float, float]] = {
     # later tokens of a copy: by effective match length (n-gram + tokens copied before), by position
     **{f"lookup+{i}": (p, 3.0) for i, p in zip(range(2, 9), (0.5, 0.55, 0.75, 0.75, 0.85, 0.88, 0.97))},
     **{f"spell+{i}": (p, 3.0) for i, p in zip(range(1, 4), (0.95, 0.97, 0.98))},
+    # the next terms of an integer progression the output ends with (1,2,3, -> 4,5,...): first token, later ones
+    "count": (0.6, 3.0),
+    "count+": (0.9, 3.0),
 }
 _MAX_FIRST_NGRAM = 4
 _MAX_LOOKUP_LABEL = 8
@@ -173,7 +180,7 @@ class AdaptiveTreeDrafter(Drafter):
                  lookup_candidates: int = 4, lookup_scan: int = 32, branch_positions: int = 4, max_alternatives: int = 6,
                  branch_depth: int = 6, max_forced: int = 32, cost: VerifyCost = VerifyCost(),
                  priors: dict[str, tuple[float, float]] | None = None, learn: bool = True,
-                 stats: AcceptanceStats | None = None, learn_cost: bool = True) -> None:
+                 stats: AcceptanceStats | None = None, learn_cost: bool = True, progressions: bool = True) -> None:
         if max_nodes < 1 or max_depth < 1:
             raise GenerationError(f"AdaptiveTreeDrafter needs max_nodes >= 1 and max_depth >= 1, got {max_nodes}, {max_depth}")
         self.max_nodes, self.max_depth = max_nodes, max_depth
@@ -185,6 +192,7 @@ class AdaptiveTreeDrafter(Drafter):
         self._priors = dict(DEFAULT_PRIORS, **(priors or {}))
         self._shared_stats = stats
         self.stats = stats or AcceptanceStats(dict(self._priors))
+        self._count = ProgressionDrafter() if progressions else None
         self._last: _Candidates | None = None
         self._first = True
         self._prompt_len = 0
@@ -232,12 +240,18 @@ class AdaptiveTreeDrafter(Drafter):
         try:
             while len(tokens) < k and not (matcher is not None and matcher.is_terminated()):
                 room = k - len(tokens)
-                forced = list(matcher.forced_tokens())[: min(room, forced_left)] if matcher is not None and forced_left > 0 else []
+                forced = forced_draft(matcher, min(room, forced_left), context) if matcher is not None and forced_left > 0 else []
                 if not forced and last_was_lookup:
                     break                          # lookup is asked again only after new forced text
                 n, src, look, others = self._lookup(context + tokens, matcher, room)
+                count = self._count.continuation(context + tokens, matcher, room) if self._count is not None and not forced else []
                 parent = nodes[-1] if nodes else -1
-                if look:
+                if count:                          # the next terms of a progression; lookup's copy as a branch
+                    chunk, labels = count, ["count"] + ["count+"] * (len(count) - 1)
+                    if look and look[0] != count[0]:
+                        alternatives.append((parent, look, ["alt1"] + [_label("lookup", src, n, i) for i in range(1, len(look))]))
+                    last_was_lookup = True
+                elif look:
                     kind = "spell" if forced else "lookup"
                     chunk, labels = look, [_label(kind, src, n, i) for i in range(len(look))]
                     alternatives += [(parent, o, [f"alt{min(r, 3)}"] + [_label(kind, src, n, i) for i in range(1, len(o))])
@@ -294,8 +308,7 @@ class AdaptiveTreeDrafter(Drafter):
                         if not matcher.accept_token(a):
                             continue
                         try:
-                            cont = [] if matcher.is_terminated() else list(matcher.forced_tokens())[: self.branch_depth - 1]
-                            cont = cont[: matcher.validate_tokens(cont)] if cont else cont
+                            cont = forced_draft(matcher, self.branch_depth - 1, context)
                         finally:
                             matcher.rollback(1)
                         node = cands.add(parent, a, "branch", p_alt)

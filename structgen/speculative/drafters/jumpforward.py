@@ -3,7 +3,9 @@
 `matcher.forced_tokens()` is the canonically tokenized text the grammar determines.
 Those tokens cost no model call to draft; they are verified in the same target pass as
 the inner drafter's tokens (a forced text may still have other tokenizations, so
-appending without verification would change the output distribution). Positions where
+appending without verification would change the output distribution); where the forced
+text completes the grammar, its held-back last token and an EOS are drafted too
+(`forced.forced_draft`). Positions where
 the mask allows a single token are accepted by the verifier with certainty.
 
 The draft alternates: forced tokens, then the inner drafter's continuation, then the
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 import torch
 
 from .base import DraftProposal, Drafter, WrappingDrafter
+from .forced import forced_draft
 
 
 class JumpForwardDrafter(WrappingDrafter):
@@ -37,7 +40,7 @@ class JumpForwardDrafter(WrappingDrafter):
             while len(tokens) < k:
                 n_forced = 0
                 if matcher is not None and forced_left > 0:
-                    forced = list(matcher.forced_tokens())[: min(k - len(tokens), forced_left)]
+                    forced = forced_draft(matcher, min(k - len(tokens), forced_left), context_ids)
                     n_forced = matcher.accept_tokens(forced) if forced else 0
                     advanced += n_forced
                     forced_left -= n_forced

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..tree import DraftTree
+from .forced import forced_draft
 from .base import DraftProposal, Drafter, WrappingDrafter, take_valid
 from .ngram import PromptLookupDrafter
 
@@ -78,7 +79,7 @@ class GrammarTreeDrafter(WrappingDrafter):
                 elif self.branch_inner:
                     cont = self.inner.propose(context + [a], matcher, self.branch_depth - 1).tokens
                 else:
-                    cont = list(matcher.forced_tokens())[: self.branch_depth - 1]
+                    cont = forced_draft(matcher, self.branch_depth - 1, context)
                 cont = cont[: matcher.validate_tokens(cont)] if cont else cont
             finally:
                 matcher.rollback(1)
