@@ -33,13 +33,19 @@ def ending(matcher, context: Sequence[int] | None = None) -> list[int]:
     """The forced text from here as tokens plus an EOS when it completes the grammar, else [].
 
     The matcher is handed back unchanged. Needs the engine matcher's `forced_bytes` and
-    `compiled` (a matcher with only `forced_tokens` gets [])
+    `compiled` (a matcher with only `forced_tokens` gets []).
     """
     compiled = getattr(matcher, "compiled", None)
     if compiled is None or not hasattr(matcher, "forced_bytes"):
         return []                                   # a matcher without the engine's jump-forward API
     rest = matcher.forced_bytes(64)
-    if not rest:
+    if not rest or not matcher.accept_string(rest):
+        return []
+    try:                                            # cheap test first: most forced text does not end the grammar
+        complete = matcher.is_accepting()
+    finally:
+        matcher.rollback(1)
+    if not complete:
         return []
     tok = compiled.tokenizer
     try:
