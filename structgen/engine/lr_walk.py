@@ -46,8 +46,9 @@ def _lookup_walk(sc_table, sc_key, sc_start, sc_data, key, nodes, n_off, n_len, 
     """Offset in ``sc_data`` of the cached walk of a node group from a lexer vector, or -1.
 
     Entries are runs of int64: [n_nodes, nodes..., n_vec, vector..., n_words,
-    (word, bits)*, n_groups, (n_acc, acc..., n_nodes, nodes...)*] - the tokens
-    the walk allows and its boundaries grouped by accepted terminals.  The
+    (word, bits)*, n_slices, prefix slice ids..., n_groups, (n_acc, acc..., n_nodes,
+    nodes...)*] - the tokens the walk allows (sparse words plus whole prefix-slice
+    masks) and its boundaries grouped by accepted terminals.  The
     index ``sc_table`` (entry + 1, 0 = empty) is probed linearly from the key's
     hash, and the nodes and vector are compared in full, so a hit is exact.
     """
@@ -123,9 +124,10 @@ PS_NODE, PS_NFIRST, PS_RLO, PS_RHI, PS_RDEPTH, PS_REND, PS_RTOKSTART, PS_RTOKIDS
 @numba.njit(cache=True, inline="always")
 def _walk_subtree(lo, hi, base, t_byte, t_depth, t_end, t_tok_start, t_tok_ids, t_orig, use_orig, trans, states,
                   counts, owner, rec_owner, rec_start, rec_len, acc_term, acc_buf, n_acc_buf, tb_node, tb_acc,
-                  tb_alen, n_tb, dmask, stats):
+                  tb_alen, n_tb, dmask, dirty, n_dirty, stats):
     """Walk one item node's subtree (full trie, or a prefix slice's remainder whose nodes map to
-    full ids by ``t_orig``): tokens into dmask, boundaries into tb_*.  Returns (n_tb, n_acc_buf, ok)."""
+    full ids by ``t_orig``): tokens into dmask (words turned non-zero listed in ``dirty``),
+    boundaries into tb_*.  Returns (n_tb, n_acc_buf, n_dirty, ok)."""
     tb_cap = tb_node.shape[0]
     i = lo
     while i < hi:
@@ -143,14 +145,14 @@ def _walk_subtree(lo, hi, base, t_byte, t_depth, t_end, t_tok_start, t_tok_ids, 
                     t = acc_term[states[d - 1, j]]
                     if t >= 0:
                         if n_acc_buf >= acc_buf.shape[0]:
-                            return n_tb, n_acc_buf, False
+                            return n_tb, n_acc_buf, n_dirty, False
                         acc_buf[n_acc_buf] = t
                         n_acc_buf += 1
                 rec_start[d - 1] = st
                 rec_len[d - 1] = n_acc_buf - st
             if rec_len[d - 1] > 0:
                 if n_tb >= tb_cap:
-                    return n_tb, n_acc_buf, False
+                    return n_tb, n_acc_buf, n_dirty, False
                 tb_node[n_tb] = t_orig[i] if use_orig else i
                 tb_acc[n_tb] = rec_start[d - 1]
                 tb_alen[n_tb] = rec_len[d - 1]
@@ -161,9 +163,13 @@ def _walk_subtree(lo, hi, base, t_byte, t_depth, t_end, t_tok_start, t_tok_ids, 
         owner[d] = t_orig[i] if use_orig else i    # full ids: unique across the items of a call
         for q in range(t_tok_start[i], t_tok_start[i + 1]):
             t = t_tok_ids[q]
-            dmask[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+            w = t >> 5
+            if dmask[w] == 0:
+                dirty[n_dirty] = w
+                n_dirty += 1
+            dmask[w] |= np.uint32(1) << np.uint32(t & 31)
         i += 1
-    return n_tb, n_acc_buf, True
+    return n_tb, n_acc_buf, n_dirty, True
 
 
 @numba.njit(cache=True, inline="always")
@@ -412,6 +418,10 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
     rec_len = np.zeros(maxd, dtype=np.int32)
     mk = ctr[C_MARK]
     ps_cnt = np.zeros(ps_off[PS_NODE + 1] - ps_off[PS_NODE], dtype=np.int32)
+    # the workspace's dmask holds the scratch mask, then the list of its non-zero words
+    dirty = dmask[mask.shape[0]:].view(np.int32)
+    dmask = dmask[:mask.shape[0]]
+    ps_applied = np.zeros(ps_cnt.shape[0], dtype=np.bool_)
     ps_child = ps32[ps_off[PS_CHILD]:ps_off[PS_CHILD + 1]]
     r_depth = ps32[ps_off[PS_RDEPTH]:ps_off[PS_RDEPTH + 1]]
     r_end = ps32[ps_off[PS_REND]:ps_off[PS_REND + 1]]
@@ -623,6 +633,15 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
             for z in range(nw):
                 mask[sc_data[p]] |= np.uint32(sc_data[p + 1])
                 p += 2
+            n_ps_used = sc_data[p]
+            p += 1
+            for z in range(n_ps_used):
+                j = sc_data[p]
+                p += 1
+                if not ps_applied[j]:
+                    ps_applied[j] = True
+                    for w in range(mask.shape[0]):
+                        mask[w] |= ps_masks[j, w]
             n_sub = sc_data[p]
             p += 1
             for z in range(n_sub):
@@ -653,18 +672,21 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
         n_use = _usable_prefix_slices(gnode_buf, g_off, g_len, f_byte, vec_buf, vo, k0, ps32, ps_off, ps_flags,
                                       ps_cnt)
         if n_use > 0:
-            # every token "prefix + word prefix" keeps a NAME-like lexeme alive: allowed at once;
-            # below those prefixes only the slices' remainder sub-tries are walked
+            # every token "prefix + word prefix" keeps a NAME-like lexeme alive: allowed at once
+            # (the cached walk records the slice, not its dense mask); below those prefixes only
+            # the slices' remainder sub-tries are walked
             for j in range(ps_cnt.shape[0]):
-                if ps_cnt[j]:
-                    for w in range(dmask.shape[0]):
-                        dmask[w] |= ps_masks[j, w]
+                if ps_cnt[j] and not ps_applied[j]:
+                    ps_applied[j] = True          # the mask is a union: once per call suffices
+                    for w in range(mask.shape[0]):
+                        mask[w] |= ps_masks[j, w]
+        n_dirty = 0
+        for j in range(k0):           # row 0 is only read by the walks: set once per item
+            states[0, j] = vec_buf[vo + j]
+        counts[0] = k0
+        owner[0] = -1 - it
         for gi in range(g_len):
             lo = gnode_buf[g_off + gi]
-            for j in range(k0):
-                states[0, j] = vec_buf[vo + j]
-            counts[0] = k0
-            owner[0] = -1 - it
             psj = ps_child[lo] if n_use > 0 else -1
             if psj >= 0 and ps_cnt[psj]:
                 r_lo = ps32[ps_off[PS_RLO] + psj]
@@ -672,15 +694,15 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                 ri = np.searchsorted(r_orig[r_lo:r_hi], lo) + r_lo
                 if ri >= r_hi or r_orig[ri] != lo:
                     continue          # the whole subtree is in the slice
-                n_tb, n_acc_buf, ok = _walk_subtree(
+                n_tb, n_acc_buf, n_dirty, ok = _walk_subtree(
                     ri, r_end[ri], r_depth[ri] - 1, ps_byte, r_depth, r_end, r_tok_start, r_tok_ids, r_orig, True,
                     trans, states, counts, owner, rec_owner, rec_start, rec_len, acc_term, acc_buf, n_acc_buf,
-                    tb_node, tb_acc, tb_alen, n_tb, dmask, stats)
+                    tb_node, tb_acc, tb_alen, n_tb, dmask, dirty, n_dirty, stats)
             else:
-                n_tb, n_acc_buf, ok = _walk_subtree(
+                n_tb, n_acc_buf, n_dirty, ok = _walk_subtree(
                     lo, f_end[lo], f_depth[lo] - 1, f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_depth, False,
                     trans, states, counts, owner, rec_owner, rec_start, rec_len, acc_term, acc_buf, n_acc_buf,
-                    tb_node, tb_acc, tb_alen, n_tb, dmask, stats)
+                    tb_node, tb_acc, tb_alen, n_tb, dmask, dirty, n_dirty, stats)
             if not ok:
                 return 0
         # ---- group the boundaries by accepted terminals (content; siblings share one run)
@@ -720,17 +742,14 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
         first_new_bq = n_bq
         n_bq += n_sub
         # ---- record the walk for every later item with these nodes and this vector
-        nw = 0
-        for w in range(dmask.shape[0]):
-            if dmask[w] != 0:
-                nw += 1
-        size = 1 + g_len + 1 + k0 + 1 + 2 * nw + 1 + 2 * n_sub + acc_total + n_tb
+        nw = n_dirty
+        size = 1 + g_len + 1 + k0 + 1 + 2 * nw + 1 + n_use + 1 + 2 * n_sub + acc_total + n_tb
         p = _reserve_walk(sc_table, sc_key, sc_start, sc_data, sc_ctr, skey, size)
         if p < 0:
-            for w in range(dmask.shape[0]):   # cache full: just apply the tokens
-                if dmask[w] != 0:
-                    mask[w] |= dmask[w]
-                    dmask[w] = 0
+            for z in range(n_dirty):   # cache full: just apply the tokens
+                w = dirty[z]
+                mask[w] |= dmask[w]
+                dmask[w] = 0
             continue
         sc_data[p] = g_len
         for y in range(g_len):
@@ -742,13 +761,19 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
         p += 1 + k0
         sc_data[p] = nw
         p += 1
-        for w in range(dmask.shape[0]):
-            if dmask[w] != 0:
-                mask[w] |= dmask[w]
-                sc_data[p] = w
-                sc_data[p + 1] = np.int64(dmask[w])
-                p += 2
-                dmask[w] = 0
+        for z in range(n_dirty):
+            w = dirty[z]
+            mask[w] |= dmask[w]
+            sc_data[p] = w
+            sc_data[p + 1] = np.int64(dmask[w])
+            p += 2
+            dmask[w] = 0
+        sc_data[p] = n_use
+        p += 1
+        for j in range(ps_cnt.shape[0]):
+            if n_use > 0 and ps_cnt[j]:
+                sc_data[p] = j
+                p += 1
         sc_data[p] = n_sub
         p += 1
         for y in range(n_sub):
@@ -845,10 +870,10 @@ class Workspace:
         self.w64_blob = np.zeros(int(self.w64_off[-1]), dtype=np.int64)
         self.n_terms = n_terms
         self.la = np.zeros((cap, n_words_la), dtype=np.uint64)
-        self.dmask = np.zeros(mask_words, dtype=np.uint32)
+        self.dmask = np.zeros(2 * mask_words, dtype=np.uint32)   # scratch mask + its non-zero word list
 
     def grown(self) -> "Workspace":
-        return Workspace(self.n_terms, self.la.shape[1], self.dmask.shape[0], self.cap * 4)
+        return Workspace(self.n_terms, self.la.shape[1], self.dmask.shape[0] // 2, self.cap * 4)
 
     def part(self, name: str) -> np.ndarray:
         i = W32.index(name)
