@@ -239,3 +239,46 @@ def test_logits_processor_in_hf_generate(tiny):
     mine = generate(tiny, "Describe a person.", schema=PERSON, chat=False, max_new_tokens=150)
     ids0 = [int(t) for t in new[0] if int(t) not in lm.info.eos_ids and int(t) != tok.pad_token_id]
     assert b"".join(lm.info.token_bytes[t] for t in ids0).decode() == mine.text
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"schema": PERSON},
+    {"regex": r"(cat|dog)s? [0-9]{2,4}"},
+    {"grammar": 'start: "(" NUM ("+" NUM)* ")"\nNUM: /[0-9]+/'},
+    {"stop": "\n"},
+])
+def test_speculative_generate_equals_plain_greedy(tiny, kwargs):
+    """speculative=True gives the plain loop's greedy text, tokens and finish reason, in fewer
+    model calls when the grammar forces text (jump-forward)."""
+    model, tok = tiny
+    prompt = "Describe a person as JSON: Ada, 36, dev."
+    plain = generate(model, prompt, tokenizer=tok, max_new_tokens=40, **kwargs)
+    spec = generate(model, prompt, tokenizer=tok, max_new_tokens=40, speculative=True, **kwargs)
+    assert spec.text == plain.text and spec.tokens == plain.tokens
+    assert spec.finish_reason == plain.finish_reason and spec.complete == plain.complete
+    assert spec.value == plain.value and spec.usage.completion_tokens == plain.usage.completion_tokens
+    assert plain.speculative is None and spec.speculative["target_calls"] >= 1
+    if "schema" in kwargs:
+        assert spec.speculative["target_calls"] < plain.usage.completion_tokens   # forced keys cost no call
+
+
+def test_speculative_generate_with_a_drafter_and_sampling(tiny):
+    from structgen.speculative import JumpForwardDrafter, TokenRecyclingDrafter
+    model, tok = tiny
+    drafter = JumpForwardDrafter(TokenRecyclingDrafter(len(tok)))
+    a = generate(model, "x", tokenizer=tok, schema=PERSON, max_new_tokens=60, speculative=drafter,
+                 temperature=0.8, seed=3)
+    b = generate(model, "x", tokenizer=tok, schema=PERSON, max_new_tokens=60, speculative=True,
+                 temperature=0.8, seed=3)
+    for r in (a, b):
+        if r.complete:
+            assert _valid(PERSON, json.loads(r.text))
+        assert r.speculative["target_calls"] >= 1
+
+
+def test_speculative_generate_refuses_batches_and_bad_values(tiny):
+    model, tok = tiny
+    with pytest.raises(GenerationError, match="one prompt at a time"):
+        generate(model, ["a", "b"], tokenizer=tok, regex="[ab]", speculative=True)
+    with pytest.raises(GenerationError, match="speculative must be"):
+        generate(model, "a", tokenizer=tok, regex="[ab]", speculative="fast")

@@ -214,6 +214,67 @@ def run_ids(lm: LoadedModel, prompt_ids: list[list[int]], constraint: Constraint
     return [_finish(s, constraint, compiled, lm.info, started, ended) for s in seqs]
 
 
+def _default_drafter():
+    """Grammar-forced tokens plus prompt lookup, asked for drafts only while they pay (model-free)."""
+    from ..speculative import GatedDrafter, JumpForwardDrafter, PromptLookupDrafter
+    return JumpForwardDrafter(GatedDrafter(PromptLookupDrafter()))
+
+
+def run_speculative(lm: LoadedModel, prompt_ids: list[int], constraint: Constraint | None, *, drafter=None,
+                    max_new_tokens: int = 256, params: SamplingParams = SamplingParams(),
+                    stop: list[str] | None = None, cache: GrammarCache | None = None,
+                    num_draft_tokens: int = 8) -> GenerationResult:
+    """One prompt through the speculative core (``structgen.speculative``).
+
+    Greedy output is token for token what :func:`run_ids` gives; sampling follows the same
+    distribution (speculative rejection sampling on the masked distributions).  Stop
+    sequences cut the text exactly where the plain loop would stop.
+    """
+    from ..speculative import SamplingParams as SpecParams, speculative_decode
+    [limit] = _limits(lm, [prompt_ids], max_new_tokens)
+    compiled = _compiled(constraint, lm, cache)
+    matcher = compiled.matcher() if compiled is not None else None
+    if params.temperature == 0:
+        spec = SpecParams()
+    else:
+        spec = SpecParams(do_sample=True, temperature=params.temperature,
+                          top_k=params.top_k or None, top_p=params.top_p if params.top_p < 1.0 else None)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        res = speculative_decode(lm.model, prompt_ids, matcher, drafter if drafter is not None else _default_drafter(),
+                                 limit, spec, num_draft_tokens=num_draft_tokens, eos_token_ids=lm.eos_ids,
+                                 generator=params.generator())
+    ended = time.perf_counter()
+    # replay the decided tokens through the same text/stop bookkeeping as the plain loop
+    seq = _Seq(prompt_ids=list(prompt_ids), limit=limit, text=IncrementalText(stop))
+    seq.matcher = compiled.matcher() if compiled is not None else None
+    seq.first_token_at = started + res.stats.get("first_call_seconds", ended - started)
+    for tok in res.tokens:
+        if seq.matcher is not None and not seq.matcher.accept_token(tok):
+            raise GenerationError(f"matcher refused token {tok} from the speculative decoder; this is an engine bug")
+        seq.sampled += 1
+        if (seq.matcher.is_terminated() if seq.matcher is not None else tok in lm.eos_ids):
+            seq.finish_reason = "stop"
+            seq.text.finish()
+            break
+        seq.tokens.append(tok)
+        seq.text.push(lm.info.token_bytes[tok])
+        if seq.text.stopped:
+            seq.finish_reason = "stop_sequence"
+            break
+        if len(seq.tokens) >= seq.limit:
+            seq.finish_reason = "length"
+            seq.text.finish()
+            break
+    if seq.finish_reason is None:
+        seq.finish_reason = "length"
+        seq.text.finish()
+    result = _finish(seq, constraint, compiled, lm.info, started, ended)
+    result.speculative = {"target_calls": res.target_calls, "steps": res.stats.get("steps"),
+                          "drafted": res.stats.get("drafted"), "accepted": res.stats.get("accepted")}
+    return result
+
+
 def _drain(it):
     while True:
         try:
@@ -227,20 +288,36 @@ def generate(model, prompt, *, schema=None, regex: str | None = None, grammar=No
              max_new_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0,
              seed: int | None = None, stop: str | list[str] | None = None, whitespace: str = "compact",
              strict: bool = True, close_objects: bool | None = None, grammar_syntax: str = "auto",
-             cache: GrammarCache | None = None):
+             cache: GrammarCache | None = None, speculative=False):
     """Generate text that follows the given constraint.
 
     ``prompt`` may be a string, a list of chat messages, or a list of either
     (a batch: one result per prompt, decoded together).  Returns a
     :class:`GenerationResult` (or a list for a batch).
+
+    ``speculative=True`` decodes one prompt with the speculative core (grammar-forced
+    tokens and prompt lookup as drafts, verified in one target pass): the same greedy
+    output in fewer model calls.  A :class:`structgen.speculative.Drafter` instance picks
+    the drafter (e.g. ``DraftModelDrafter(small_model)`` sharing the tokenizer).
     """
     ckw = dict(schema=schema, regex=regex, grammar=grammar, choices=choices, pydantic_model=pydantic_model,
                json_object=json_object, strict=strict, whitespace=whitespace, close_objects=close_objects,
                grammar_syntax=grammar_syntax)
     lm, constraint, ids, batch = _prepare(model, prompt, tokenizer, chat, ckw, cache)
     params = SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
-    results = run_ids(lm, ids, constraint, max_new_tokens=max_new_tokens, params=params,
-                      stop=[stop] if isinstance(stop, str) else stop, cache=cache)
+    stops = [stop] if isinstance(stop, str) else stop
+    if speculative is not False and speculative is not None:
+        from ..speculative import Drafter
+        if speculative is not True and not isinstance(speculative, Drafter):
+            raise GenerationError(f"speculative must be True, False or a structgen.speculative.Drafter, "
+                                  f"got {type(speculative).__name__}")
+        if batch:
+            raise GenerationError("speculative decoding takes one prompt at a time; got a batch of "
+                                  f"{len(ids)} prompts (pass them one by one, or speculative=False)")
+        drafter = None if speculative is True else speculative
+        return run_speculative(lm, ids[0], constraint, drafter=drafter, max_new_tokens=max_new_tokens,
+                               params=params, stop=stops, cache=cache)
+    results = run_ids(lm, ids, constraint, max_new_tokens=max_new_tokens, params=params, stop=stops, cache=cache)
     return results if batch else results[0]
 
 

@@ -46,6 +46,7 @@ class GenerationResult:
     when ``complete`` and the independent check (``json`` + ``jsonschema``,
     pydantic, ``re``) passed.  ``finish_reason``: "stop" (EOS), "length"
     (max_new_tokens / context), "stop_sequence" (a stop string was hit).
+    ``speculative`` holds the speculative core's counters when it decoded the text.
     """
 
     text: str
@@ -57,6 +58,7 @@ class GenerationResult:
     validation_error: str | None = None
     timing: Timing = field(default_factory=Timing)
     constrained: bool = False
+    speculative: dict | None = None    # speculative=...: target calls, steps, drafted/accepted tokens
 
     @property
     def valid(self) -> bool:
