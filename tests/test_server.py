@@ -289,3 +289,47 @@ def test_openai_client_raises_bad_request(client):
         client.chat.completions.create(model=MODEL_ID, messages=[{"role": "user", "content": "hi"}],
                                        response_format=_json_schema_format({"type": "objekt"}))
     assert info.value.status_code == 400 and "objekt" in str(info.value)
+
+
+def test_speculative_server_answers_like_the_plain_one():
+    """create_app(speculative=True): greedy single-choice answers (schema, tool call, plain text) equal
+    the plain server's; the speculative core actually ran."""
+    from fastapi.testclient import TestClient
+    from structgen.api import generation
+    from structgen.models import load_tokenizer
+    from structgen.server import create_app
+    tok = load_tokenizer("smollm2-135m")
+    model = build_tiny_model(tok)
+    plain = TestClient(create_app((model, tok), model_id=MODEL_ID))
+    fast = TestClient(create_app((model, tok), model_id=MODEL_ID, speculative=True))
+    bodies = [
+        {"model": MODEL_ID, "messages": [{"role": "user", "content": "a person"}], "max_tokens": 40,
+         "temperature": 0, "response_format": {"type": "json_schema",
+                                               "json_schema": {"name": "p", "schema": PERSON, "strict": True}}},
+        {"model": MODEL_ID, "messages": [{"role": "user", "content": "weather?"}], "max_tokens": 40,
+         "temperature": 0, "tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "get_weather"}}},
+        {"model": MODEL_ID, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 12, "temperature": 0},
+    ]
+    calls = []
+    real = generation.run_speculative
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    import structgen.server.app as app_mod
+    app_mod.run_speculative = counting
+    try:
+        for body in bodies:
+            a = plain.post("/v1/chat/completions", json=body).json()
+            b = fast.post("/v1/chat/completions", json=body).json()
+            ma, mb = a["choices"][0]["message"], b["choices"][0]["message"]
+            for m in (ma, mb):
+                for call in m.get("tool_calls") or []:
+                    call.pop("id")                     # fresh random ids per call
+            assert ma == mb, body
+            assert a["choices"][0]["finish_reason"] == b["choices"][0]["finish_reason"]
+            assert a["usage"]["completion_tokens"] == b["usage"]["completion_tokens"]
+    finally:
+        app_mod.run_speculative = real
+    assert len(calls) == len(bodies)

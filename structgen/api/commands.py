@@ -146,12 +146,15 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", "--host"),
         port: int = typer.Option(8000, "--port"),
         model: Optional[str] = typer.Option(None, "--model", "-m"),
+        speculative: bool = typer.Option(False, "--speculative",
+                                         help="decode non-streamed single-choice requests speculatively"),
     ) -> None:
         """Serve the model over an OpenAI-compatible HTTP API."""
         from ..server import create_app
         import uvicorn
         try:
-            app_ = create_app(load(model or _default_model()), model_id=model or _default_model())
+            app_ = create_app(load(model or _default_model()), model_id=model or _default_model(),
+                              speculative=speculative)
         except StructgenError as exc:
             _fail(str(exc))
         uvicorn.run(app_, host=host, port=port)

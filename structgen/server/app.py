@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..api.cache import GrammarCache
 from ..api.constraints import json_object_constraint, schema_constraint
-from ..api.generation import GenerationStream, run_ids
+from ..api.generation import GenerationStream, run_ids, run_speculative
 from ..api.modelio import LoadedModel, format_prompt, resolve
 from ..api.sampling import SamplingParams
 from ..errors import StructgenError
@@ -49,8 +49,9 @@ class Plan:
 
 
 class ServerState:
-    def __init__(self, lm: LoadedModel, model_id: str, aliases: set[str] | None = None):
+    def __init__(self, lm: LoadedModel, model_id: str, aliases: set[str] | None = None, speculative: bool = False):
         self.lm = lm
+        self.speculative = speculative
         self.model_id = model_id
         self.aliases = {model_id} | (aliases or set())
         self.lock = threading.Lock()
@@ -214,6 +215,10 @@ def chat_message(plan: Plan, result) -> tuple[dict, str]:
 
 def _run_locked(state: ServerState, plan: Plan):
     with state.lock:
+        if state.speculative and len(plan.prompt_ids) == 1:
+            # one choice: the speculative core (same greedy output, fewer model calls)
+            return [run_speculative(state.lm, plan.prompt_ids[0], plan.constraint, max_new_tokens=plan.max_tokens,
+                                    params=plan.params, stop=plan.stop, cache=state.cache)]
         return run_ids(state.lm, plan.prompt_ids, plan.constraint, max_new_tokens=plan.max_tokens,
                        params=plan.params, stop=plan.stop, cache=state.cache)
 
@@ -332,12 +337,16 @@ async def _parse(request: Request, cls):
                        param=param, code="invalid_value") from None
 
 
-def create_app(model, *, tokenizer=None, model_id: str | None = None) -> FastAPI:
-    """FastAPI app serving ``model`` (registry name, path, pair or LoadedModel)."""
+def create_app(model, *, tokenizer=None, model_id: str | None = None, speculative: bool = False) -> FastAPI:
+    """FastAPI app serving ``model`` (registry name, path, pair or LoadedModel).
+
+    ``speculative=True``: non-streamed single-choice requests are decoded by the
+    speculative core (jump-forward + prompt lookup; same greedy output, fewer model calls).
+    """
     lm = resolve(model, tokenizer)
     name = model_id or (model if isinstance(model, str) else lm.name)
     aliases = {lm.name} | ({model} if isinstance(model, str) else set())
-    state = ServerState(lm, str(name), aliases)
+    state = ServerState(lm, str(name), aliases, speculative=speculative)
     app = FastAPI(title="structgen", version="0.1.0")
     app.state.structgen = state
 
@@ -406,12 +415,13 @@ def _model_card(state: ServerState) -> dict:
     return {"id": state.model_id, "object": "model", "created": state.created, "owned_by": "structgen"}
 
 
-def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
+          speculative: bool = False) -> None:
     """Load ``model`` and serve it until interrupted."""
     import uvicorn
     from ..gcpolicy import freeze_long_lived
     from ..engine import warm_up
-    app = create_app(model)
+    app = create_app(model, speculative=speculative)
     warm_up(app.state.structgen.lm.info)  # load the mask kernels now, not during the first requests
     freeze_long_lived()  # the model and tokenizer live as long as the server: keep them out of GC scans
     uvicorn.run(app, host=host, port=port, log_level=log_level)
