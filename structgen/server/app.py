@@ -341,7 +341,7 @@ def create_app(model, *, tokenizer=None, model_id: str | None = None, speculativ
     """FastAPI app serving ``model`` (registry name, path, pair or LoadedModel).
 
     ``speculative=True``: non-streamed single-choice requests are decoded by the
-    speculative core (jump-forward + prompt lookup; same greedy output, fewer model calls).
+    speculative core (generate()'s default drafter; same greedy output, fewer model calls).
     """
     lm = resolve(model, tokenizer)
     name = model_id or (model if isinstance(model, str) else lm.name)
