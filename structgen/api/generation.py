@@ -38,6 +38,31 @@ class _Seq:
         return self.finish_reason is not None
 
 
+def _take_token(s: _Seq, tok: int, lm: LoadedModel, now: float, where: str) -> str:
+    """Advance one sequence by a decided token: matcher, EOS / stop-sequence / length ends.
+
+    Returns the new text piece.  Shared by the plain loop and the speculative path, so both
+    end and count a sequence the same way.
+    """
+    if s.matcher is not None and not s.matcher.accept_token(tok):
+        raise GenerationError(f"matcher refused token {tok} that its own mask allowed ({where}); "
+                              f"this is an engine bug")
+    s.sampled += 1
+    if s.first_token_at is None:
+        s.first_token_at = now
+    if s.matcher.is_terminated() if s.matcher is not None else tok in lm.eos_ids:
+        s.finish_reason = "stop"
+        return s.text.finish()
+    s.tokens.append(tok)
+    piece = s.text.push(lm.info.token_bytes[tok])
+    if s.text.stopped:
+        s.finish_reason = "stop_sequence"
+    elif len(s.tokens) >= s.limit:
+        s.finish_reason = "length"
+        piece += s.text.finish()
+    return piece
+
+
 def _limits(lm: LoadedModel, prompts: list[list[int]], max_new_tokens: int) -> list[int]:
     if max_new_tokens < 1:
         raise GenerationError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -117,28 +142,10 @@ def decode_iter(lm: LoadedModel, prompts: list[list[int]], compiled, params: Sam
                 if s.done:
                     continue
                 tok = int(chosen[i])
-                if compiled is not None:
-                    if torch.isneginf(logits[i]).all():
-                        raise GenerationError(f"the grammar allows no token after {s.text.text[-60:]!r} "
-                                              f"(sequence #{i}); this is an engine bug")
-                    if not s.matcher.accept_token(tok):
-                        raise GenerationError(f"matcher refused token {tok} that its own mask allowed "
-                                              f"(sequence #{i}); this is an engine bug")
-                s.sampled += 1
-                if s.first_token_at is None:
-                    s.first_token_at = now
-                is_eos = s.matcher.is_terminated() if compiled is not None else tok in lm.eos_ids
-                if is_eos:
-                    s.finish_reason = "stop"
-                    piece = s.text.finish()
-                else:
-                    s.tokens.append(tok)
-                    piece = s.text.push(info.token_bytes[tok])
-                    if s.text.stopped:
-                        s.finish_reason = "stop_sequence"
-                    elif len(s.tokens) >= s.limit:
-                        s.finish_reason = "length"
-                        piece += s.text.finish()
+                if compiled is not None and torch.isneginf(logits[i]).all():
+                    raise GenerationError(f"the grammar allows no token after {s.text.text[-60:]!r} "
+                                          f"(sequence #{i}); this is an engine bug")
+                piece = _take_token(s, tok, lm, now, f"sequence #{i}")
                 if piece:
                     yield i, piece
             if all(s.done for s in seqs):
@@ -249,23 +256,10 @@ def run_speculative(lm: LoadedModel, prompt_ids: list[int], constraint: Constrai
     # replay the decided tokens through the same text/stop bookkeeping as the plain loop
     seq = _Seq(prompt_ids=list(prompt_ids), limit=limit, text=IncrementalText(stop))
     seq.matcher = compiled.matcher() if compiled is not None else None
-    seq.first_token_at = started + res.stats.get("first_call_seconds", ended - started)
+    first = started + res.stats.get("first_call_seconds", ended - started)
     for tok in res.tokens:
-        if seq.matcher is not None and not seq.matcher.accept_token(tok):
-            raise GenerationError(f"matcher refused token {tok} from the speculative decoder; this is an engine bug")
-        seq.sampled += 1
-        if (seq.matcher.is_terminated() if seq.matcher is not None else tok in lm.eos_ids):
-            seq.finish_reason = "stop"
-            seq.text.finish()
-            break
-        seq.tokens.append(tok)
-        seq.text.push(lm.info.token_bytes[tok])
-        if seq.text.stopped:
-            seq.finish_reason = "stop_sequence"
-            break
-        if len(seq.tokens) >= seq.limit:
-            seq.finish_reason = "length"
-            seq.text.finish()
+        _take_token(seq, tok, lm, first, "speculative output")
+        if seq.done:
             break
     if seq.finish_reason is None:
         seq.finish_reason = "length"

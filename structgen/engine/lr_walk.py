@@ -912,9 +912,8 @@ def pack_prefix_slices(ps, lexer_trans: np.ndarray, start_states) -> tuple:
     n_states = lexer_trans.shape[0]
     flags = np.zeros(256 + n_states, dtype=np.bool_)
     if ps is None or ps.count == 0:
-        words = 1
         return (np.zeros(0, dtype=np.int32), np.zeros(11, dtype=np.int64), np.zeros(0, dtype=np.uint8),
-                np.zeros((0, words), dtype=np.uint32), flags)
+                np.zeros((0, 1), dtype=np.uint32), flags)
     flags[:256] = ps.dfa.transitions[0] >= 0
     for q in set(int(x) for x in start_states):
         flags[256 + q] = covers(lexer_trans, q, ps.dfa)
