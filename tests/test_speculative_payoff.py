@@ -77,13 +77,23 @@ def test_a_rejected_draft_model_is_paused_and_output_is_unchanged():
     assert got2.tokens == ref.tokens and got2.stats["drafted"] > got.stats["drafted"]
 
 
+class ModelledCostDrafter(DraftModelDrafter):
+    """Reports a modelled verification time (10 ms + 1 ms per extra fed token) instead of the
+    wall clock's, so the gate's decisions do not depend on how loaded the machine is."""
+
+    def observe(self, new_tokens, accepted: int, fed: int = 0, seconds: float = 0.0) -> None:
+        modelled = 0.010 + 0.001 * max(fed - 1, 0) if fed else seconds
+        super().observe(new_tokens, accepted, fed, modelled)
+
+
 def test_drafts_that_pay_are_never_paused_beyond_the_plain_probe():
-    # drafting made free (a clock that does not move while drafting) and a near copy of the
-    # target: each step yields several tokens for one verification, so the gate only takes
-    # its two probe steps that time a plain step
+    # drafting made free (a clock that does not move while drafting), verification costed by
+    # a model of a forward pass, and a near copy of the target: each step yields several
+    # tokens for one verification, so the gate only takes its two probe steps that time a
+    # plain step (CI once saw a wall-clock hiccup pause it: the timing is now modelled)
     close = perturbed(TARGET, 0.02, seed=1)
     prompt = [5, 9, 11]
-    drafter = DraftModelDrafter(close, eos_token_ids=[])
+    drafter = ModelledCostDrafter(close, eos_token_ids=[])
     drafter.gate = PayoffGate(clock=FakeClock())
     got = speculative_decode(TARGET, prompt, None, drafter, 60, num_draft_tokens=4, eos_token_ids=[])
     assert got.tokens == constrained_decode(TARGET, prompt, None, 60, eos_token_ids=[]).tokens
