@@ -37,7 +37,7 @@ def find_sorted(keys, lo, hi, key):
     return -1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def intern_node(state, parent, pool_state, pool_parent, table, ctr, node_slot):
     """Stack node for (state, parent), or -1 when the pool is full (slots recorded for cleanup)."""
     tmask = table.shape[0] - 1
@@ -65,28 +65,28 @@ NO_GOTO = -4   # a reduction whose goto is undefined: that path dies
 
 
 @numba.njit(cache=True, inline="always")
-def reduce_node(x, r, lr, pool_state, pool_parent, table, ctr, node_slot):
+def reduce_node(x, r, plen, lhs, gt_start, gt_nt, gt_to, pool_state, pool_parent, table, ctr, node_slot):
     """The stack after reducing production ``r`` on top of node ``x``: pop, then goto.
 
     Returns the node, NO_GOTO, UNKNOWN (popped into a stack's unknown part) or -1 (pool full).
+    The LR tables arrive as separate arrays, not the ``lr`` tuple: taking an array out of a
+    tuple costs an NRT incref/decref pair, and this runs once per reduction.
     """
-    plen = lr[T_LEN]
     anc = x
     for _ in range(plen[r]):
         anc = pool_parent[anc]
         if anc < 0:
             return UNKNOWN
     gs = pool_state[anc]
-    gt_start = lr[T_GT_START]
-    gi = find_sorted(lr[T_GT_NT], gt_start[gs], gt_start[gs + 1], lr[T_LHS][r])
+    gi = find_sorted(gt_nt, gt_start[gs], gt_start[gs + 1], lhs[r])
     if gi < 0:
         return NO_GOTO
-    return intern_node(lr[T_GT_TO][gi], anc, pool_state, pool_parent, table, ctr, node_slot)
+    return intern_node(gt_to[gi], anc, pool_state, pool_parent, table, ctr, node_slot)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def expected_search(node, lr, follow_bits, pool_state, pool_parent, table, la, la_stamp, todo, ctr,
-                     out, cand_mark, node_slot):
+                     out, cand_mark, node_slot, carried):
     """Every terminal that stack ``node`` can shift next, exactly, in one search.
 
     Each configuration reached by reductions carries the set of lookaheads
@@ -98,17 +98,12 @@ def expected_search(node, lr, follow_bits, pool_state, pool_parent, table, la, l
     terminals written to ``out`` (deduplicated by ``cand_mark``), -1 on
     overflow, UNKNOWN when a reduction pops into a stack's unknown part.
     """
-    sh_start = lr[T_SH_START]
-    sh_term = lr[T_SH_TERM]
-    rd_start = lr[T_RD_START]
-    rd_prod = lr[T_RD_PROD]
-    lhs = lr[T_LHS]
+    (sh_start, sh_term, sh_to, gt_start, gt_nt, gt_to, rd_start, rd_prod, lhs, plen) = lr
     n_words = la.shape[1]
     cap = todo.shape[0]
     ctr[C_STAMP] += 1
     stamp = ctr[C_STAMP]
     cm = ctr[C_CMARK]
-    carried = np.empty(n_words, dtype=np.uint64)
     for w in range(n_words):
         la[node, w] = ~np.uint64(0)
     la_stamp[node] = stamp
@@ -139,7 +134,7 @@ def expected_search(node, lr, follow_bits, pool_state, pool_parent, table, la, l
                     nz = True
             if not nz:
                 continue
-            y = reduce_node(x, r, lr, pool_state, pool_parent, table, ctr, node_slot)
+            y = reduce_node(x, r, plen, lhs, gt_start, gt_nt, gt_to, pool_state, pool_parent, table, ctr, node_slot)
             if y == NO_GOTO:
                 continue
             if y < 0:
@@ -163,12 +158,19 @@ def expected_search(node, lr, follow_bits, pool_state, pool_parent, table, la, l
                     return -1
                 todo[top] = y
                 top += 1
-    # sorted output (the callers expect terminals in increasing order)
-    out[:n_out].sort()
+    # sorted output (the callers expect terminals in increasing order); insertion sort: a
+    # handful of terminals, and np.sort would allocate (this function runs without NRT)
+    for i in range(1, n_out):
+        v = out[i]
+        j = i - 1
+        while j >= 0 and out[j] > v:
+            out[j + 1] = out[j]
+            j -= 1
+        out[j + 1] = v
     return n_out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def shift_search(node, t, lr, follow_bits, pool_state, pool_parent, table, visit, todo, ctr,
                   out, n_out, node_slot):
     """The GLR step: append to ``out`` every stack after reductions allowed before ``t`` and the shift of ``t``.
@@ -176,12 +178,7 @@ def shift_search(node, t, lr, follow_bits, pool_state, pool_parent, table, visit
     Returns the new length of ``out``, -1 on overflow, or UNKNOWN when a
     reduction pops into a stack's unknown part (parent ids below -1).
     """
-    sh_start = lr[T_SH_START]
-    sh_term = lr[T_SH_TERM]
-    sh_to = lr[T_SH_TO]
-    rd_start = lr[T_RD_START]
-    rd_prod = lr[T_RD_PROD]
-    lhs = lr[T_LHS]
+    (sh_start, sh_term, sh_to, gt_start, gt_nt, gt_to, rd_start, rd_prod, lhs, plen) = lr
     cap = todo.shape[0]
     ctr[C_STAMP] += 1
     stamp = ctr[C_STAMP]
@@ -206,7 +203,7 @@ def shift_search(node, t, lr, follow_bits, pool_state, pool_parent, table, visit
             a = lhs[r]
             if not (follow_bits[a, t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
                 continue
-            y = reduce_node(x, r, lr, pool_state, pool_parent, table, ctr, node_slot)
+            y = reduce_node(x, r, plen, lhs, gt_start, gt_nt, gt_to, pool_state, pool_parent, table, ctr, node_slot)
             if y == NO_GOTO:
                 continue
             if y < 0:
@@ -220,7 +217,7 @@ def shift_search(node, t, lr, follow_bits, pool_state, pool_parent, table, visit
     return n_out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def intern_set(nodes, n, set_off, set_len, set_buf, set_table, set_slot, ctr):
     """Set id of the stack nodes ``nodes[:n]`` (sorted and deduplicated in place), -1 when full."""
     m2 = 0

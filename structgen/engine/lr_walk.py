@@ -31,7 +31,7 @@ from .lr_stacks import (C_CMARK, C_DEF, C_EXP, C_MARK, C_MEMO, C_NODES, C_RES, C
                         defer_work, expected_search, intern_node, intern_set, shift_search)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _group_key(nodes, n_off, n_len, vec, v_off, v_len):
     h = np.int64(n_len) * np.int64(0x9E3779B1) + np.int64(v_len)
     for j in range(n_len):
@@ -41,7 +41,7 @@ def _group_key(nodes, n_off, n_len, vec, v_off, v_len):
     return h
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _lookup_walk(sc_table, sc_key, sc_start, sc_data, key, nodes, n_off, n_len, vec, v_off, v_len):
     """Offset in ``sc_data`` of the cached walk of a node group from a lexer vector, or -1.
 
@@ -121,7 +121,7 @@ W64 = ("node_table", "memo_table", "set_table", "visit", "la_stamp", "memo_key",
 PS_NODE, PS_NFIRST, PS_RLO, PS_RHI, PS_RDEPTH, PS_REND, PS_RTOKSTART, PS_RTOKIDS, PS_RORIG, PS_CHILD = range(10)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False)
 def _walk_subtree(lo, hi, base, t_byte, t_depth, t_end, t_tok_start, t_tok_ids, t_orig, use_orig, trans, states,
                   counts, owner, rec_owner, rec_start, rec_len, acc_term, acc_buf, n_acc_buf, tb_node, tb_acc,
                   tb_alen, n_tb, dmask, dirty, n_dirty, stats):
@@ -172,7 +172,7 @@ def _walk_subtree(lo, hi, base, t_byte, t_depth, t_end, t_tok_start, t_tok_ids, 
     return n_tb, n_acc_buf, n_dirty, True
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False)
 def _usable_prefix_slices(gnode_buf, g_off, g_len, f_byte, vec_buf, vo, k0, ps32, ps_off, ps_flags, ps_cnt):
     """Mark in ``ps_cnt`` (1 = usable) the prefix slices an item group may use; returns how many.
 
@@ -304,6 +304,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
     it_cap = it_noff.shape[0]
     tb_cap = tb_node.shape[0]
     cand_terms = np.empty(n_terms + 1, dtype=np.int32)
+    carried = np.empty(la.shape[1], dtype=np.uint64)   # expected_search's scratch lookahead bits
     acc_terms = np.empty(n_terms + 1, dtype=np.int32)
     chosen = np.empty(n_terms + 1, dtype=np.int32)
     n_bq = 0
@@ -579,7 +580,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                     else:
                         ctr[C_CMARK] += 1
                         cnt = expected_search(node, lr, follow_bits, pool_state, pool_parent, node_table,
-                                              la, la_stamp, todo, ctr, cand_terms, cand_mark, node_slot)
+                                              la, la_stamp, todo, ctr, cand_terms, cand_mark, node_slot, carried)
                         if cnt == UNKNOWN:
                             if not record:
                                 return -1
