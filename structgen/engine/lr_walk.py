@@ -918,16 +918,8 @@ def pack_prefix_slices(ps, lexer_trans: np.ndarray, start_states) -> tuple:
     flags[:256] = ps.dfa.transitions[0] >= 0
     for q in set(int(x) for x in start_states):
         flags[256 + q] = covers(lexer_trans, q, ps.dfa)
-    packed = getattr(ps, "kernel_blob", None)
-    if packed is None:
-        # the trie's part, flattened once per trie (megabytes: ~1 ms that would land on
-        # every compiled grammar's first mask)
-        parts = (ps.node, ps.n_first, ps.r_lo, ps.r_hi, ps.r_depth, ps.r_end, ps.r_tok_start, ps.r_tok_ids,
-                 ps.r_orig, ps.child)
-        off = np.zeros(len(parts) + 1, dtype=np.int64)
-        np.cumsum([len(x) for x in parts], out=off[1:])
-        packed = ps.kernel_blob = (np.concatenate(parts).astype(np.int32), off)
-    return packed[0], packed[1], ps.r_byte, ps.masks, flags
+    blob, off = ps.kernel_arrays
+    return blob, off, ps.r_byte, ps.masks, flags
 
 
 def run_glr_mask(lexer, lr_blob, lr_off, follow_bits, full_trie, root_mask: np.ndarray, root_boundaries,

@@ -15,6 +15,7 @@ Slices depend only on the tokenizer, so they are built once per token trie.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numba
 import numpy as np
@@ -229,6 +230,16 @@ class PrefixSlices:
     @property
     def count(self) -> int:
         return int(self.node.shape[0])
+
+    @cached_property
+    def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The int32 arrays as one blob plus offsets, built once per trie (megabytes: ~1 ms that
+        would otherwise land on every compiled grammar's first GLR mask)."""
+        parts = (self.node, self.n_first, self.r_lo, self.r_hi, self.r_depth, self.r_end, self.r_tok_start,
+                 self.r_tok_ids, self.r_orig, self.child)
+        off = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum([len(x) for x in parts], out=off[1:])
+        return np.concatenate(parts).astype(np.int32), off
 
 
 @numba.njit(cache=True)
