@@ -248,6 +248,38 @@ def test_bitmask_layout_and_apply(synth):
     assert set(torch.nonzero(torch.isfinite(logits[1])).flatten().tolist()) == allowed
 
 
+def test_bitmask_rows_stay_right_when_the_tensor_is_reused_or_replaced(synth):
+    """The matcher keeps a numpy view of the last bitmask tensor: it must follow the tensor's storage."""
+    import torch
+    compiled = compile_grammar(GRAMMARS["choices"](), synth)
+    m = compiled.matcher()
+    want = m.next_token_mask_words().view(np.int32)
+    words = len(want)
+
+    def rows(bm):
+        return bm.numpy() if isinstance(bm, torch.Tensor) else bm
+
+    bm = allocate_token_bitmask(2, synth.vocab_size)
+    m.fill_next_token_bitmask(bm, 0)
+    m.fill_next_token_bitmask(bm, 1)          # same tensor, another row: the kept view
+    assert np.array_equal(rows(bm)[0], want) and np.array_equal(rows(bm)[1], want)
+    bm.fill_(-1)
+    m.fill_next_token_bitmask(bm, 1)
+    assert np.array_equal(rows(bm)[1], want) and (rows(bm)[0] == -1).all()
+    other = allocate_token_bitmask(3, synth.vocab_size)
+    bm.set_(other)                             # another tensor's storage under the same object
+    m.fill_next_token_bitmask(bm, 2)
+    assert np.array_equal(other.numpy()[2], want) and (other.numpy()[:2] == -1).all()
+    wide = torch.full((1, words + 5), -1, dtype=torch.int32)   # wider rows: only the mask's words change
+    m.fill_next_token_bitmask(wide, 0)
+    assert np.array_equal(wide.numpy()[0, :words], want) and (wide.numpy()[0, words:] == -1).all()
+    arr = np.full((2, words), -1, dtype=np.int32)
+    m.fill_next_token_bitmask(arr, 1)
+    assert np.array_equal(arr[1], want) and (arr[0] == -1).all()
+    strided = torch.full((words, 2), -1, dtype=torch.int32).t()   # non-contiguous view
+    m.fill_next_token_bitmask(strided, 1)
+    assert np.array_equal(strided.numpy()[1], want) and (strided.numpy()[0] == -1).all()
+
 def test_forced_tokens_jump_forward(synth):
     g = grammar_from_lark('start: "{\\"name\\": " NAME "}"\nNAME: /[a-z]+/')
     compiled = compile_grammar(g, synth)

@@ -9,6 +9,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .bitmask import RowWriter
 from .compiled import CompiledGrammar
 
 _State = tuple  # (EarleySet, int, bool)
@@ -23,6 +24,7 @@ class Matcher:
         self._eos = frozenset(int(t) for t in compiled.eos_ids)
         self._token_bytes = compiled.tokenizer.token_bytes
         self._special = frozenset(compiled.tokenizer.special_ids)
+        self._writer = RowWriter()
         self.reset()
 
     # ----- state ------------------------------------------------------------------
@@ -43,6 +45,7 @@ class Matcher:
         other._eos = self._eos
         other._token_bytes = self._token_bytes
         other._special = self._special
+        other._writer = RowWriter()
         other._state = self._state
         other._history = list(self._history)
         other._terminated = self._terminated
@@ -152,16 +155,7 @@ class Matcher:
 
     def fill_next_token_bitmask(self, bitmask, index: int = 0) -> None:
         """Write the mask into row ``index`` of an int32 [batch, ceil(V/32)] tensor or array."""
-        words = self.next_token_mask_words().view(np.int32)
-        if isinstance(bitmask, np.ndarray):
-            bitmask[index, :words.shape[0]] = words
-            return
-        row = bitmask[index, :words.shape[0]]
-        if row.device.type == "cpu":
-            row.numpy()[:] = words
-        else:
-            import torch
-            row.copy_(torch.from_numpy(words.copy()))
+        self._writer.write(bitmask, index, self.next_token_mask_words())
 
     def allowed_token_ids(self) -> np.ndarray:
         words = self.next_token_mask_words()
