@@ -341,3 +341,22 @@ def test_boundary_grouping_kernel_matches_reference():
             assert list(terms[aoff[g]:aoff[g + 1]]) == sorted(set(terms[aoff[g]:aoff[g + 1]].tolist()))
         for acc in ref:
             assert np.array_equal(got[acc], ref[acc])
+
+
+def test_memoized_lexer_step_matches_the_transition_table(synth):
+    """accept_token walks bytes through LexerTables.next_vector: it must agree with the raw table."""
+    compiled = compile_grammar(grammar_from_lark(shipped_grammar_path("json").read_text()), synth)
+    lexer = compiled.lexer
+    m = compiled.matcher()
+    assert m.accept_string('{"k": [1.5, "x')    # creates some mid-lexeme vectors
+    rng = random.Random(3)
+    n_vectors = len(lexer.vectors)
+    for _ in range(3000):
+        vid = rng.randrange(n_vectors)
+        b = rng.randrange(256)
+        want = {int(lexer.trans[s, b]) for s in lexer.vector_tuples[vid]} - {-1}
+        got = lexer.next_vector(vid, b)
+        assert (got == -1) == (not want)
+        if got >= 0:
+            assert set(lexer.vector_tuples[got]) == want
+        assert lexer.next_vector(vid, b) == got   # the memoized answer is the same

@@ -159,9 +159,10 @@ class CompiledGrammar:
     def advance_bytes(self, pset: EarleySet, vid: int, nonempty: bool, data: bytes):
         """State after ``data`` or None; the pure-Python reference of the trie walk."""
         lexer = self.lexer
+        step = lexer.next_vector
         for b in data:
-            nxt = lexer.step(vid, b)
-            if not nxt:
+            nxt = step(vid, b)
+            if nxt < 0:
                 if not nonempty:
                     return None
                 acc = lexer.accepting_terminals(vid)
@@ -172,10 +173,10 @@ class CompiledGrammar:
                     return None
                 pset = pset2
                 vid = self.lexer_start(pset)
-                nxt = lexer.step(vid, b)
-                if not nxt:
+                nxt = step(vid, b)
+                if nxt < 0:
                     return None
-            vid = lexer.intern(nxt)
+            vid = nxt
             nonempty = True
         return pset, vid, nonempty
 

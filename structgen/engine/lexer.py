@@ -70,6 +70,7 @@ class LexerTables:
         self.vectors: list[np.ndarray] = []
         self.vector_tuples: list[tuple[int, ...]] = []
         self._acc_cache: dict[int, frozenset[int]] = {}
+        self._next_vector: dict[int, int] = {}
 
     def intern(self, states: tuple[int, ...]) -> int:
         vid = self._vec_ids.get(states)
@@ -94,6 +95,19 @@ class LexerTables:
         """States alive after one byte (empty tuple = the lexeme cannot continue)."""
         tr = self.trans
         return tuple(int(x) for x in (tr[s, byte] for s in self.vector_tuples[vid]) if x >= 0)
+
+    def next_vector(self, vid: int, byte: int) -> int:
+        """Id of the vector alive after one byte, or -1 when the lexeme cannot continue.
+
+        Memoized per (vector, byte): accepting a token walks its bytes through here,
+        and indexing the transition table from Python costs ~1 us per live state.
+        """
+        key = (vid << 8) | byte
+        got = self._next_vector.get(key)
+        if got is None:
+            nxt = self.step(vid, byte)
+            got = self._next_vector[key] = self.intern(nxt) if nxt else -1
+        return got
 
     def next_bytes(self, vid: int) -> np.ndarray:
         """Boolean [256]: bytes that keep the current lexeme alive."""
