@@ -243,3 +243,36 @@ def test_warm_up_loads_every_mask_kernel():
     kernels = [walk.walk_kernel, lr_walk.glr_mask_kernel, lr_walk._rehash, slices._covers_kernel]
     missing = [k.py_func.__name__ for k in kernels if not k.signatures]
     assert not missing, f"warm_up() left these kernels to the first real mask: {missing}"
+
+
+def test_interned_stacks_are_shared_and_the_intern_table_is_weak():
+    """Equal stacks are one node (the same parse reuses every node); the table itself holds entries weakly."""
+    import gc
+    from structgen.engine.lr_parser import WeakInternTable
+    vocab = synthetic_vocab(1)
+    compiled = compile_grammar(grammar_from_file("arithmetic"), vocab)
+    assert compiled.parser_kind == "glr"
+    ctx = compiled.glr
+    base_nodes = len(ctx.nodes)
+    m = compiled.matcher()
+    assert m.accept_string("((1 + 2) * (3 - 4) / 5) ^ 6")
+    grown = len(ctx.nodes)
+    assert grown > base_nodes + 10
+    again = compiled.matcher()
+    assert again.accept_string("((1 + 2) * (3 - 4) / 5) ^ 6")
+    assert len(ctx.nodes) == grown, "the same parse reuses the interned nodes"
+    assert again._state[0] is m._state[0], "equal stacks give the same parser state object"
+
+    table = WeakInternTable()
+
+    class Obj:
+        pass
+    a, b = Obj(), Obj()
+    table.put("k", a)
+    table.put("k", b)   # re-set before a's death: a's callback must not remove b's entry
+    del a
+    gc.collect()
+    assert table.get("k") is b
+    del b
+    gc.collect()
+    assert table.get("k") is None and len(table) == 0
