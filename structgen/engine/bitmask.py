@@ -23,8 +23,8 @@ class RowWriter:
     Indexing a torch tensor and viewing it as numpy costs ~10 us per call, five
     times the 19 KB copy itself (152k vocabulary), and it happens on every decoding
     step; so the numpy view of the last CPU tensor seen is kept and reused while the
-    tensor still owns the same storage and shape (a ``resize_`` or ``set_`` makes a
-    new view).
+    tensor still has the same data pointer and shape (after ``set_`` to other storage
+    a new view is made).
     """
 
     __slots__ = ("_tensor", "_ptr", "_shape", "_view")
