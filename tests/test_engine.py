@@ -257,7 +257,7 @@ def test_bitmask_rows_stay_right_when_the_tensor_is_reused_or_replaced(synth):
     words = len(want)
 
     def rows(bm):
-        return bm.numpy() if isinstance(bm, torch.Tensor) else bm
+        return bm.numpy()
 
     bm = allocate_token_bitmask(2, synth.vocab_size)
     m.fill_next_token_bitmask(bm, 0)
@@ -279,6 +279,7 @@ def test_bitmask_rows_stay_right_when_the_tensor_is_reused_or_replaced(synth):
     strided = torch.full((words, 2), -1, dtype=torch.int32).t()   # non-contiguous view
     m.fill_next_token_bitmask(strided, 1)
     assert np.array_equal(strided.numpy()[1], want) and (strided.numpy()[0] == -1).all()
+
 
 def test_forced_tokens_jump_forward(synth):
     g = grammar_from_lark('start: "{\\"name\\": " NAME "}"\nNAME: /[a-z]+/')

@@ -248,7 +248,7 @@ def test_warm_up_loads_every_mask_kernel():
 def test_interned_stacks_are_shared_and_the_intern_table_is_weak():
     """Equal stacks are one node (the same parse reuses every node); the table itself holds entries weakly."""
     import gc
-    from structgen.engine.lr_parser import WeakInternTable
+    from structgen.engine.intern import WeakInternTable
     vocab = synthetic_vocab(1)
     compiled = compile_grammar(grammar_from_file("arithmetic"), vocab)
     assert compiled.parser_kind == "glr"

@@ -9,10 +9,10 @@ actually accepted).  Nullable nonterminals use the Aycock-Horspool fix.
 from __future__ import annotations
 
 import threading
-import weakref
 from dataclasses import dataclass
 
 from ..errors import GrammarError
+from .intern import WeakInternTable
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class ParserTables:
         self.resolve_conflicts = resolve_conflicts
         # hash-consing: structurally equal sets are one object, so memoized
         # steps and mask caches are shared across different token paths
-        self.interned: "weakref.WeakValueDictionary[frozenset, EarleySet]" = weakref.WeakValueDictionary()
+        self.interned = WeakInternTable()   # frozen item set -> EarleySet
 
     def _nullable(self, n: int) -> list[bool]:
         nullable = [False] * n
@@ -403,7 +403,7 @@ class EarleySet:
             nxt = tables.interned.get(skey)
             if nxt is None:
                 nxt = fresh
-                tables.interned[skey] = nxt
+                tables.interned.put(skey, nxt)
         elif terminals & tables.ignore:
             nxt = self
         else:

@@ -17,9 +17,9 @@ ambiguous for the GLR path (more than ``MAX_STACKS`` stacks).
 """
 from __future__ import annotations
 
-import weakref
 
 from .earley import EarleySet, ParserTables
+from .intern import WeakInternTable
 from .lr_tables import LRTables
 
 MAX_STACKS = 64
@@ -52,35 +52,6 @@ class StackNode:
         return out
 
 
-class WeakInternTable:
-    """key -> object, an entry vanishing with its object: a lean ``WeakValueDictionary``.
-
-    Stack nodes and sets are interned on every GLR step; the stdlib class spends two
-    Python-level calls per lookup and insertion, a tenth of a replay's time here.
-    """
-
-    __slots__ = ("data", "_remove", "__weakref__")
-
-    def __init__(self) -> None:
-        self.data: dict = {}
-
-        def remove(ref, table_ref=weakref.ref(self)):
-            table = table_ref()
-            if table is not None and table.data.get(ref.key) is ref:   # not re-set since
-                del table.data[ref.key]
-        self._remove = remove
-
-    def get(self, key):
-        ref = self.data.get(key)
-        return None if ref is None else ref()
-
-    def put(self, key, value) -> None:
-        self.data[key] = weakref.KeyedRef(value, self._remove, key)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-
 class GLRContext:
     """Tables plus the intern pools shared by every state of one compiled grammar."""
 
@@ -102,7 +73,7 @@ class GLRContext:
 
     def node(self, state: int, parent: StackNode | None) -> StackNode:
         key = (state, id(parent))
-        ref = self.nodes.data.get(key)
+        ref = self.nodes.data.get(key)   # WeakInternTable.get inlined: this runs on every GLR step
         n = None if ref is None else ref()
         if n is None:
             n = StackNode(state, parent)
