@@ -234,6 +234,35 @@ def test_topk_cache_reuses_masks_across_deep_stacks(synth):
     assert glr.stats["topk_hits"] > 0
 
 
+@pytest.mark.parametrize("name", ["arithmetic", "sql", "json"])
+def test_kernel_can_end_answers_equal_the_python_parser(name, synth):
+    """EOS bits decided inside the mask kernel (no lexeme pending, or after the pending lexeme's GLR
+    step; shallow stacks, top-state recordings and deferred runs) equal ``can_end``'s GLR step."""
+    g = grammar_from_file(name)
+    compiled = compile_grammar(g, synth, parser="glr", cache=False)
+    rng = random.Random(zlib.crc32(name.encode()) + 7)
+    texts = texts_for(name, rng)
+    if name == "arithmetic":
+        texts += ["((((((1+(2*3)+4", "(((((((((1+(2*(5+6", "1 + 2 ", "((1))"]
+    answers = {True: 0, False: 0}
+
+    def check(m, text):
+        pset, vid, ne = m._state
+        if isinstance(pset, LRSet):
+            _, ends = compiled._glr_mask(pset, vid, ne)
+            if ends is not None:
+                assert ends == compiled.can_end(pset, vid, ne), f"{name} {text!r} at {m.num_accepted_tokens}"
+                answers[ends] += 1
+
+    for text in texts:
+        m = compiled.matcher()
+        for t in synth.encode(text):
+            check(m, text)
+            assert m.accept_token(t)
+        check(m, text)
+    assert answers[True] > 0 and answers[False] > 0, answers
+
+
 def test_warm_up_loads_every_mask_kernel():
     """After warm_up() every numba kernel a mask can reach has been compiled or loaded."""
     from structgen.engine import lr_walk, slices, walk, warm_up

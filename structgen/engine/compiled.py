@@ -19,8 +19,8 @@ from .earley import EarleySet, LazyNonterminals, ParserTables, Production
 from .lexer import LexerTables
 from .lr_parser import GLRContext, LRSet
 from .lr_tables import LRBudgetExceeded, build_lr_tables
-from .lr_walk import (GLRTooAmbiguous, NO_BOUNDARIES, SubwalkCache, Workspace, pack_prefix_slices, pack_stacks,
-                      run_glr_mask)
+from .lr_walk import (CE_AFTER_LEXEME, CE_NONE, CE_SET0, GLRTooAmbiguous, NO_BOUNDARIES, NO_TERMS, SubwalkCache,
+                      Workspace, pack_prefix_slices, pack_stacks, run_glr_mask)
 from .slices import TokenSlice, build_prefix_slices, build_slices, covers
 from .trie import TokenTrie, build_token_trie
 from .walk import group_boundaries, run_walk
@@ -36,6 +36,13 @@ AUTO_GLR_MAX_PRODUCTIONS = 600
 AUTO_EARLEY_SOURCES = frozenset({"json-schema"})
 GLR_TOPK = 2                 # stack states a cached GLR mask is keyed by (see _glr_mask; 2 measured best: keys recur)
 GLR_TOPK_CACHE_SIZE = 1024   # entries, each a mask of ceil(V/32) words plus deferred work (~20-40 MB at most)
+
+
+def _kernel_can_end(stats: np.ndarray, known: bool | None) -> bool | None:
+    """The kernel's can-end answer (``stats[5]``: 1, 0, or -1 = not decided), unless already known."""
+    if known is not None or stats[5] < 0:
+        return known
+    return bool(stats[5])
 
 
 @dataclass
@@ -134,6 +141,7 @@ class CompiledGrammar:
                 self._prefix: tuple | None = None            # prefix-slice kernel inputs, with the workspace
                 self._topk_cache: "OrderedDict[tuple, tuple[np.ndarray, np.ndarray]]" = OrderedDict()
                 self._glr_broken = False
+                self._accepted_arrays: dict[int, np.ndarray] = {}   # lexer vector -> its accepted terminals
         self.parser_kind = "glr" if self.glr is not None else "earley"
         self.initial_set = self.glr.initial() if self.glr is not None else EarleySet.initial(self.parser)
         self._walk_cache: dict[tuple[int, int], WalkResult] = {}
@@ -268,11 +276,14 @@ class CompiledGrammar:
             return self._token_mask(pset, vid, nonempty)
 
     def _token_mask(self, pset, vid: int, nonempty: bool) -> np.ndarray:
+        ends = None
         if isinstance(pset, LRSet):
-            mask = self._glr_mask(pset, vid)
+            mask, ends = self._glr_mask(pset, vid, nonempty)
         else:
             mask = self._earley_mask(pset, vid)
-        if len(self.eos_ids) and self.can_end(pset, vid, nonempty):
+        if ends is None and len(self.eos_ids):
+            ends = self.can_end(pset, vid, nonempty)
+        if ends:
             for t in self.eos_ids:
                 mask[t >> 5] |= np.uint32(1 << (int(t) & 31))
         mask.flags.writeable = False
@@ -301,8 +312,24 @@ class CompiledGrammar:
                 got = self._glr_roots[vid] = (mask, (flat_nodes, noff, flat_acc, aoff))
         return got
 
-    def _glr_mask(self, pset: LRSet, vid: int) -> np.ndarray:
+    def _can_end_request(self, vid: int, nonempty: bool) -> tuple[tuple[int, np.ndarray], bool | None]:
+        """What the kernel's can-end check starts from, and the answer when no check is needed."""
+        if not len(self.eos_ids):
+            return (CE_NONE, NO_TERMS), False
+        if not nonempty:
+            return (CE_SET0, NO_TERMS), None
+        acc = self._accepted_arrays.get(vid)
+        if acc is None:
+            acc = self._accepted_arrays[vid] = np.array(sorted(self.lexer.accepting_terminals(vid)), dtype=np.int32)
+        if not len(acc):
+            return (CE_NONE, NO_TERMS), False   # inside a lexeme no terminal accepts yet
+        return (CE_AFTER_LEXEME, acc), None
+
+    def _glr_mask(self, pset: LRSet, vid: int, nonempty: bool) -> tuple[np.ndarray, bool | None]:
         """Root walk (cached per lexer vector), then the boundaries past it in one numba call.
+
+        Returns the mask without EOS bits and whether EOS may come next (None:
+        not decided here; the kernel answers it when it runs on complete stacks).
 
         Most tokens are decided by the top few states of the stacks, so a
         stack deeper than ``GLR_TOPK`` goes through a cache keyed by its top
@@ -311,17 +338,18 @@ class CompiledGrammar:
         is redone on the complete stacks, every time the key recurs.
         """
         if self._glr_broken:
-            return self._earley_mask(pset.earley(), vid)
+            return self._earley_mask(pset.earley(), vid), None
         root_mask, root_boundaries = self._glr_root(vid)
+        request, ends = self._can_end_request(vid, nonempty)
         if len(root_boundaries[0]) == 0:
-            return root_mask.copy()
+            return root_mask.copy(), ends   # no kernel call to share the can-end check with
         try:
-            return self._glr_boundaries(pset, vid, root_mask, root_boundaries)
+            return self._glr_boundaries(pset, vid, root_mask, root_boundaries, request, ends)
         except GLRTooAmbiguous:
             # this grammar's searches do not stay small: its masks come from the Earley
             # parser from now on (same masks: the Earley set is rebuilt along the lexemes)
             self._glr_broken = True
-            return self._earley_mask(pset.earley(), vid)
+            return self._earley_mask(pset.earley(), vid), None
 
     @staticmethod
     def _glr_inputs(pset: LRSet):
@@ -357,19 +385,22 @@ class CompiledGrammar:
     def _full_stacks(stack_nodes) -> tuple[np.ndarray, np.ndarray]:
         return pack_stacks([st.states() for st in stack_nodes])
 
-    def _glr_boundaries(self, pset: LRSet, vid: int, root_mask, root_boundaries) -> np.ndarray:
+    def _glr_boundaries(self, pset: LRSet, vid: int, root_mask, root_boundaries, request, ends):
+        """The kernel calls of a GLR mask (see ``_glr_mask``): (mask, can end or None)."""
         key_part, tops, stack_nodes = self._glr_inputs(pset)
         with self._lock:   # the workspace is shared
             if key_part is None:
-                mask, stats, self._workspace, _ = self._run_glr(root_mask, root_boundaries, tops)
+                mask, stats, self._workspace, _ = self._run_glr(root_mask, root_boundaries, tops, can_end=request)
                 self.stats["visited_nodes"] += int(stats[0])
-                return mask
+                return mask, _kernel_can_end(stats, ends)
             key = (vid, key_part)
             hit = self._topk_cache.get(key)
             if hit is None:
+                # the top states alone may decide the can-end check too
                 certain, stats, self._workspace, deferred = self._run_glr(
-                    root_mask, root_boundaries, tops[:2], unknown_below=tops[2], topk=GLR_TOPK)
+                    root_mask, root_boundaries, tops[:2], unknown_below=tops[2], topk=GLR_TOPK, can_end=request)
                 self.stats["visited_nodes"] += int(stats[0])
+                ends = _kernel_can_end(stats, ends)
                 hit = self._topk_cache[key] = (certain, deferred)
                 if len(self._topk_cache) > GLR_TOPK_CACHE_SIZE:
                     self._topk_cache.popitem(last=False)
@@ -378,11 +409,12 @@ class CompiledGrammar:
                 self.stats["topk_hits"] += 1
             certain, deferred = hit
             if len(deferred) == 0:
-                return certain.copy()
-            mask, stats, self._workspace, _ = self._run_glr(certain, NO_BOUNDARIES, self._full_stacks(stack_nodes),
-                                                           topk=GLR_TOPK, deferred=deferred)
+                return certain.copy(), ends
+            mask, stats, self._workspace, _ = self._run_glr(
+                certain, NO_BOUNDARIES, self._full_stacks(stack_nodes), topk=GLR_TOPK, deferred=deferred,
+                can_end=request if ends is None else (CE_NONE, NO_TERMS))
             self.stats["visited_nodes"] += int(stats[0])
-            return mask
+            return mask, _kernel_can_end(stats, ends)
 
     def _run_glr(self, root_mask, root_boundaries, packed_stacks, **kw):
         self.stats["glr_calls"] += 1

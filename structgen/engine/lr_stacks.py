@@ -218,6 +218,49 @@ def shift_search(node, t, lr, follow_bits, pool_state, pool_parent, table, visit
 
 
 @numba.njit(cache=True, _nrt=False)
+def accept_search(node, end, lr, follow_bits, pool_state, pool_parent, table, visit, todo, ctr, node_slot):
+    """1 if the input may end on stack ``node`` (production 0 reducible on end-of-input), else 0.
+
+    The reductions allowed before END, as in :func:`shift_search`, until a
+    configuration completes production 0.  -1 on overflow, UNKNOWN when a
+    reduction pops into a stack's unknown part.  The kernel's twin of
+    ``GLRContext.can_accept``.
+    """
+    (sh_start, sh_term, sh_to, gt_start, gt_nt, gt_to, rd_start, rd_prod, lhs, plen) = lr
+    cap = todo.shape[0]
+    if not (follow_bits[lhs[0], end >> 6] >> np.uint64(end & 63)) & np.uint64(1):
+        return 0
+    ctr[C_STAMP] += 1
+    stamp = ctr[C_STAMP]
+    todo[0] = node
+    top = 1
+    visit[node] = stamp
+    while top > 0:
+        top -= 1
+        x = todo[top]
+        s = pool_state[x]
+        for e in range(rd_start[s], rd_start[s + 1]):
+            r = rd_prod[e]
+            if r == 0:
+                return 1
+            a = lhs[r]
+            if not (follow_bits[a, end >> 6] >> np.uint64(end & 63)) & np.uint64(1):
+                continue
+            y = reduce_node(x, r, plen, lhs, gt_start, gt_nt, gt_to, pool_state, pool_parent, table, ctr, node_slot)
+            if y == NO_GOTO:
+                continue
+            if y < 0:
+                return y   # UNKNOWN or -1 (overflow)
+            if visit[y] != stamp:
+                visit[y] = stamp
+                if top >= cap:
+                    return -1
+                todo[top] = y
+                top += 1
+    return 0
+
+
+@numba.njit(cache=True, _nrt=False)
 def intern_set(nodes, n, set_off, set_len, set_buf, set_table, set_slot, ctr):
     """Set id of the stack nodes ``nodes[:n]`` (sorted and deduplicated in place), -1 when full."""
     m2 = 0

@@ -28,7 +28,7 @@ import numpy as np
 from .walk import advance_states
 from .lr_stacks import (C_CMARK, C_DEF, C_EXP, C_MARK, C_MEMO, C_NODES, C_RES, C_SETBUF, C_SETS, C_VEC,
                         DEFER_BOUNDARY, DEFER_ITEM, DEFERRED, T_RD_START, T_SH_START, T_SH_TERM, UNKNOWN,
-                        defer_work, expected_search, intern_node, intern_set, shift_search)
+                        accept_search, defer_work, expected_search, intern_node, intern_set, shift_search)
 
 
 @numba.njit(cache=True, _nrt=False)
@@ -215,7 +215,8 @@ def glr_mask_kernel(
         lr_blob, lr_off, follow_bits,
         root_mask, rg_nodes, rg_noff, rg_acc, rg_aoff,
         stk_states, stk_off, stk_unknown, topk, record, def_in, max_depth, w32_blob, w32_off, w64_blob, w64_off,
-        la, dmask, sc_table, sc_key, sc_start, sc_data, sc_ctr, ps32, ps_off, ps_byte, ps_masks, ps_flags):
+        la, dmask, sc_table, sc_key, sc_start, sc_data, sc_ctr, ps32, ps_off, ps_byte, ps_masks, ps_flags,
+        ce_mode, ce_acc, end_term):
     """Returns (mask, status, stats, n_deferred).  status 1: done; 0: a workspace capacity was
     exceeded (retry larger); -1: a search popped below a complete stack (a bug).
 
@@ -233,7 +234,14 @@ def glr_mask_kernel(
     per-argument dispatch cost was a third of a small mask); the workspace is
     clean on entry and left clean.  ``sc_*`` is the persistent cache of group
     walks (see :func:`_lookup_walk`).  ``stats`` = [trie nodes visited, items,
-    stack nodes, stack sets, cached walks replayed].
+    stack nodes, stack sets, cached walks replayed, can end].
+
+    The can-end check answers whether EOS may come next, on the same stacks
+    and memos as the mask: ``ce_mode`` CE_SET0 asks it of the stacks as they
+    are (no lexeme pending), CE_AFTER_LEXEME after the GLR step for the
+    pending lexeme's accepted terminals ``ce_acc`` (``end_term`` is END's
+    terminal id).  ``stats[5]`` is 1 or 0, or -1 when not asked or decided
+    by a stack's unknown part.
     """
     lr = (lr_blob[lr_off[0]:lr_off[1]], lr_blob[lr_off[1]:lr_off[2]], lr_blob[lr_off[2]:lr_off[3]],
           lr_blob[lr_off[3]:lr_off[4]], lr_blob[lr_off[4]:lr_off[5]], lr_blob[lr_off[5]:lr_off[6]],
@@ -262,13 +270,15 @@ def glr_mask_kernel(
     memo_slot = w32[35]
     set_slot = w32[36]
     mask = root_mask.copy()
-    stats = np.zeros(5, dtype=np.int64)
+    stats = np.zeros(6, dtype=np.int64)
+    stats[5] = -1
     for c_ in (C_NODES, C_EXP, C_MEMO, C_RES, C_SETS, C_SETBUF, C_VEC, C_DEF):
         ctr[c_] = 0   # stamps and marks (C_STAMP, C_MARK, C_CMARK) keep counting across calls
     status = _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, term_start, is_ignore,
                       prio, is_lit, resolve, lr, follow_bits, rg_nodes, rg_noff, rg_acc, rg_aoff, stk_states,
                       stk_off, stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table, sc_key,
-                      sc_start, sc_data, sc_ctr, mask, stats, ps32, ps_off, ps_byte, ps_masks, ps_flags)
+                      sc_start, sc_data, sc_ctr, mask, stats, ps32, ps_off, ps_byte, ps_masks, ps_flags,
+                      ce_mode, ce_acc, end_term)
     # leave the workspace clean: hash slots, per-node and per-set caches, the scratch mask
     for k in range(ctr[C_NODES]):
         node_table[node_slot[k]] = 0
@@ -284,11 +294,33 @@ def glr_mask_kernel(
     return mask, status, stats, ctr[C_DEF]
 
 
+CE_NONE, CE_SET0, CE_AFTER_LEXEME = 0, 1, 2   # what glr_mask_kernel's can-end check starts from
+NO_TERMS = np.zeros(0, dtype=np.int32)
+
+
+@numba.njit(cache=True, _nrt=False)
+def _accepts(set_buf, lo, n, end_term, lr, follow_bits, pool_state, pool_parent, node_table, visit, todo, ctr,
+             node_slot):
+    """1 if some stack of the set may end the input, 0 if none, -1 if unknown (a stack's unknown part
+    decides), -2 on overflow."""
+    res = 0
+    for q in range(lo, lo + n):
+        a = accept_search(set_buf[q], end_term, lr, follow_bits, pool_state, pool_parent, node_table, visit,
+                          todo, ctr, node_slot)
+        if a == 1:
+            return 1
+        if a == UNKNOWN:
+            res = -1
+        elif a < 0:
+            return -2
+    return res
+
+
 @numba.njit(cache=True)
 def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, term_start, is_ignore, prio,
              is_lit, resolve, lr, follow_bits, rg_nodes, rg_noff, rg_acc, rg_aoff, stk_states, stk_off,
              stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table, sc_key, sc_start,
-             sc_data, sc_ctr, mask, stats, ps32, ps_off, ps_byte, ps_masks, ps_flags):
+             sc_data, sc_ctr, mask, stats, ps32, ps_off, ps_byte, ps_masks, ps_flags, ce_mode, ce_acc, end_term):
     """The work queue of :func:`glr_mask_kernel`; returns its status."""
     (pool_state, pool_parent, todo, exp_off, exp_len, exp_buf, memo_off, memo_len, res_buf,
      set_off, set_len, set_buf, vec_off, vec_len, vec_buf, scratch, bq_noff, bq_nlen, bq_set,
@@ -348,6 +380,26 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
         bq_alen[g] = rg_aoff[g + 1] - rg_aoff[g]
         bq_set[g] = 0
     n_bq = n_rg
+    # ---- may the input end here? (EOS bit; see glr_mask_kernel) ----------------------------------
+    ce_k = -1
+    if ce_mode == CE_SET0:
+        stats[5] = _accepts(set_buf, set_off[0], set_len[0], end_term, lr, follow_bits, pool_state, pool_parent,
+                            node_table, visit, todo, ctr, node_slot)
+        if stats[5] == -2:
+            return 0
+    elif ce_mode == CE_AFTER_LEXEME:
+        # a boundary group with no nodes: the GLR step for the current lexeme, then the accept check
+        if n_bq >= bq_cap or n_acc_buf + ce_acc.shape[0] > acc_buf.shape[0]:
+            return 0
+        ce_k = n_bq
+        bq_noff[n_bq] = n_gn
+        bq_nlen[n_bq] = 0
+        bq_acc[n_bq] = n_acc_buf
+        bq_alen[n_bq] = ce_acc.shape[0]
+        bq_set[n_bq] = 0
+        acc_buf[n_acc_buf:n_acc_buf + ce_acc.shape[0]] = ce_acc
+        n_acc_buf += ce_acc.shape[0]
+        n_bq += 1
     # ---- deferred work recorded on these stacks' top states: rebuild its sets on the full stacks
     pos = 0
     while pos < def_in.shape[0]:
@@ -540,6 +592,17 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                     return 0
             elif any_ignore and not unknown:
                 r_set = sid   # an ignored lexeme: same stacks, lexer restarts
+            if k == ce_k:
+                if r_set == DEFERRED:
+                    stats[5] = -1
+                elif r_set < 0:
+                    stats[5] = 0    # no terminal of the lexeme fits: the input cannot end here
+                else:
+                    stats[5] = _accepts(set_buf, set_off[r_set], set_len[r_set], end_term, lr, follow_bits,
+                                        pool_state, pool_parent, node_table, visit, todo, ctr, node_slot)
+                    if stats[5] == -2:
+                        return 0
+                continue
             if r_set == DEFERRED:
                 dp = defer_work(def_out, ctr[C_DEF], DEFER_BOUNDARY, gnode_buf, bq_noff[k], bq_nlen[k], acc_buf,
                                 bq_acc[k], bq_alen[k], sid, set_off, set_len, set_buf, pool_state, pool_parent)
@@ -925,7 +988,8 @@ def pack_prefix_slices(ps, lexer_trans: np.ndarray, start_states) -> tuple:
 def run_glr_mask(lexer, lr_blob, lr_off, follow_bits, full_trie, root_mask: np.ndarray, root_boundaries,
                  packed_stacks: tuple[np.ndarray, np.ndarray], is_ignore: np.ndarray, prio: np.ndarray,
                  is_lit: np.ndarray, resolve: bool, cache: SubwalkCache, ws: Workspace, prefix: tuple, *,
-                 unknown_below: np.ndarray | None = None, topk: int = 0, deferred: np.ndarray = NO_DEFERRED):
+                 unknown_below: np.ndarray | None = None, topk: int = 0, deferred: np.ndarray = NO_DEFERRED,
+                 can_end: tuple[int, np.ndarray] = (CE_NONE, NO_TERMS)):
     """Call the kernel, growing the workspace until it suffices: (mask, stats, workspace, deferred).
 
     ``root_boundaries`` = the cached root walk's boundary groups (nodes, node offsets,
@@ -934,7 +998,9 @@ def run_glr_mask(lexer, lr_blob, lr_off, follow_bits, full_trie, root_mask: np.n
     flag per stack) the flagged stacks are only their top ``topk`` states and the
     call records the work that needs more of them (returned as ``deferred``);
     otherwise ``deferred`` (recorded with the same top states) is explored on these
-    complete stacks.  The returned workspace is the one to pass next time.
+    complete stacks.  ``can_end`` = (CE_* mode, accepted terminals) asks the kernel
+    whether EOS may come next (answer in ``stats[5]``, see :func:`glr_mask_kernel`).
+    The returned workspace is the one to pass next time.
     """
     stk_states, stk_off = packed_stacks
     record = unknown_below is not None
@@ -948,7 +1014,8 @@ def run_glr_mask(lexer, lr_blob, lr_off, follow_bits, full_trie, root_mask: np.n
             lr_blob, lr_off, follow_bits, root_mask, rg_nodes, rg_noff, rg_acc, rg_aoff,
             stk_states, stk_off, stk_unknown, topk, record, deferred, full_trie.max_depth,
             ws.w32_blob, ws.w32_off, ws.w64_blob, ws.w64_off, ws.la, ws.dmask,
-            cache.table, cache.key, cache.start, cache.data, cache.ctr, *prefix)
+            cache.table, cache.key, cache.start, cache.data, cache.ctr, *prefix, can_end[0], can_end[1],
+            len(is_ignore))
         if status == 1:
             cache.grow_if_needed()
             out = ws.part("def_out")[:n_def].copy() if record else NO_DEFERRED
