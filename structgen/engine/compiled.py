@@ -139,7 +139,9 @@ class CompiledGrammar:
                 self._subwalks: SubwalkCache | None = None   # allocated with the first GLR mask
                 self._workspace: Workspace | None = None
                 self._prefix: tuple | None = None            # prefix-slice kernel inputs, with the workspace
-                self._topk_cache: "OrderedDict[tuple, tuple[np.ndarray, np.ndarray]]" = OrderedDict()
+                # (vid, top states) -> (tokens they decide, deferred work, can-end answers they decide by
+                # lexeme-non-empty flag)
+                self._topk_cache: "OrderedDict[tuple, tuple[np.ndarray, np.ndarray, dict]]" = OrderedDict()
                 self._glr_broken = False
                 self._accepted_arrays: dict[int, np.ndarray] = {}   # lexer vector -> its accepted terminals
         self.parser_kind = "glr" if self.glr is not None else "earley"
@@ -344,7 +346,7 @@ class CompiledGrammar:
         if len(root_boundaries[0]) == 0:
             return root_mask.copy(), ends   # no kernel call to share the can-end check with
         try:
-            return self._glr_boundaries(pset, vid, root_mask, root_boundaries, request, ends)
+            return self._glr_boundaries(pset, vid, nonempty, root_mask, root_boundaries, request, ends)
         except GLRTooAmbiguous:
             # this grammar's searches do not stay small: its masks come from the Earley
             # parser from now on (same masks: the Earley set is rebuilt along the lexemes)
@@ -385,7 +387,7 @@ class CompiledGrammar:
     def _full_stacks(stack_nodes) -> tuple[np.ndarray, np.ndarray]:
         return pack_stacks([st.states() for st in stack_nodes])
 
-    def _glr_boundaries(self, pset: LRSet, vid: int, root_mask, root_boundaries, request, ends):
+    def _glr_boundaries(self, pset: LRSet, vid: int, nonempty: bool, root_mask, root_boundaries, request, ends):
         """The kernel calls of a GLR mask (see ``_glr_mask``): (mask, can end or None)."""
         key_part, tops, stack_nodes = self._glr_inputs(pset)
         with self._lock:   # the workspace is shared
@@ -401,13 +403,15 @@ class CompiledGrammar:
                     root_mask, root_boundaries, tops[:2], unknown_below=tops[2], topk=GLR_TOPK, can_end=request)
                 self.stats["visited_nodes"] += int(stats[0])
                 ends = _kernel_can_end(stats, ends)
-                hit = self._topk_cache[key] = (certain, deferred)
+                hit = self._topk_cache[key] = (certain, deferred, {} if ends is None else {nonempty: ends})
                 if len(self._topk_cache) > GLR_TOPK_CACHE_SIZE:
                     self._topk_cache.popitem(last=False)
             else:
                 self._topk_cache.move_to_end(key)
                 self.stats["topk_hits"] += 1
-            certain, deferred = hit
+                if ends is None:
+                    ends = hit[2].get(nonempty)
+            certain, deferred, _ = hit
             if len(deferred) == 0:
                 return certain.copy(), ends
             mask, stats, self._workspace, _ = self._run_glr(
