@@ -84,6 +84,40 @@ def reduce_node(x, r, plen, lhs, gt_start, gt_nt, gt_to, pool_state, pool_parent
     return intern_node(gt_to[gi], anc, pool_state, pool_parent, table, ctr, node_slot)
 
 
+@numba.njit(cache=True, inline="always")
+def _push_reduction(x, r, t, top, plen, lhs, gt_start, gt_nt, gt_to, follow_bits, pool_state, pool_parent, table,
+                    ctr, node_slot, visit, stamp, todo):
+    """One reduction step of a search before lookahead ``t``: reduce ``r`` on node ``x`` when ``t`` may
+    follow its left-hand side, and push the result unless visited.  Returns the new stack top, or
+    UNKNOWN / -1 (overflow)."""
+    if not (follow_bits[lhs[r], t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
+        return top
+    y = reduce_node(x, r, plen, lhs, gt_start, gt_nt, gt_to, pool_state, pool_parent, table, ctr, node_slot)
+    if y == NO_GOTO:
+        return top
+    if y < 0:
+        return y
+    if visit[y] != stamp:
+        visit[y] = stamp
+        if top >= todo.shape[0]:
+            return -1
+        todo[top] = y
+        top += 1
+    return top
+
+
+@numba.njit(cache=True, inline="always")
+def insertion_sort(buf, n):
+    """Sort ``buf[:n]`` in place without allocating (a handful of terminals; np.sort would allocate)."""
+    for i in range(1, n):
+        v = buf[i]
+        j = i - 1
+        while j >= 0 and buf[j] > v:
+            buf[j + 1] = buf[j]
+            j -= 1
+        buf[j + 1] = v
+
+
 @numba.njit(cache=True, _nrt=False)
 def expected_search(node, lr, follow_bits, pool_state, pool_parent, table, la, la_stamp, todo, ctr,
                      out, cand_mark, node_slot, carried):
@@ -158,15 +192,7 @@ def expected_search(node, lr, follow_bits, pool_state, pool_parent, table, la, l
                     return -1
                 todo[top] = y
                 top += 1
-    # sorted output (the callers expect terminals in increasing order); insertion sort: a
-    # handful of terminals, and np.sort would allocate (this function runs without NRT)
-    for i in range(1, n_out):
-        v = out[i]
-        j = i - 1
-        while j >= 0 and out[j] > v:
-            out[j + 1] = out[j]
-            j -= 1
-        out[j + 1] = v
+    insertion_sort(out, n_out)   # the callers expect terminals in increasing order
     return n_out
 
 
@@ -179,7 +205,6 @@ def shift_search(node, t, lr, follow_bits, pool_state, pool_parent, table, visit
     reduction pops into a stack's unknown part (parent ids below -1).
     """
     (sh_start, sh_term, sh_to, gt_start, gt_nt, gt_to, rd_start, rd_prod, lhs, plen) = lr
-    cap = todo.shape[0]
     ctr[C_STAMP] += 1
     stamp = ctr[C_STAMP]
     todo[0] = node
@@ -200,20 +225,10 @@ def shift_search(node, t, lr, follow_bits, pool_state, pool_parent, table, visit
             r = rd_prod[e]
             if r == 0:
                 continue  # production 0 reduces only to accept at end of input
-            a = lhs[r]
-            if not (follow_bits[a, t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
-                continue
-            y = reduce_node(x, r, plen, lhs, gt_start, gt_nt, gt_to, pool_state, pool_parent, table, ctr, node_slot)
-            if y == NO_GOTO:
-                continue
-            if y < 0:
-                return y   # UNKNOWN or -1 (overflow)
-            if visit[y] != stamp:
-                visit[y] = stamp
-                if top >= cap:
-                    return -1
-                todo[top] = y
-                top += 1
+            top = _push_reduction(x, r, t, top, plen, lhs, gt_start, gt_nt, gt_to, follow_bits, pool_state,
+                                  pool_parent, table, ctr, node_slot, visit, stamp, todo)
+            if top < 0:
+                return top   # UNKNOWN or -1 (overflow)
     return n_out
 
 
@@ -227,7 +242,6 @@ def accept_search(node, end, lr, follow_bits, pool_state, pool_parent, table, vi
     ``GLRContext.can_accept``.
     """
     (sh_start, sh_term, sh_to, gt_start, gt_nt, gt_to, rd_start, rd_prod, lhs, plen) = lr
-    cap = todo.shape[0]
     if not (follow_bits[lhs[0], end >> 6] >> np.uint64(end & 63)) & np.uint64(1):
         return 0
     ctr[C_STAMP] += 1
@@ -243,20 +257,10 @@ def accept_search(node, end, lr, follow_bits, pool_state, pool_parent, table, vi
             r = rd_prod[e]
             if r == 0:
                 return 1
-            a = lhs[r]
-            if not (follow_bits[a, end >> 6] >> np.uint64(end & 63)) & np.uint64(1):
-                continue
-            y = reduce_node(x, r, plen, lhs, gt_start, gt_nt, gt_to, pool_state, pool_parent, table, ctr, node_slot)
-            if y == NO_GOTO:
-                continue
-            if y < 0:
-                return y   # UNKNOWN or -1 (overflow)
-            if visit[y] != stamp:
-                visit[y] = stamp
-                if top >= cap:
-                    return -1
-                todo[top] = y
-                top += 1
+            top = _push_reduction(x, r, end, top, plen, lhs, gt_start, gt_nt, gt_to, follow_bits, pool_state,
+                                  pool_parent, table, ctr, node_slot, visit, stamp, todo)
+            if top < 0:
+                return top   # UNKNOWN or -1 (overflow)
     return 0
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .lr_stacks import insertion_sort
+
 
 @numba.njit(cache=True, inline="always")
 def advance_states(trans, states, d, pc, b):
@@ -222,13 +224,7 @@ def group_boundaries(b_node, b_st, b_len, acc_buf, nb, n_terms):
                     nc += 1
             for e in range(nc):
                 mark[cand[e]] = False
-            for i in range(1, nc):   # insertion sort in place: a handful of terminals
-                v = cand[i]
-                j = i - 1
-                while j >= 0 and cand[j] > v:
-                    cand[j + 1] = cand[j]
-                    j -= 1
-                cand[j + 1] = v
+            insertion_sort(cand, nc)
             srt = cand[:nc]
             found = -1
             for g in range(n_groups):
