@@ -6,9 +6,9 @@ import threading
 from collections import OrderedDict
 
 from ..grammar.ir import Grammar
-from .compiled import CompiledGrammar
+from .compiled import DEFAULT_MASK_CACHE_BYTES, DEFAULT_MAX_LINKED_STATES, CompiledGrammar
 
-_CACHE: "OrderedDict[tuple[str, str, str], CompiledGrammar]" = OrderedDict()
+_CACHE: "OrderedDict[tuple, CompiledGrammar]" = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 CACHE_SIZE = 64
 
@@ -24,24 +24,35 @@ def _tokenizer_key(tokenizer) -> str:
 
 
 def compile_grammar(grammar: Grammar, tokenizer, *, cache: bool = True,
-                    max_dfa_states: int = 100_000, parser: str = "auto") -> CompiledGrammar:
+                    max_dfa_states: int = 100_000, parser: str = "auto",
+                    mask_cache_bytes: int = DEFAULT_MASK_CACHE_BYTES,
+                    max_linked_states: int = DEFAULT_MAX_LINKED_STATES) -> CompiledGrammar:
     """Compile ``grammar`` for ``tokenizer`` (a :class:`structgen.vocab.TokenizerInfo`).
 
     ``parser``: "earley" (persistent Earley sets), "glr" (LR(0) stacks, whole
     mask in one numba call; raises if the automaton exceeds its budget) or
     "auto" (GLR for grammars small enough to build it in milliseconds).  Both
     give identical masks.  Results are cached by grammar fingerprint,
-    tokenizer fingerprint and parser choice.
+    tokenizer fingerprint, parser choice and memory bounds.
+
+    Memory: each compiled grammar keeps finished masks up to
+    ``mask_cache_bytes`` (least recently used dropped first) and links at most
+    about ``max_linked_states`` parser states through its transition memos
+    (past that the memos are cut and unheld states freed).  Masks are the same
+    under any bounds; only how often they are recomputed changes.
     """
+    options = dict(max_dfa_states=max_dfa_states, parser=parser, mask_cache_bytes=mask_cache_bytes,
+                   max_linked_states=max_linked_states)
     if not cache:
-        return CompiledGrammar(grammar, tokenizer, max_dfa_states=max_dfa_states, parser=parser)
-    key = (grammar_fingerprint(grammar), _tokenizer_key(tokenizer), parser)
+        return CompiledGrammar(grammar, tokenizer, **options)
+    key = (grammar_fingerprint(grammar), _tokenizer_key(tokenizer), parser, max_dfa_states, mask_cache_bytes,
+           max_linked_states)
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is not None:
             _CACHE.move_to_end(key)
             return hit
-    compiled = CompiledGrammar(grammar, tokenizer, max_dfa_states=max_dfa_states, parser=parser)
+    compiled = CompiledGrammar(grammar, tokenizer, **options)
     with _CACHE_LOCK:
         _CACHE[key] = compiled
         while len(_CACHE) > CACHE_SIZE:

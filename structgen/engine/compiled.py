@@ -15,6 +15,7 @@ import numpy as np
 
 from ..gcpolicy import gc_paused
 from ..grammar.ir import Grammar
+from .bounded_cache import BoundedCache
 from .earley import EarleySet, LazyNonterminals, ParserTables, Production
 from .lexer import LexerTables
 from .lr_parser import GLRContext, LRSet
@@ -36,6 +37,16 @@ AUTO_GLR_MAX_PRODUCTIONS = 600
 AUTO_EARLEY_SOURCES = frozenset({"json-schema"})
 GLR_TOPK = 2                 # stack states a cached GLR mask is keyed by (see _glr_mask; 2 measured best: keys recur)
 GLR_TOPK_CACHE_SIZE = 1024   # entries, each a mask of ceil(V/32) words plus deferred work (~20-40 MB at most)
+# Memory a compiled grammar may keep for finished masks (least recently used go first):
+# 64 MB = 3,400 masks of the 152k-token Qwen vocabulary
+DEFAULT_MASK_CACHE_BYTES = 64 << 20
+# Interned parser states (GLR stack nodes and sets, or Earley sets) kept linked by the
+# transition memos; past this the memos are cut so states no matcher or cached mask
+# holds are freed (a few hundred bytes each, plus their memos)
+DEFAULT_MAX_LINKED_STATES = 50_000
+
+
+_MASK_ENTRY_OVERHEAD = 200   # bytes of a cached mask besides its words (array header, key, LRU links)
 
 
 def _kernel_can_end(stats: np.ndarray, known: bool | None) -> bool | None:
@@ -83,9 +94,13 @@ class CompiledGrammar:
 
     use_prefix_slices = True   # False: GLR item walks never use prefix slices (same masks; for tests)
 
-    def __init__(self, grammar: Grammar, tokenizer, *, max_dfa_states: int = 100_000, parser: str = "auto"):
+    def __init__(self, grammar: Grammar, tokenizer, *, max_dfa_states: int = 100_000, parser: str = "auto",
+                 mask_cache_bytes: int = DEFAULT_MASK_CACHE_BYTES,
+                 max_linked_states: int = DEFAULT_MAX_LINKED_STATES):
         if parser not in PARSERS:
             raise ValueError(f"parser must be one of {PARSERS}, not {parser!r}")
+        if max_linked_states < 1:
+            raise ValueError(f"max_linked_states must be >= 1, not {max_linked_states}")
         grammar.validate()
         self.grammar = grammar
         self.tokenizer = tokenizer
@@ -150,21 +165,56 @@ class CompiledGrammar:
         self._groups: list[np.ndarray] = [np.array([0], dtype=np.int32)]
         self._group_ids: dict[bytes, int] = {np.array([0], dtype=np.int32).tobytes(): ROOT_GROUP}
         self._lock = threading.RLock()
+        self._masks = BoundedCache(mask_cache_bytes)   # (parser state, lexer vector, non-empty) -> mask
+        self.max_linked_states = int(max_linked_states)
+        self._cut_at = self.max_linked_states   # linked states that trigger the next cut (see cut_memos)
         self._slice_of_vector: dict[int, TokenSlice | None] = {}
         self._start_vectors: dict[frozenset[int], int] = {}
         self._covers: dict[tuple[int, str], bool] = {}
-        self.stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "glr_calls": 0, "topk_hits": 0}
+        self.stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "glr_calls": 0, "topk_hits": 0,
+                      "memo_cuts": 0}
 
     # ----- lexer / parser glue -------------------------------------------------
     def lexer_start(self, pset: EarleySet) -> int:
         vid = pset.lexer_start
-        if vid is None:
+        if vid is None:   # a state seen for the first time
+            if self.linked_states() > self._cut_at:
+                self.cut_memos()
             expected = pset.expected
             vid = self._start_vectors.get(expected)
             if vid is None:
                 vid = self._start_vectors[expected] = self.lexer.start_vector(expected | self.parser.ignore)
             pset.lexer_start = vid
         return vid
+
+    def linked_states(self) -> int:
+        """Parser states interned now (alive because a memo, matcher or cached mask holds them)."""
+        if self.glr is not None:
+            return len(self.glr.nodes) + len(self.glr.sets) + len(self.parser.interned)
+        return len(self.parser.interned)
+
+    def cut_memos(self) -> None:
+        """Forget every state-to-state transition memo, so that unheld states are freed.
+
+        Memos are the only forward links between states (a state refers only to
+        older ones), so without them a state lives exactly as long as a matcher
+        or a cached mask refers to it.  Masks stay exact: a transition is
+        recomputed, and interning gives back the same state while it lives.
+        The next cut waits until the states that survived this one have doubled
+        (cached masks and live matchers may hold many), so cuts stay rare.
+        """
+        with self._lock:
+            self.stats["memo_cuts"] += 1
+            tables = [self.parser.interned]
+            if self.glr is not None:
+                tables += [self.glr.sets, self.glr.nodes]
+            for table in tables:
+                for ref in list(table.data.values()):
+                    obj = ref()
+                    if obj is not None:
+                        obj.forget_transitions()
+            obj = None   # the last state must not stay alive through this frame while counting
+            self._cut_at = max(self.max_linked_states, 2 * self.linked_states())
 
     def advance_bytes(self, pset: EarleySet, vid: int, nonempty: bool, data: bytes):
         """State after ``data`` or None; the pure-Python reference of the trie walk."""
@@ -266,9 +316,10 @@ class CompiledGrammar:
     def token_mask(self, pset: EarleySet, vid: int, nonempty: bool) -> np.ndarray:
         """uint32 words; bit t set iff token t may come next (EOS bits included).
 
-        The result is cached on the (hash-consed) Earley set; callers must not modify it.
+        The result is cached per (hash-consed) parser state, within the grammar's
+        ``mask_cache_bytes``; callers must not modify it.
         """
-        cached = pset.mask_cache.get((vid, nonempty))
+        cached = self._masks.get((pset, vid, nonempty))
         if cached is not None:
             return cached
         # Parser exploration allocates many small objects; with a large
@@ -289,7 +340,7 @@ class CompiledGrammar:
             for t in self.eos_ids:
                 mask[t >> 5] |= np.uint32(1 << (int(t) & 31))
         mask.flags.writeable = False
-        pset.mask_cache[(vid, nonempty)] = mask
+        self._masks.put((pset, vid, nonempty), mask, mask.nbytes + _MASK_ENTRY_OVERHEAD)
         return mask
 
     def _glr_root(self, vid: int):

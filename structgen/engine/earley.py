@@ -282,9 +282,12 @@ class PredictionBundle:
         return res
 
 
+_MISSING = object()   # memo.get default: a memoized None means "no such lexeme here"
+
+
 class EarleySet:
     __slots__ = ("tables", "bundle", "waiting", "scan_index", "expected", "accepting",
-                 "memo", "lexer_start", "depth", "mask_cache", "_pending", "__weakref__")
+                 "memo", "lexer_start", "depth", "_pending", "__weakref__")
 
     def __init__(self, tables: ParserTables, kernel: list[tuple[int, int, "EarleySet"]], depth: int,
                  seeds: tuple[int, ...] = ()):
@@ -294,7 +297,6 @@ class EarleySet:
         self.scan_index: dict[int, list[tuple[int, int, EarleySet]]] = {}
         self.memo: dict[frozenset[int], EarleySet | None] = {}
         self.lexer_start: int | None = None
-        self.mask_cache: dict = {}
         self.depth = depth
         self._pending: list[tuple[int, int, int]] = []   # pending items from older sets, as keys
         self._closure(kernel, seeds)
@@ -370,6 +372,10 @@ class EarleySet:
         self.expected = bundle.expected.union(scan_index) if scan_index else bundle.expected
         self.accepting = accepting or (bundle.completes_start and self.depth == 0)
 
+    def forget_transitions(self) -> None:
+        """Drop the lexeme memo: it is what keeps successor sets alive (see CompiledGrammar.cut_memos)."""
+        self.memo = {}
+
     def structural_key(self) -> tuple:
         """Equal keys = equal pending items (those born here are the bundle's)."""
         return (frozenset(self._pending), id(self.bundle), self.accepting)
@@ -381,8 +387,9 @@ class EarleySet:
         when no parser terminal matched the lexeme.
         """
         memo = self.memo
-        if terminals in memo:
-            return memo[terminals]
+        got = memo.get(terminals, _MISSING)   # one lookup: another thread may cut the memos between two
+        if got is not _MISSING:
+            return got
         tables = self.tables
         expected = self.expected
         chosen = tables.resolve(frozenset(t for t in terminals if t in expected))

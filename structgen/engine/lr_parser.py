@@ -3,7 +3,7 @@
 This is the per-token side of the GLR mask path (``lr_walk.py`` computes
 masks from the same state in one numba call).  :class:`LRSet` offers the
 interface of :class:`~structgen.engine.earley.EarleySet` (``advance``,
-``expected``, ``accepting``, ``lexer_start``, ``mask_cache``), so the lexer
+``expected``, ``accepting``, ``lexer_start``, ``forget_transitions``), so the lexer
 glue, the matcher and jump-forward work on either parser unchanged.
 
 Stacks are linked lists of interned :class:`StackNode` objects, so equal
@@ -18,7 +18,7 @@ ambiguous for the GLR path (more than ``MAX_STACKS`` stacks).
 from __future__ import annotations
 
 
-from .earley import EarleySet, ParserTables
+from .earley import _MISSING, EarleySet, ParserTables
 from .intern import WeakInternTable
 from .lr_tables import LRTables
 
@@ -40,6 +40,10 @@ class StackNode:
         self.shift_memo: dict[int, tuple[StackNode, ...] | None] = {}
         self.expected: frozenset[int] | None = None
         self.accepting: bool | None = None
+
+    def forget_transitions(self) -> None:
+        """Drop the shift memo: it is what keeps successor nodes alive (see CompiledGrammar.cut_memos)."""
+        self.shift_memo = {}
 
     def states(self) -> list[int]:
         """LR states from the bottom of the stack to this node."""
@@ -201,7 +205,7 @@ class GLRContext:
 class LRSet:
     """One parser state: the stacks alive after the lexemes so far (usually one)."""
 
-    __slots__ = ("ctx", "stacks", "_expected", "_accepting", "memo", "lexer_start", "mask_cache",
+    __slots__ = ("ctx", "stacks", "_expected", "_accepting", "memo", "lexer_start",
                  "kernel_input", "_prev", "_via", "_earley", "__weakref__")
 
     def __init__(self, ctx: GLRContext, stacks: tuple[StackNode, ...], prev: "LRSet | None",
@@ -210,7 +214,6 @@ class LRSet:
         self.stacks = stacks
         self.memo: dict[frozenset[int], object] = {}
         self.lexer_start: int | None = None
-        self.mask_cache: dict = {}
         self.kernel_input = None   # packed stacks for the mask kernel (CompiledGrammar._glr_inputs)
         self._prev = prev
         self._via = via
@@ -247,8 +250,9 @@ class LRSet:
         too ambiguous for the GLR path, or None when no terminal fits.
         """
         memo = self.memo
-        if terminals in memo:
-            return memo[terminals]
+        got = memo.get(terminals, _MISSING)   # one lookup: another thread may cut the memos between two
+        if got is not _MISSING:
+            return got
         ctx = self.ctx
         tables = ctx.earley
         chosen = tables.resolve(frozenset(t for t in terminals if t in self.expected))
@@ -272,6 +276,10 @@ class LRSet:
             nxt = None
         memo[terminals] = nxt
         return nxt
+
+    def forget_transitions(self) -> None:
+        """Drop the lexeme memo: it is what keeps successor sets alive (see CompiledGrammar.cut_memos)."""
+        self.memo = {}
 
     def earley(self) -> EarleySet:
         """An Earley set with the same future language (rebuilt along ``via``)."""
