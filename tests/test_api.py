@@ -155,7 +155,7 @@ def test_compiled_grammar_cache_hits(tiny, monkeypatch):
     import structgen.api.cache as cache_mod
     calls = []
     real = cache_mod._compile
-    monkeypatch.setattr(cache_mod, "_compile", lambda c, t: calls.append(c.key) or real(c, t))
+    monkeypatch.setattr(cache_mod, "_compile", lambda c, t, *rest: calls.append(c.key) or real(c, t, *rest))
     cache = GrammarCache(maxsize=2)
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
               "additionalProperties": False}
@@ -167,6 +167,23 @@ def test_compiled_grammar_cache_hits(tiny, monkeypatch):
     generate(tiny, "three", schema=schema, strict=False, cache=cache, max_new_tokens=20)  # other options
     generate(tiny, "four", regex="[ab]{3}", cache=cache, max_new_tokens=20)
     assert len(calls) == 3 and cache.stats.evictions == 1 and len(cache) == 2
+
+
+def test_grammar_cache_shares_one_mask_budget(tiny):
+    """GrammarCache(mask_cache_bytes=...): every grammar's masks go into one store within one budget."""
+    mask_bytes = (tiny[0].config.vocab_size + 31) // 32 * 4
+    budget = 5 * mask_bytes
+    cache = GrammarCache(maxsize=4, mask_cache_bytes=budget)
+    a = generate(tiny, "one", regex="[ab]{12}", cache=cache, max_new_tokens=20)
+    b = generate(tiny, "two", schema={"type": "array", "items": {"type": "integer"}, "maxItems": 3},
+                 cache=cache, max_new_tokens=30)
+    assert a.complete and len(a.text) == 12
+    compiled = [entry[0] for entry in cache._items.values()]
+    assert len(compiled) == 2 and compiled[0]._masks is compiled[1]._masks is cache.masks
+    assert compiled[0].mask_words * 4 == mask_bytes
+    assert 0 < cache.masks.nbytes <= budget and cache.masks.evictions > 0
+    with pytest.raises(ValueError, match="budget"):
+        GrammarCache(mask_cache_bytes=-1)
 
 
 def test_default_cache_is_used(tiny):

@@ -333,3 +333,24 @@ def test_speculative_server_answers_like_the_plain_one():
     finally:
         app_mod.run_speculative = real
     assert len(calls) == len(bodies)
+
+
+def test_server_bounds_cached_masks_across_requests():
+    """create_app(mask_cache_mb=...): the grammars of all requests share one mask budget."""
+    from fastapi.testclient import TestClient
+    from structgen.models import load_tokenizer
+    from structgen.server import create_app
+    tok = load_tokenizer("smollm2-135m")
+    app = create_app((build_tiny_model(tok), tok), model_id=MODEL_ID, mask_cache_mb=1)
+    client = TestClient(app)
+    for schema in (PERSON, {"type": "array", "items": {"type": "integer"}}):
+        r = client.post("/v1/chat/completions", json={
+            "model": MODEL_ID, "messages": [{"role": "user", "content": "go"}], "max_tokens": 40, "temperature": 0,
+            "response_format": _json_schema_format(schema)})
+        assert r.status_code == 200, r.text
+    cache = app.state.structgen.cache
+    masks = cache.masks
+    assert masks.budget == 1 << 20 and 0 < masks.nbytes <= 1 << 20
+    assert len(cache) == 2 and all(entry[0]._masks is masks for entry in cache._items.values())
+    with pytest.raises(ValueError, match="mask_cache_mb"):
+        create_app((build_tiny_model(tok), tok), model_id=MODEL_ID, mask_cache_mb=-1)

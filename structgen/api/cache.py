@@ -20,11 +20,19 @@ class CacheStats:
 
 
 class GrammarCache:
-    """Thread-safe LRU: ``get(constraint, tokenizer_info) -> CompiledGrammar``."""
+    """Thread-safe LRU: ``get(constraint, tokenizer_info) -> CompiledGrammar``.
 
-    def __init__(self, maxsize: int = 128):
+    ``mask_cache_bytes``: one budget for the finished masks of every grammar in
+    this cache (least recently used dropped first, whichever grammar they
+    belong to), instead of each grammar's own default budget; what a server
+    with many schemas needs to bound its memory.
+    """
+
+    def __init__(self, maxsize: int = 128, mask_cache_bytes: int | None = None):
         if maxsize < 1:
             raise ValueError("maxsize must be >= 1")
+        from ..engine.bounded_cache import BoundedCache
+        self.masks = None if mask_cache_bytes is None else BoundedCache(mask_cache_bytes)
         self.maxsize = maxsize
         self.stats = CacheStats()
         self._items: OrderedDict[tuple[str, str], Any] = OrderedDict()
@@ -53,7 +61,7 @@ class GrammarCache:
                 self._items.move_to_end(key)
                 self.stats.hits += 1
                 return self._items[key]
-        entry = _compile(constraint, tokenizer_info)  # outside the lock: compiles may be slow
+        entry = _compile(constraint, tokenizer_info, self.masks)  # outside the lock: compiles may be slow
         with self._lock:
             self.stats.misses += 1
             self._items[key] = entry
@@ -69,11 +77,11 @@ class GrammarCache:
             self.stats = CacheStats()
 
 
-def _compile(constraint, tokenizer_info) -> tuple[Any, tuple[str, ...]]:
+def _compile(constraint, tokenizer_info, masks=None) -> tuple[Any, tuple[str, ...]]:
     from ..engine import compile_grammar
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        compiled = compile_grammar(constraint.grammar(), tokenizer_info)
+        compiled = compile_grammar(constraint.grammar(), tokenizer_info, mask_cache=masks)
     for w in caught:  # still shown to library users, under their own warning filters
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return compiled, tuple(dict.fromkeys(str(w.message) for w in caught))

@@ -148,13 +148,15 @@ def register(app: typer.Typer) -> None:
         model: Optional[str] = typer.Option(None, "--model", "-m"),
         speculative: bool = typer.Option(False, "--speculative",
                                          help="decode non-streamed single-choice requests speculatively"),
+        mask_cache_mb: int = typer.Option(512, "--mask-cache-mb", min=0,
+                                          help="memory for cached token masks, shared by all grammars"),
     ) -> None:
         """Serve the model over an OpenAI-compatible HTTP API."""
         from ..server import create_app
         import uvicorn
         try:
             app_ = create_app(load(model or _default_model()), model_id=model or _default_model(),
-                              speculative=speculative)
+                              speculative=speculative, mask_cache_mb=mask_cache_mb)
         except StructgenError as exc:
             _fail(str(exc))
         uvicorn.run(app_, host=host, port=port)

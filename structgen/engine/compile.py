@@ -6,6 +6,7 @@ import threading
 from collections import OrderedDict
 
 from ..grammar.ir import Grammar
+from .bounded_cache import BoundedCache
 from .compiled import DEFAULT_MASK_CACHE_BYTES, DEFAULT_MAX_LINKED_STATES, CompiledGrammar
 
 _CACHE: "OrderedDict[tuple, CompiledGrammar]" = OrderedDict()
@@ -26,7 +27,8 @@ def _tokenizer_key(tokenizer) -> str:
 def compile_grammar(grammar: Grammar, tokenizer, *, cache: bool = True,
                     max_dfa_states: int = 100_000, parser: str = "auto",
                     mask_cache_bytes: int = DEFAULT_MASK_CACHE_BYTES,
-                    max_linked_states: int = DEFAULT_MAX_LINKED_STATES) -> CompiledGrammar:
+                    max_linked_states: int = DEFAULT_MAX_LINKED_STATES,
+                    mask_cache: BoundedCache | None = None) -> CompiledGrammar:
     """Compile ``grammar`` for ``tokenizer`` (a :class:`structgen.vocab.TokenizerInfo`).
 
     ``parser``: "earley" (persistent Earley sets), "glr" (LR(0) stacks, whole
@@ -38,15 +40,17 @@ def compile_grammar(grammar: Grammar, tokenizer, *, cache: bool = True,
     Memory: each compiled grammar keeps finished masks up to
     ``mask_cache_bytes`` (least recently used dropped first) and links at most
     about ``max_linked_states`` parser states through its transition memos
-    (past that the memos are cut and unheld states freed).  Masks are the same
-    under any bounds; only how often they are recomputed changes.
+    (past that the memos are cut and unheld states freed).  A ``mask_cache``
+    (:class:`~structgen.engine.bounded_cache.BoundedCache`) replaces the
+    per-grammar budget with one shared by every grammar given it.  Masks are
+    the same under any bounds; only how often they are recomputed changes.
     """
     options = dict(max_dfa_states=max_dfa_states, parser=parser, mask_cache_bytes=mask_cache_bytes,
-                   max_linked_states=max_linked_states)
+                   max_linked_states=max_linked_states, mask_cache=mask_cache)
     if not cache:
         return CompiledGrammar(grammar, tokenizer, **options)
     key = (grammar_fingerprint(grammar), _tokenizer_key(tokenizer), parser, max_dfa_states, mask_cache_bytes,
-           max_linked_states)
+           max_linked_states, None if mask_cache is None else id(mask_cache))
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is not None:

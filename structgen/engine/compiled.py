@@ -96,7 +96,7 @@ class CompiledGrammar:
 
     def __init__(self, grammar: Grammar, tokenizer, *, max_dfa_states: int = 100_000, parser: str = "auto",
                  mask_cache_bytes: int = DEFAULT_MASK_CACHE_BYTES,
-                 max_linked_states: int = DEFAULT_MAX_LINKED_STATES):
+                 max_linked_states: int = DEFAULT_MAX_LINKED_STATES, mask_cache: BoundedCache | None = None):
         if parser not in PARSERS:
             raise ValueError(f"parser must be one of {PARSERS}, not {parser!r}")
         if max_linked_states < 1:
@@ -165,7 +165,9 @@ class CompiledGrammar:
         self._groups: list[np.ndarray] = [np.array([0], dtype=np.int32)]
         self._group_ids: dict[bytes, int] = {np.array([0], dtype=np.int32).tobytes(): ROOT_GROUP}
         self._lock = threading.RLock()
-        self._masks = BoundedCache(mask_cache_bytes)   # (parser state, lexer vector, non-empty) -> mask
+        # (parser state, lexer vector, non-empty) -> mask; a given ``mask_cache`` is shared with other
+        # grammars (states are distinct objects, so keys never collide), one budget for all of them
+        self._masks = mask_cache if mask_cache is not None else BoundedCache(mask_cache_bytes)
         self.max_linked_states = int(max_linked_states)
         self._cut_at = self.max_linked_states   # linked states that trigger the next cut (see cut_memos)
         self._slice_of_vector: dict[int, TokenSlice | None] = {}

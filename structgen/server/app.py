@@ -48,14 +48,18 @@ class Plan:
     warnings: tuple[str, ...] = ()     # e.g. keywords relaxed because strict was off: told to the client
 
 
+DEFAULT_MASK_CACHE_MB = 512   # cached masks of all grammars together (27k masks of a 152k vocabulary)
+
+
 class ServerState:
-    def __init__(self, lm: LoadedModel, model_id: str, aliases: set[str] | None = None, speculative: bool = False):
+    def __init__(self, lm: LoadedModel, model_id: str, aliases: set[str] | None = None, speculative: bool = False,
+                 mask_cache_mb: int = DEFAULT_MASK_CACHE_MB):
         self.lm = lm
         self.speculative = speculative
         self.model_id = model_id
         self.aliases = {model_id} | (aliases or set())
         self.lock = threading.Lock()
-        self.cache = GrammarCache(maxsize=256)
+        self.cache = GrammarCache(maxsize=256, mask_cache_bytes=mask_cache_mb << 20)
         self.created = int(time.time())
 
 
@@ -337,16 +341,20 @@ async def _parse(request: Request, cls):
                        param=param, code="invalid_value") from None
 
 
-def create_app(model, *, tokenizer=None, model_id: str | None = None, speculative: bool = False) -> FastAPI:
+def create_app(model, *, tokenizer=None, model_id: str | None = None, speculative: bool = False,
+               mask_cache_mb: int = DEFAULT_MASK_CACHE_MB) -> FastAPI:
     """FastAPI app serving ``model`` (registry name, path, pair or LoadedModel).
 
     ``speculative=True``: non-streamed single-choice requests are decoded by the
     speculative core (generate()'s default drafter; same greedy output, fewer model calls).
+    ``mask_cache_mb``: memory for cached token masks, shared by every request's grammar.
     """
+    if mask_cache_mb < 0:
+        raise ValueError(f"mask_cache_mb must be >= 0, not {mask_cache_mb}")
     lm = resolve(model, tokenizer)
     name = model_id or (model if isinstance(model, str) else lm.name)
     aliases = {lm.name} | ({model} if isinstance(model, str) else set())
-    state = ServerState(lm, str(name), aliases, speculative=speculative)
+    state = ServerState(lm, str(name), aliases, speculative=speculative, mask_cache_mb=mask_cache_mb)
     app = FastAPI(title="structgen", version="0.1.0")
     app.state.structgen = state
 
