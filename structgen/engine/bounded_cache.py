@@ -26,13 +26,20 @@ class BoundedCache:
         self.evictions = 0
 
     def get(self, key):
-        """The value, marked as just used; None when absent."""
-        with self._lock:
-            hit = self._data.get(key)
-            if hit is None:
-                return None
-            self._data.move_to_end(key)
-            return hit[0]
+        """The value, marked as just used; None when absent.
+
+        No lock: each OrderedDict call is atomic under the GIL, and this is the hit
+        path of every mask; an entry another thread evicts in between is still returned.
+        """
+        data = self._data
+        hit = data.get(key)
+        if hit is None:
+            return None
+        try:
+            data.move_to_end(key)
+        except KeyError:
+            pass
+        return hit[0]
 
     def put(self, key, value, nbytes: int) -> None:
         """Store ``value`` charged ``nbytes``; one larger than the whole budget is not kept."""
@@ -42,12 +49,12 @@ class BoundedCache:
             old = self._data.pop(key, None)
             if old is not None:
                 self.nbytes -= old[1]
-            self._data[key] = (value, nbytes)
-            self.nbytes += nbytes
-            while self.nbytes > self.budget:
+            while self.nbytes + nbytes > self.budget:   # evict first: ``nbytes`` never reads over budget
                 _, (_, size) = self._data.popitem(last=False)
                 self.nbytes -= size
                 self.evictions += 1
+            self._data[key] = (value, nbytes)
+            self.nbytes += nbytes
 
     def clear(self) -> None:
         with self._lock:

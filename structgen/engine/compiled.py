@@ -165,8 +165,8 @@ class CompiledGrammar:
         self._groups: list[np.ndarray] = [np.array([0], dtype=np.int32)]
         self._group_ids: dict[bytes, int] = {np.array([0], dtype=np.int32).tobytes(): ROOT_GROUP}
         self._lock = threading.RLock()
-        # (parser state, lexer vector, non-empty) -> mask; a given ``mask_cache`` is shared with other
-        # grammars (states are distinct objects, so keys never collide), one budget for all of them
+        # (parser state serial, lexer vector, non-empty) -> mask; a given ``mask_cache`` is shared with
+        # other grammars (serials are process-wide, so keys never collide), one budget for all of them
         self._masks = mask_cache if mask_cache is not None else BoundedCache(mask_cache_bytes)
         self.max_linked_states = int(max_linked_states)
         self._cut_at = self.max_linked_states   # linked states that trigger the next cut (see cut_memos)
@@ -321,16 +321,17 @@ class CompiledGrammar:
         The result is cached per (hash-consed) parser state, within the grammar's
         ``mask_cache_bytes``; callers must not modify it.
         """
-        cached = self._masks.get((pset, vid, nonempty))
+        key = (pset.serial << 33) | (vid << 1) | nonempty   # one int: see earley.STATE_SERIALS
+        cached = self._masks.get(key)
         if cached is not None:
             return cached
         # Parser exploration allocates many small objects; with a large
         # tokenizer loaded, cyclic-GC passes would scan millions of vocabulary
         # objects each time, so collection is paused for the duration.
         with gc_paused():
-            return self._token_mask(pset, vid, nonempty)
+            return self._token_mask(pset, vid, nonempty, key)
 
-    def _token_mask(self, pset, vid: int, nonempty: bool) -> np.ndarray:
+    def _token_mask(self, pset, vid: int, nonempty: bool, key: int) -> np.ndarray:
         ends = None
         if isinstance(pset, LRSet):
             mask, ends = self._glr_mask(pset, vid, nonempty)
@@ -342,7 +343,7 @@ class CompiledGrammar:
             for t in self.eos_ids:
                 mask[t >> 5] |= np.uint32(1 << (int(t) & 31))
         mask.flags.writeable = False
-        self._masks.put((pset, vid, nonempty), mask, mask.nbytes + _MASK_ENTRY_OVERHEAD)
+        self._masks.put(key, mask, mask.nbytes + _MASK_ENTRY_OVERHEAD)
         return mask
 
     def _glr_root(self, vid: int):

@@ -8,6 +8,7 @@ actually accepted).  Nullable nonterminals use the Aycock-Horspool fix.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass
 
@@ -283,11 +284,14 @@ class PredictionBundle:
 
 
 _MISSING = object()   # memo.get default: a memoized None means "no such lexeme here"
+# Serial numbers of parser states (Earley and GLR sets), never reused: what mask caches key by, so
+# that a cached mask neither keeps its state alive nor gives the GC a container to traverse
+STATE_SERIALS = itertools.count(1)
 
 
 class EarleySet:
     __slots__ = ("tables", "bundle", "waiting", "scan_index", "expected", "accepting",
-                 "memo", "lexer_start", "depth", "_pending", "__weakref__")
+                 "memo", "lexer_start", "depth", "_pending", "serial", "__weakref__")
 
     def __init__(self, tables: ParserTables, kernel: list[tuple[int, int, "EarleySet"]], depth: int,
                  seeds: tuple[int, ...] = ()):
@@ -296,6 +300,7 @@ class EarleySet:
         self.waiting: dict[int, list[tuple[int, int, EarleySet]]] = {}
         self.scan_index: dict[int, list[tuple[int, int, EarleySet]]] = {}
         self.memo: dict[frozenset[int], EarleySet | None] = {}
+        self.serial = next(STATE_SERIALS)
         self.lexer_start: int | None = None
         self.depth = depth
         self._pending: list[tuple[int, int, int]] = []   # pending items from older sets, as keys

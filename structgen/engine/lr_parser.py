@@ -18,7 +18,7 @@ ambiguous for the GLR path (more than ``MAX_STACKS`` stacks).
 from __future__ import annotations
 
 
-from .earley import _MISSING, EarleySet, ParserTables
+from .earley import _MISSING, STATE_SERIALS, EarleySet, ParserTables
 from .intern import WeakInternTable
 from .lr_tables import LRTables
 
@@ -206,13 +206,14 @@ class LRSet:
     """One parser state: the stacks alive after the lexemes so far (usually one)."""
 
     __slots__ = ("ctx", "stacks", "_expected", "_accepting", "memo", "lexer_start",
-                 "kernel_input", "_prev", "_via", "_earley", "__weakref__")
+                 "kernel_input", "_prev", "_via", "_earley", "serial", "__weakref__")
 
     def __init__(self, ctx: GLRContext, stacks: tuple[StackNode, ...], prev: "LRSet | None",
                  via: frozenset[int] | None):
         self.ctx = ctx
         self.stacks = stacks
         self.memo: dict[frozenset[int], object] = {}
+        self.serial = next(STATE_SERIALS)
         self.lexer_start: int | None = None
         self.kernel_input = None   # packed stacks for the mask kernel (CompiledGrammar._glr_inputs)
         self._prev = prev
