@@ -41,8 +41,8 @@ GLR_TOPK_CACHE_SIZE = 1024   # entries, each a mask of ceil(V/32) words plus def
 # 64 MB = 3,400 masks of the 152k-token Qwen vocabulary
 DEFAULT_MASK_CACHE_BYTES = 64 << 20
 # Interned parser states (GLR stack nodes and sets, or Earley sets) kept linked by the
-# transition memos; past this the memos are cut so states no matcher or cached mask
-# holds are freed (a few hundred bytes each, plus their memos)
+# transition memos; past this the memos are cut so states no matcher holds are freed
+# (a few hundred bytes each, plus their memos)
 DEFAULT_MAX_LINKED_STATES = 50_000
 
 
@@ -190,7 +190,7 @@ class CompiledGrammar:
         return vid
 
     def linked_states(self) -> int:
-        """Parser states interned now (alive because a memo, matcher or cached mask holds them)."""
+        """Parser states interned now (alive because a memo or a matcher holds them)."""
         if self.glr is not None:
             return len(self.glr.nodes) + len(self.glr.sets) + len(self.parser.interned)
         return len(self.parser.interned)
@@ -200,10 +200,11 @@ class CompiledGrammar:
 
         Memos are the only forward links between states (a state refers only to
         older ones), so without them a state lives exactly as long as a matcher
-        or a cached mask refers to it.  Masks stay exact: a transition is
-        recomputed, and interning gives back the same state while it lives.
-        The next cut waits until the states that survived this one have doubled
-        (cached masks and live matchers may hold many), so cuts stay rare.
+        refers to it (cached masks are keyed by serial, they hold no state).
+        Masks stay exact: a transition is recomputed, and interning gives back
+        the same state while it lives.  The next cut waits until the states that
+        survived this one have doubled (live matchers may hold many), so cuts
+        stay rare.
         """
         with self._lock:
             self.stats["memo_cuts"] += 1
