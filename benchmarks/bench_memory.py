@@ -10,7 +10,7 @@ growth since the warm-up at five checkpoints, and the mean time per token
 (mask + accept).  structgen runs twice: default bounds, and a tight budget
 (8 MB of masks, 3,000 linked states) to show the bound holding.
 
-    python benchmarks/bench_memory.py [--texts 3000] [--cases arithmetic,json]
+    python benchmarks/bench_memory.py [--texts 3000] [--cases arithmetic,json,json schema]
 """
 from __future__ import annotations
 
@@ -52,11 +52,41 @@ def rss_bytes() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+PERSON_SCHEMA = {
+    "type": "object", "additionalProperties": False, "required": ["name", "age"],
+    "properties": {
+        "name": {"type": "string"}, "age": {"type": "integer", "minimum": 0},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "address": {"type": "object", "properties": {"city": {"type": "string"}, "zip": {"type": "string"}},
+                    "required": ["city"], "additionalProperties": False},
+        "scores": {"type": "array", "items": {"type": "number"}}}}
+
+
+def random_person(rng: random.Random) -> str:
+    """A compact JSON instance of PERSON_SCHEMA (structgen's schema grammars are compact by default),
+    non-ASCII written raw: llguidance's default schema strings refuse ``\\u00ef``-style escapes."""
+    words = ["hello", "world", "naïve", "東京", 'a"quote', "two words", "", "Zed"]
+    obj: dict = {"name": " ".join(rng.choice(words) for _ in range(rng.randint(0, 4))),
+                 "age": rng.randint(0, 10 ** rng.randint(0, 6))}
+    if rng.random() < 0.6:
+        obj["tags"] = [rng.choice(words) for _ in range(rng.randint(0, 5))]
+    if rng.random() < 0.5:
+        obj["address"] = {"city": rng.choice(words)}
+        if rng.random() < 0.5:
+            obj["address"]["zip"] = str(rng.randint(0, 99999))
+    if rng.random() < 0.5:
+        obj["scores"] = [rng.choice([0, 1.5, -2, 3e-05, 12345.678]) for _ in range(rng.randint(0, 4))]
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
 def cases(n_texts: int) -> list[dict]:
     rng = random.Random(5)
     arith = [random_arith(rng) for _ in range(n_texts)]
     js = [json.dumps(random_json(rng), ensure_ascii=False) for _ in range(n_texts)]
+    people = [random_person(rng) for _ in range(n_texts)]
     return [
+        {"name": "json schema", "texts": people, "sources": {
+            e: ("json_schema", PERSON_SCHEMA) for e in ("structgen", "llguidance", "xgrammar")}},
         {"name": "arithmetic", "texts": arith, "sources": {
             e: ("lark", shipped_grammar_path("arithmetic").read_text()) for e in ("structgen", "llguidance")}},
         {"name": "json (gbnf)", "texts": js, "sources": {
@@ -98,7 +128,8 @@ def run_engine(engine, kind: str, source, seqs: list[list[int]], structgen_optio
     if structgen_options is not None:
         from structgen.engine import compile_grammar
         from structgen.grammar import grammar_from_gbnf, grammar_from_lark
-        g = grammar_from_lark(source) if kind == "lark" else grammar_from_gbnf(source)
+        from structgen.schema import grammar_from_json_schema
+        g = {"lark": grammar_from_lark, "gbnf": grammar_from_gbnf, "json_schema": grammar_from_json_schema}[kind](source)
         compiled = compile_grammar(g, engine.tok, cache=False, **structgen_options)
     else:
         compiled = engine.compile(kind, source)
