@@ -191,6 +191,12 @@ def test_default_cache_is_used(tiny):
     generate(tiny, "x", regex="(yes|no)", max_new_tokens=5)
     generate(tiny, "y", regex="(yes|no)", max_new_tokens=5)
     assert default_cache.stats.hits >= before + 1
+    # its grammars share one bounded mask store
+    from structgen.api import make_constraint
+    from structgen.api.modelio import resolve
+    compiled = default_cache.get(make_constraint(regex="(yes|no)"), resolve(tiny).info)
+    assert default_cache.masks is not None and compiled._masks is default_cache.masks
+    assert default_cache.masks.budget == 512 << 20
 
 
 def test_prompt_longer_than_context_names_lengths(tiny):

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ..api.cache import GrammarCache
+from ..api.cache import DEFAULT_SHARED_MASK_BYTES, GrammarCache
 from ..api.constraints import json_object_constraint, schema_constraint
 from ..api.generation import GenerationStream, run_ids, run_speculative
 from ..api.modelio import LoadedModel, format_prompt, resolve
@@ -48,7 +48,7 @@ class Plan:
     warnings: tuple[str, ...] = ()     # e.g. keywords relaxed because strict was off: told to the client
 
 
-DEFAULT_MASK_CACHE_MB = 512   # cached masks of all grammars together (27k masks of a 152k vocabulary)
+DEFAULT_MASK_CACHE_MB = DEFAULT_SHARED_MASK_BYTES >> 20   # cached masks of all grammars together
 
 
 class ServerState:
