@@ -94,47 +94,15 @@ def cases(n_texts: int) -> list[dict]:
     ]
 
 
-def _matcher_protocol(engine, compiled):
-    """(make a matcher, fill its mask, accept a token) for one engine."""
-    if engine.name == "structgen":
-        from structgen.engine import allocate_token_bitmask
-        bm = allocate_token_bitmask(1, engine.tok.vocab_size)
-
-        def make():
-            m = compiled.matcher()
-            return (lambda: m.fill_next_token_bitmask(bm)), m.accept_token
-    elif engine.name == "llguidance":
-        import llguidance.torch as lt
-        bm = lt.allocate_token_bitmask(1, engine.vocab_size)
-
-        def make():
-            m = engine.llg.LLMatcher(engine.tok, compiled, log_level=0)
-            return (lambda: lt.fill_next_token_bitmask(m, bm)), m.consume_token
-    else:
-        bm = engine.xgr.allocate_token_bitmask(1, engine.vocab_size)
-
-        def make():
-            m = engine.xgr.GrammarMatcher(compiled)
-            return (lambda: m.fill_next_token_bitmask(bm)), m.accept_token
-    return make
-
-
 def run_engine(engine, kind: str, source, seqs: list[list[int]], structgen_options: dict | None,
                budget_s: float = float("inf")) -> dict:
     """In the current process: compile, warm up on the first text, replay the rest with RSS checkpoints.
 
     Stops early once ``budget_s`` seconds of replay are spent (a slow engine reports the
     checkpoints it reached)."""
-    if structgen_options is not None:
-        from structgen.engine import compile_grammar
-        from structgen.grammar import grammar_from_gbnf, grammar_from_lark
-        from structgen.schema import grammar_from_json_schema
-        g = {"lark": grammar_from_lark, "gbnf": grammar_from_gbnf, "json_schema": grammar_from_json_schema}[kind](source)
-        compiled = compile_grammar(g, engine.tok, cache=False, **structgen_options)
-    else:
-        compiled = engine.compile(kind, source)
-    make = _matcher_protocol(engine, compiled)
-    fill, accept = make()
+    compiled = (engine.compile(kind, source, **structgen_options) if structgen_options is not None
+                else engine.compile(kind, source))
+    fill, accept, _, _ = engine.steps(compiled)
     for t in seqs[0]:
         fill()
         if not accept(t):
@@ -145,7 +113,7 @@ def run_engine(engine, kind: str, source, seqs: list[list[int]], structgen_optio
     out = {"growth_mb": [], "tokens": [], "s_per_token": None, "refused": 0}
     n_tok, spent = 0, 0.0
     for k, seq in enumerate(seqs[1:], start=2):
-        fill, accept = make()
+        fill, accept, _, _ = engine.steps(compiled)
         t0 = time.perf_counter()
         for t in seq:
             fill()

@@ -56,8 +56,13 @@ class Engine:
     def compile(self, kind: str, source):  # kind: "json_schema" | "lark" | "gbnf" | "regex"
         raise NotImplementedError
 
-    def replay(self, compiled, tokens: list[int]) -> tuple[list[float], bool, int | None]:
+    def steps(self, compiled) -> tuple:
+        """A fresh matcher as (fill its bitmask, accept a token, the bitmask, the EOS ids)."""
         raise NotImplementedError
+
+    def replay(self, compiled, tokens: list[int]) -> tuple[list[float], bool, int | None]:
+        fill, accept, bitmask, eos_ids = self.steps(compiled)
+        return replay_loop(fill, accept, bitmask, eos_ids, tokens)
 
 
 class StructgenEngine(Engine):
@@ -66,7 +71,8 @@ class StructgenEngine(Engine):
     def __init__(self, tokenizer_info):
         self.tok = tokenizer_info
 
-    def compile(self, kind, source):
+    def compile(self, kind, source, **options):
+        """``options`` go to compile_grammar (e.g. memory bounds)."""
         from structgen.engine import compile_grammar
         from structgen.grammar import grammar_from_gbnf, grammar_from_lark, grammar_from_regex
         if kind == "json_schema":
@@ -80,13 +86,13 @@ class StructgenEngine(Engine):
             g = grammar_from_regex(source)
         else:
             raise ValueError(kind)
-        return compile_grammar(g, self.tok, cache=False)
+        return compile_grammar(g, self.tok, cache=False, **options)
 
-    def replay(self, compiled, tokens):
+    def steps(self, compiled):
         from structgen.engine import allocate_token_bitmask
         m = compiled.matcher()
         bm = allocate_token_bitmask(1, self.tok.vocab_size)
-        return replay_loop(lambda: m.fill_next_token_bitmask(bm), m.accept_token, bm, self.tok.eos_ids, tokens)
+        return (lambda: m.fill_next_token_bitmask(bm)), m.accept_token, bm, self.tok.eos_ids
 
 
 class XGrammarEngine(Engine):
@@ -109,11 +115,10 @@ class XGrammarEngine(Engine):
             return compiler.compile_regex(source)
         raise NotImplementedError(f"xgrammar has no {kind} front-end")
 
-    def replay(self, compiled, tokens):
+    def steps(self, compiled):
         m = self.xgr.GrammarMatcher(compiled)
         bm = self.xgr.allocate_token_bitmask(1, self.vocab_size)
-        return replay_loop(lambda: m.fill_next_token_bitmask(bm), m.accept_token, bm, self.info.stop_token_ids,
-                           tokens)
+        return (lambda: m.fill_next_token_bitmask(bm)), m.accept_token, bm, self.info.stop_token_ids
 
 
 class LLGuidanceEngine(Engine):
@@ -145,11 +150,11 @@ class LLGuidanceEngine(Engine):
             raise RuntimeError(m.get_error())
         return g
 
-    def replay(self, compiled, tokens):
+    def steps(self, compiled):
         import llguidance.torch as lt
         m = self.llg.LLMatcher(self.tok, compiled, log_level=0)
         bm = lt.allocate_token_bitmask(1, self.vocab_size)
-        return replay_loop(lambda: lt.fill_next_token_bitmask(m, bm), m.consume_token, bm, [self.eos], tokens)
+        return (lambda: lt.fill_next_token_bitmask(m, bm)), m.consume_token, bm, [self.eos]
 
 
 def run_case(engine: Engine, kind: str, source, token_seqs: list[list[int]]) -> dict:

@@ -81,21 +81,6 @@ def _texts(name: str, rng: random.Random, n: int) -> list[str]:
     return [random_arith(rng) for _ in range(n)]
 
 
-def _encode_greedy(info, text: str) -> list[int]:
-    """Longest-match tokenization over the synthetic vocabulary (every byte is a token)."""
-    data = text.encode()
-    by_bytes = {b: i for i, b in enumerate(info.token_bytes) if b and i not in info.special_ids}
-    out, i = [], 0
-    while i < len(data):
-        for j in range(min(len(data), i + 8), i, -1):
-            t = by_bytes.get(data[i:j])
-            if t is not None:
-                out.append(t)
-                i = j
-                break
-    return out
-
-
 @pytest.mark.parametrize("parser", ["glr", "earley"])
 @pytest.mark.parametrize("name", ["json", "arithmetic"])
 def test_tiny_bounds_keep_every_mask_and_stop_growth(name, parser, synth):
@@ -108,7 +93,7 @@ def test_tiny_bounds_keep_every_mask_and_stop_growth(name, parser, synth):
     rng = random.Random(7)
     peak_linked = 0
     for text in _texts(name, rng, 25):
-        ids = _encode_greedy(synth, text)
+        ids = synth.encode(text)
         mb, mr = bounded.matcher(), reference.matcher()
         for i, t in enumerate(ids + [None]):
             assert np.array_equal(mb.next_token_mask_words(), mr.next_token_mask_words()), \
@@ -136,7 +121,7 @@ def test_cut_frees_states_nothing_holds(synth):
     rng = random.Random(11)
     for text in _texts("arithmetic", rng, 10):
         m = compiled.matcher()
-        for t in _encode_greedy(synth, text):
+        for t in synth.encode(text):
             m.next_token_mask_words()
             assert m.accept_token(t)
     del m
@@ -150,7 +135,7 @@ def test_cut_frees_states_nothing_holds(synth):
     assert len(compiled._masks) == masks_before > 50   # the masks stay cached, keyed by state serials
     # and the grammar still works from scratch
     m = compiled.matcher()
-    assert m.accept_tokens(_encode_greedy(synth, "(1 + 22) * 3")) == len(_encode_greedy(synth, "(1 + 22) * 3"))
+    assert m.accept_tokens(synth.encode("(1 + 22) * 3")) == len(synth.encode("(1 + 22) * 3"))
     assert m.is_accepting()
 
 

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from ..errors import StructgenError
+from .cache import DEFAULT_SHARED_MASK_BYTES
 
 DEMO_SCHEMA = {
     "type": "object",
@@ -148,7 +149,7 @@ def register(app: typer.Typer) -> None:
         model: Optional[str] = typer.Option(None, "--model", "-m"),
         speculative: bool = typer.Option(False, "--speculative",
                                          help="decode non-streamed single-choice requests speculatively"),
-        mask_cache_mb: int = typer.Option(512, "--mask-cache-mb", min=0,
+        mask_cache_mb: int = typer.Option(DEFAULT_SHARED_MASK_BYTES >> 20, "--mask-cache-mb", min=0,
                                           help="memory for cached token masks, shared by all grammars"),
     ) -> None:
         """Serve the model over an OpenAI-compatible HTTP API."""
