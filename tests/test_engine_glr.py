@@ -208,7 +208,7 @@ def test_runaway_search_falls_back_to_earley_masks(synth, monkeypatch):
     glr = compile_grammar(g, synth, parser="glr", cache=False)
     # a workspace of 2 stack nodes: the first search with boundaries outgrows it
     glr._subwalks = lw.SubwalkCache()
-    glr._workspace = lw.Workspace(len(glr.terminal_ids), glr.glr.lr.follow_bits.shape[1], glr.mask_words, cap=2)
+    glr._workspace = glr._new_workspace(cap=2)
     earley = compile_grammar(g, synth, parser="earley", cache=False)
     mg, me = glr.matcher(), earley.matcher()
     for t in synth.encode("(1+2)*3"):

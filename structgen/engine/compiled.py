@@ -475,11 +475,16 @@ class CompiledGrammar:
             self.stats["visited_nodes"] += int(stats[0])
             return mask, _kernel_can_end(stats, ends)
 
+    def _new_workspace(self, cap: int = 256) -> Workspace:
+        ps = self.trie.prefix_slices if self.use_prefix_slices else None
+        return Workspace(len(self.terminal_ids), self.glr.lr.follow_bits.shape[1], self.mask_words,
+                         self.trie.max_depth, 0 if ps is None else ps.count, cap=cap)
+
     def _run_glr(self, root_mask, root_boundaries, packed_stacks, **kw):
         self.stats["glr_calls"] += 1
         if self._workspace is None:
             self._subwalks = SubwalkCache()
-            self._workspace = Workspace(len(self.terminal_ids), self.glr.lr.follow_bits.shape[1], self.mask_words)
+            self._workspace = self._new_workspace()
         if self._prefix is None:
             self._prefix = pack_prefix_slices(self.trie.prefix_slices if self.use_prefix_slices else None,
                                               self.lexer.trans, self.lexer.start_state)

@@ -317,7 +317,7 @@ def intern_set(nodes, n, set_off, set_len, set_buf, set_table, set_slot, ctr):
     return ns
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def write_set(out, pos, sid, set_off, set_len, set_buf, pool_state, pool_parent):
     """Append set ``sid`` as [n_stacks, (stack k, n_states, states bottom->top)*]; new pos or -1.
 
@@ -352,7 +352,7 @@ def write_set(out, pos, sid, set_off, set_len, set_buf, pool_state, pool_parent)
 DEFERRED = -5   # a boundary result that depends on unknown stack parts
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def defer_work(out, pos, kind, gnode_buf, n_off, n_len, acc_buf, a_off, a_len, sid, set_off, set_len, set_buf,
                pool_state, pool_parent):
     """Append deferred work; new pos or -1 when ``out`` is full.

@@ -28,7 +28,8 @@ import numpy as np
 from .walk import advance_states
 from .lr_stacks import (C_CMARK, C_DEF, C_EXP, C_MARK, C_MEMO, C_NODES, C_RES, C_SETBUF, C_SETS, C_VEC,
                         DEFER_BOUNDARY, DEFER_ITEM, DEFERRED, T_RD_START, T_SH_START, T_SH_TERM, UNKNOWN,
-                        accept_search, defer_work, expected_search, intern_node, intern_set, shift_search)
+                        accept_search, defer_work, expected_search, insertion_sort, intern_node, intern_set,
+                        shift_search)
 
 
 @numba.njit(cache=True, _nrt=False)
@@ -80,7 +81,7 @@ def _lookup_walk(sc_table, sc_key, sc_start, sc_data, key, nodes, n_off, n_len, 
         h = (h + 1) & tmask
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _reserve_walk(sc_table, sc_key, sc_start, sc_data, sc_ctr, key, size):
     """Room for a new entry of ``size`` int64s: its offset, or -1 when the cache is full."""
     e = sc_ctr[0]
@@ -109,11 +110,16 @@ def _same_run(buf, a, b, n):
 
 
 # workspace arrays, reused across calls (see Workspace); int32 ones travel in one blob, int64 ones in another
+# (the kernel runs without numba's reference counting, so it allocates nothing: every scratch array,
+# down to the walk's per-depth rows, is a workspace part)
 W32 = ("pool_state", "pool_parent", "todo", "exp_off", "exp_len", "exp_buf", "memo_off", "memo_len", "res_buf",
        "set_off", "set_len", "set_buf", "vec_off", "vec_len", "vec_buf", "scratch", "bq_noff", "bq_nlen", "bq_set",
        "bq_acc", "bq_alen", "it_noff", "it_nlen", "it_set", "gnode_buf", "acc_buf", "tb_node", "tb_acc", "tb_alen",
-       "tb_group", "sg_acc", "sg_alen", "sg_count", "sg_pos", "node_slot", "memo_slot", "set_slot", "def_out")
-W64 = ("node_table", "memo_table", "set_table", "visit", "la_stamp", "memo_key", "term_mark", "cand_mark", "ctr")
+       "tb_group", "sg_acc", "sg_alen", "sg_count", "sg_pos", "node_slot", "memo_slot", "set_slot", "def_out",
+       "stk_nodes", "tops", "cand_terms", "acc_terms", "chosen", "counts", "rec_start", "rec_len", "ps_cnt",
+       "ps_applied", "states")
+W64 = ("node_table", "memo_table", "set_table", "visit", "la_stamp", "memo_key", "term_mark", "cand_mark", "ctr",
+       "owner", "rec_owner", "stats")
 
 
 
@@ -208,7 +214,7 @@ def _usable_prefix_slices(gnode_buf, g_off, g_len, f_byte, vec_buf, vo, k0, ps32
             ps_cnt[j] = 0
     return n_use
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def glr_mask_kernel(
         f_byte, f_depth, f_end, f_tok_start, f_tok_ids,
         trans, acc_term, term_start, is_ignore, prio, is_lit, resolve,
@@ -216,9 +222,11 @@ def glr_mask_kernel(
         root_mask, rg_nodes, rg_noff, rg_acc, rg_aoff,
         stk_states, stk_off, stk_unknown, topk, record, def_in, max_depth, w32_blob, w32_off, w64_blob, w64_off,
         la, dmask, sc_table, sc_key, sc_start, sc_data, sc_ctr, ps32, ps_off, ps_byte, ps_masks, ps_flags,
-        ce_mode, ce_acc, end_term):
-    """Returns (mask, status, stats, n_deferred).  status 1: done; 0: a workspace capacity was
-    exceeded (retry larger); -1: a search popped below a complete stack (a bug).
+        first_bits, ce_mode, ce_acc, end_term, mask):
+    """Fills ``mask`` (root_mask, then every token past the root walk); returns (status, n_deferred).
+    status 1: done; 0: a workspace capacity was exceeded (retry larger); -1: a search popped below
+    a complete stack (a bug).  Runs without reference counting (``_nrt=False``): numba's atomic
+    increments of the dozens of array views passed around were a quarter of a small call.
 
     The root walk's boundaries arrive grouped by accepted terminals: group g is
     ``rg_nodes[rg_noff[g]:rg_noff[g+1]]`` with terminals ``rg_acc[rg_aoff[g]:rg_aoff[g+1]]``.
@@ -233,7 +241,7 @@ def glr_mask_kernel(
     with offset arrays (one argument each instead of dozens: numba's
     per-argument dispatch cost was a third of a small mask); the workspace is
     clean on entry and left clean.  ``sc_*`` is the persistent cache of group
-    walks (see :func:`_lookup_walk`).  ``stats`` = [trie nodes visited, items,
+    walks (see :func:`_lookup_walk`).  ``stats`` (a workspace part) = [trie nodes visited, items,
     stack nodes, stack sets, cached walks replayed, can end].
 
     The can-end check answers whether EOS may come next, on the same stacks
@@ -243,6 +251,7 @@ def glr_mask_kernel(
     terminal id).  ``stats[5]`` is 1 or 0, or -1 when not asked or decided
     by a stack's unknown part.
     """
+
     lr = (lr_blob[lr_off[0]:lr_off[1]], lr_blob[lr_off[1]:lr_off[2]], lr_blob[lr_off[2]:lr_off[3]],
           lr_blob[lr_off[3]:lr_off[4]], lr_blob[lr_off[4]:lr_off[5]], lr_blob[lr_off[5]:lr_off[6]],
           lr_blob[lr_off[6]:lr_off[7]], lr_blob[lr_off[7]:lr_off[8]], lr_blob[lr_off[8]:lr_off[9]],
@@ -259,18 +268,26 @@ def glr_mask_kernel(
            w32_blob[w32_off[27]:w32_off[28]], w32_blob[w32_off[28]:w32_off[29]], w32_blob[w32_off[29]:w32_off[30]],
            w32_blob[w32_off[30]:w32_off[31]], w32_blob[w32_off[31]:w32_off[32]], w32_blob[w32_off[32]:w32_off[33]],
            w32_blob[w32_off[33]:w32_off[34]], w32_blob[w32_off[34]:w32_off[35]], w32_blob[w32_off[35]:w32_off[36]],
-           w32_blob[w32_off[36]:w32_off[37]], w32_blob[w32_off[37]:w32_off[38]])
+           w32_blob[w32_off[36]:w32_off[37]], w32_blob[w32_off[37]:w32_off[38]], w32_blob[w32_off[38]:w32_off[39]],
+           w32_blob[w32_off[39]:w32_off[40]], w32_blob[w32_off[40]:w32_off[41]], w32_blob[w32_off[41]:w32_off[42]],
+           w32_blob[w32_off[42]:w32_off[43]], w32_blob[w32_off[43]:w32_off[44]], w32_blob[w32_off[44]:w32_off[45]],
+           w32_blob[w32_off[45]:w32_off[46]], w32_blob[w32_off[46]:w32_off[47]], w32_blob[w32_off[47]:w32_off[48]],
+           w32_blob[w32_off[48]:w32_off[49]])
     w64 = (w64_blob[w64_off[0]:w64_off[1]], w64_blob[w64_off[1]:w64_off[2]], w64_blob[w64_off[2]:w64_off[3]],
            w64_blob[w64_off[3]:w64_off[4]], w64_blob[w64_off[4]:w64_off[5]], w64_blob[w64_off[5]:w64_off[6]],
-           w64_blob[w64_off[6]:w64_off[7]], w64_blob[w64_off[7]:w64_off[8]], w64_blob[w64_off[8]:w64_off[9]])
-    (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr) = w64
+           w64_blob[w64_off[6]:w64_off[7]], w64_blob[w64_off[7]:w64_off[8]], w64_blob[w64_off[8]:w64_off[9]],
+           w64_blob[w64_off[9]:w64_off[10]], w64_blob[w64_off[10]:w64_off[11]], w64_blob[w64_off[11]:w64_off[12]])
+    (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr, owner, rec_owner,
+     stats) = w64
     exp_off = w32[3]
     vec_off = w32[12]
     node_slot = w32[34]
     memo_slot = w32[35]
     set_slot = w32[36]
-    mask = root_mask.copy()
-    stats = np.zeros(6, dtype=np.int64)
+    for w in range(mask.shape[0]):
+        mask[w] = root_mask[w]
+    for j in range(stats.shape[0]):
+        stats[j] = 0
     stats[5] = -1
     for c_ in (C_NODES, C_EXP, C_MEMO, C_RES, C_SETS, C_SETBUF, C_VEC, C_DEF):
         ctr[c_] = 0   # stamps and marks (C_STAMP, C_MARK, C_CMARK) keep counting across calls
@@ -278,7 +295,7 @@ def glr_mask_kernel(
                       prio, is_lit, resolve, lr, follow_bits, rg_nodes, rg_noff, rg_acc, rg_aoff, stk_states,
                       stk_off, stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table, sc_key,
                       sc_start, sc_data, sc_ctr, mask, stats, ps32, ps_off, ps_byte, ps_masks, ps_flags,
-                      ce_mode, ce_acc, end_term)
+                      first_bits, ce_mode, ce_acc, end_term)
     # leave the workspace clean: hash slots, per-node and per-set caches, the scratch mask
     for k in range(ctr[C_NODES]):
         node_table[node_slot[k]] = 0
@@ -290,8 +307,9 @@ def glr_mask_kernel(
             set_table[set_slot[k]] = 0
         vec_off[k] = -1
     if status != 1:
-        dmask[:] = 0
-    return mask, status, stats, ctr[C_DEF]
+        for w in range(dmask.shape[0]):
+            dmask[w] = 0
+    return status, ctr[C_DEF]
 
 
 CE_NONE, CE_SET0, CE_AFTER_LEXEME = 0, 1, 2   # what glr_mask_kernel's can-end check starts from
@@ -316,17 +334,20 @@ def _accepts(set_buf, lo, n, end_term, lr, follow_bits, pool_state, pool_parent,
     return res
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, term_start, is_ignore, prio,
              is_lit, resolve, lr, follow_bits, rg_nodes, rg_noff, rg_acc, rg_aoff, stk_states, stk_off,
              stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table, sc_key, sc_start,
-             sc_data, sc_ctr, mask, stats, ps32, ps_off, ps_byte, ps_masks, ps_flags, ce_mode, ce_acc, end_term):
+             sc_data, sc_ctr, mask, stats, ps32, ps_off, ps_byte, ps_masks, ps_flags, first_bits, ce_mode, ce_acc,
+             end_term):
     """The work queue of :func:`glr_mask_kernel`; returns its status."""
     (pool_state, pool_parent, todo, exp_off, exp_len, exp_buf, memo_off, memo_len, res_buf,
      set_off, set_len, set_buf, vec_off, vec_len, vec_buf, scratch, bq_noff, bq_nlen, bq_set,
      bq_acc, bq_alen, it_noff, it_nlen, it_set, gnode_buf, acc_buf, tb_node, tb_acc, tb_alen,
-     tb_group, sg_acc, sg_alen, sg_count, sg_pos, node_slot, memo_slot, set_slot, def_out) = w32
-    (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr) = w64
+     tb_group, sg_acc, sg_alen, sg_count, sg_pos, node_slot, memo_slot, set_slot, def_out, stk_nodes, tops,
+     cand_terms, acc_terms, chosen, counts, rec_start, rec_len, ps_cnt, ps_applied, states_flat) = w32
+    (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr, owner, rec_owner,
+     _stats) = w64
     n_terms = term_start.shape[0]
     cap = pool_state.shape[0]
     sh_start = lr[T_SH_START]
@@ -335,10 +356,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
     bq_cap = bq_noff.shape[0]
     it_cap = it_noff.shape[0]
     tb_cap = tb_node.shape[0]
-    cand_terms = np.empty(n_terms + 1, dtype=np.int32)
-    carried = np.empty(la.shape[1], dtype=np.uint64)   # expected_search's scratch lookahead bits
-    acc_terms = np.empty(n_terms + 1, dtype=np.int32)
-    chosen = np.empty(n_terms + 1, dtype=np.int32)
+    carried = la[la.shape[0] - 1]   # expected_search's scratch lookahead bits (the spare last row)
     n_bq = 0
     n_items = 0
     n_gn = 0
@@ -347,7 +365,8 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
     n_stk = stk_off.shape[0] - 1
     if n_stk > cap or n_stk > set_buf.shape[0]:
         return 0
-    stk_nodes = np.empty(stk_states.shape[0], dtype=np.int32)
+    if stk_states.shape[0] > stk_nodes.shape[0]:
+        return 0
     for k in range(n_stk):
         # a recorded stack longer than topk sits on its unknown part, id -2 - k
         parent = -2 - k if (record and stk_unknown[k]) else -1
@@ -357,7 +376,9 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                 return 0
             stk_nodes[j] = parent
         scratch[k] = parent
-    tops = np.sort(scratch[:n_stk])
+    for k in range(n_stk):
+        tops[k] = scratch[k]
+    insertion_sort(tops, n_stk)
     for k in range(n_stk):
         set_buf[k] = tops[k]
     set_off[0] = 0
@@ -369,8 +390,10 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
     n_rg = rg_noff.shape[0] - 1
     if n_rg > bq_cap or rg_nodes.shape[0] > gnode_buf.shape[0] or rg_acc.shape[0] > acc_buf.shape[0]:
         return 0
-    gnode_buf[:rg_nodes.shape[0]] = rg_nodes
-    acc_buf[:rg_acc.shape[0]] = rg_acc
+    for j in range(rg_nodes.shape[0]):
+        gnode_buf[j] = rg_nodes[j]
+    for j in range(rg_acc.shape[0]):
+        acc_buf[j] = rg_acc[j]
     n_gn = rg_nodes.shape[0]
     n_acc_buf = rg_acc.shape[0]
     for g in range(n_rg):
@@ -397,7 +420,8 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
         bq_acc[n_bq] = n_acc_buf
         bq_alen[n_bq] = ce_acc.shape[0]
         bq_set[n_bq] = 0
-        acc_buf[n_acc_buf:n_acc_buf + ce_acc.shape[0]] = ce_acc
+        for j in range(ce_acc.shape[0]):
+            acc_buf[n_acc_buf + j] = ce_acc[j]
         n_acc_buf += ce_acc.shape[0]
         n_bq += 1
     # ---- deferred work recorded on these stacks' top states: rebuild its sets on the full stacks
@@ -409,7 +433,8 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
         if n_gn + nl > gnode_buf.shape[0]:
             return 0
         g_off = n_gn
-        gnode_buf[n_gn:n_gn + nl] = def_in[pos:pos + nl]
+        for j in range(nl):
+            gnode_buf[n_gn + j] = def_in[pos + j]
         n_gn += nl
         pos += nl
         a_off = 0
@@ -420,7 +445,8 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
             if n_acc_buf + a_len > acc_buf.shape[0]:
                 return 0
             a_off = n_acc_buf
-            acc_buf[n_acc_buf:n_acc_buf + a_len] = def_in[pos:pos + a_len]
+            for j in range(a_len):
+                acc_buf[n_acc_buf + j] = def_in[pos + j]
             n_acc_buf += a_len
             pos += a_len
         n_members = def_in[pos]
@@ -463,18 +489,27 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
             n_items += 1
 
     maxd = max_depth + 2
-    states = np.empty((maxd, max(n_terms, 1)), dtype=np.int32)
-    counts = np.zeros(maxd, dtype=np.int32)
-    owner = np.full(maxd, -1, dtype=np.int64)
-    rec_owner = np.full(maxd, -2, dtype=np.int64)
-    rec_start = np.zeros(maxd, dtype=np.int32)
-    rec_len = np.zeros(maxd, dtype=np.int32)
+    if counts.shape[0] < maxd or states_flat.shape[0] < maxd * max(n_terms, 1):
+        return 0
+    states = states_flat[:maxd * max(n_terms, 1)].reshape((maxd, max(n_terms, 1)))
+    for d in range(maxd):
+        counts[d] = 0
+        owner[d] = -1
+        rec_owner[d] = -2
+        rec_start[d] = 0
+        rec_len[d] = 0
     mk = ctr[C_MARK]
-    ps_cnt = np.zeros(ps_off[PS_NODE + 1] - ps_off[PS_NODE], dtype=np.int32)
+    n_ps = ps_off[PS_NODE + 1] - ps_off[PS_NODE]
+    if ps_cnt.shape[0] < n_ps:
+        return 0
+    ps_cnt = ps_cnt[:n_ps]
+    ps_applied = ps_applied[:n_ps]
+    for j in range(n_ps):
+        ps_cnt[j] = 0
+        ps_applied[j] = 0
     # the workspace's dmask holds the scratch mask, then the list of its non-zero words
     dirty = dmask[mask.shape[0]:].view(np.int32)
     dmask = dmask[:mask.shape[0]]
-    ps_applied = np.zeros(ps_cnt.shape[0], dtype=np.bool_)
     ps_child = ps32[ps_off[PS_CHILD]:ps_off[PS_CHILD + 1]]
     r_depth = ps32[ps_off[PS_RDEPTH]:ps_off[PS_RDEPTH + 1]]
     r_end = ps32[ps_off[PS_REND]:ps_off[PS_REND + 1]]
@@ -682,12 +717,38 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                 return 0
             ctr[C_DEF] = dp
             continue
-        k0 = vec_len[sid]
-        if k0 == 0:
-            continue
-        vo = vec_off[sid]
         g_off = it_noff[it]
         g_len = it_nlen[it]
+        # only the start states some first byte below the group's nodes keeps alive matter: the
+        # walk (and its cache key) uses those, so contexts that differ only in terminals that
+        # cannot start here share one cached walk (exact: the others die on the first byte)
+        gb0 = np.uint64(0)
+        gb1 = np.uint64(0)
+        gb2 = np.uint64(0)
+        gb3 = np.uint64(0)
+        for gi in range(g_len):
+            b = f_byte[gnode_buf[g_off + gi]]
+            bit = np.uint64(1) << np.uint64(b & 63)
+            if b < 64:
+                gb0 |= bit
+            elif b < 128:
+                gb1 |= bit
+            elif b < 192:
+                gb2 |= bit
+            else:
+                gb3 |= bit
+        vo = ctr[C_VEC]   # scratch room past the committed vectors, used up within this item
+        if vo + vec_len[sid] > vec_buf.shape[0]:
+            return 0
+        k0 = 0
+        for j in range(vec_off[sid], vec_off[sid] + vec_len[sid]):
+            q = vec_buf[j]
+            if ((first_bits[q, 0] & gb0) | (first_bits[q, 1] & gb1) | (first_bits[q, 2] & gb2)
+                    | (first_bits[q, 3] & gb3)) != 0:
+                vec_buf[vo + k0] = q
+                k0 += 1
+        if k0 == 0:
+            continue
         skey = _group_key(gnode_buf, g_off, g_len, vec_buf, vo, k0)
         p = _lookup_walk(sc_table, sc_key, sc_start, sc_data, skey, gnode_buf, g_off, g_len, vec_buf, vo, k0)
         if p >= 0:
@@ -703,7 +764,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                 j = sc_data[p]
                 p += 1
                 if not ps_applied[j]:
-                    ps_applied[j] = True
+                    ps_applied[j] = 1
                     for w in range(mask.shape[0]):
                         mask[w] |= ps_masks[j, w]
             n_sub = sc_data[p]
@@ -741,7 +802,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
             # the slices' remainder sub-tries are walked
             for j in range(ps_cnt.shape[0]):
                 if ps_cnt[j] and not ps_applied[j]:
-                    ps_applied[j] = True          # the mask is a union: once per call suffices
+                    ps_applied[j] = 1          # the mask is a union: once per call suffices
                     for w in range(mask.shape[0]):
                         mask[w] |= ps_masks[j, w]
         n_dirty = 0
@@ -908,8 +969,12 @@ class SubwalkCache:
 class Workspace:
     """Scratch arrays of the kernel, allocated once per compiled grammar and grown on overflow."""
 
-    def __init__(self, n_terms: int, n_words_la: int, mask_words: int, cap: int = 256):
+    def __init__(self, n_terms: int, n_words_la: int, mask_words: int, max_depth: int, n_prefix_slices: int,
+                 cap: int = 256):
         self.cap = cap
+        self.max_depth = max_depth
+        self.n_prefix_slices = n_prefix_slices
+        maxd = max_depth + 2
         tsize = 1
         while tsize < 2 * cap:
             tsize *= 2
@@ -918,7 +983,10 @@ class Workspace:
                    "bq_noff": 4 * cap, "bq_nlen": 4 * cap, "bq_set": 4 * cap, "bq_acc": 4 * cap, "bq_alen": 4 * cap,
                    "it_noff": 4 * cap, "it_nlen": 4 * cap, "it_set": 4 * cap,
                    "tb_node": 8 * cap, "tb_acc": 8 * cap, "tb_alen": 8 * cap, "tb_group": 8 * cap,
-                   "sg_acc": 8 * cap, "sg_alen": 8 * cap, "sg_count": 8 * cap, "sg_pos": 8 * cap}
+                   "sg_acc": 8 * cap, "sg_alen": 8 * cap, "sg_count": 8 * cap, "sg_pos": 8 * cap,
+                   "stk_nodes": 8 * cap, "cand_terms": n_terms + 1, "acc_terms": n_terms + 1, "chosen": n_terms + 1,
+                   "counts": maxd, "rec_start": maxd, "rec_len": maxd, "ps_cnt": max(n_prefix_slices, 1),
+                   "ps_applied": max(n_prefix_slices, 1), "states": maxd * max(n_terms, 1)}
         sizes = [sizes32.get(name, cap) for name in W32]
         self.w32_off = np.zeros(len(W32) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.w32_off[1:])
@@ -927,21 +995,27 @@ class Workspace:
             i = W32.index(name)
             self.w32_blob[self.w32_off[i]:self.w32_off[i + 1]] = -1
         sizes64 = {"node_table": tsize, "memo_table": tsize, "set_table": tsize, "term_mark": n_terms + 1,
-                   "cand_mark": n_terms + 1, "ctr": 16}
+                   "cand_mark": n_terms + 1, "ctr": 16, "owner": maxd, "rec_owner": maxd, "stats": 6}
         sizes = [sizes64.get(name, cap) for name in W64]
         self.w64_off = np.zeros(len(W64) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.w64_off[1:])
         self.w64_blob = np.zeros(int(self.w64_off[-1]), dtype=np.int64)
         self.n_terms = n_terms
-        self.la = np.zeros((cap, n_words_la), dtype=np.uint64)
+        self.la = np.zeros((cap + 1, n_words_la), dtype=np.uint64)   # + expected_search's scratch row
         self.dmask = np.zeros(2 * mask_words, dtype=np.uint32)   # scratch mask + its non-zero word list
 
     def grown(self) -> "Workspace":
-        return Workspace(self.n_terms, self.la.shape[1], self.dmask.shape[0] // 2, self.cap * 4)
+        return Workspace(self.n_terms, self.la.shape[1], self.dmask.shape[0] // 2, self.max_depth,
+                         self.n_prefix_slices, self.cap * 4)
 
     def part(self, name: str) -> np.ndarray:
         i = W32.index(name)
         return self.w32_blob[self.w32_off[i]:self.w32_off[i + 1]]
+
+    def stats(self) -> np.ndarray:
+        """A copy of the last call's stats (see glr_mask_kernel)."""
+        i = W64.index("stats")
+        return self.w64_blob[self.w64_off[i]:self.w64_off[i + 1]].copy()
 
 
 NO_DEFERRED = np.zeros(0, dtype=np.int32)
@@ -966,23 +1040,32 @@ NO_BOUNDARIES = (np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int32),
                  np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int32))
 
 
+def first_byte_bits(lexer_trans: np.ndarray) -> np.ndarray:
+    """uint64 [n_states, 4]: bit b of row q is set iff lexer state q has a transition on byte b."""
+    live = lexer_trans >= 0
+    packed = np.packbits(live, axis=1, bitorder="little")          # [n_states, 32] bytes
+    return np.ascontiguousarray(packed).view(np.uint64).reshape(len(lexer_trans), 4).copy()
+
+
 def pack_prefix_slices(ps, lexer_trans: np.ndarray, start_states) -> tuple:
-    """Kernel inputs for a trie's prefix slices (None: no slices) and one grammar's lexer.
+    """Kernel inputs for a trie's prefix slices (None: no slices) and one grammar's lexer
+    (the last one, ``first_byte_bits``).
 
     ``ps_flags[b]`` (b < 256): R can start with byte b; ``ps_flags[256 + q]``: lexer state q
     (a terminal's start state) covers R, so every word token below a prefix keeps it alive.
     """
     from .slices import covers
     n_states = lexer_trans.shape[0]
+    first_bits = first_byte_bits(lexer_trans)
     flags = np.zeros(256 + n_states, dtype=np.bool_)
     if ps is None or ps.count == 0:
         return (np.zeros(0, dtype=np.int32), np.zeros(11, dtype=np.int64), np.zeros(0, dtype=np.uint8),
-                np.zeros((0, 1), dtype=np.uint32), flags)
+                np.zeros((0, 1), dtype=np.uint32), flags, first_bits)
     flags[:256] = ps.dfa.transitions[0] >= 0
     for q in set(int(x) for x in start_states):
         flags[256 + q] = covers(lexer_trans, q, ps.dfa)
     blob, off = ps.kernel_arrays
-    return blob, off, ps.r_byte, ps.masks, flags
+    return blob, off, ps.r_byte, ps.masks, flags, first_bits
 
 
 def run_glr_mask(lexer, lr_blob, lr_off, follow_bits, full_trie, root_mask: np.ndarray, root_boundaries,
@@ -1007,7 +1090,8 @@ def run_glr_mask(lexer, lr_blob, lr_off, follow_bits, full_trie, root_mask: np.n
     stk_unknown = unknown_below.astype(np.bool_) if record else np.zeros(len(stk_off) - 1, dtype=np.bool_)
     rg_nodes, rg_noff, rg_acc, rg_aoff = root_boundaries
     while True:
-        mask, status, stats, n_def = glr_mask_kernel(
+        mask = np.empty_like(root_mask)
+        status, n_def = glr_mask_kernel(
             full_trie.node_byte, full_trie.node_depth, full_trie.subtree_end, full_trie.tok_start,
             full_trie.tok_ids,
             lexer.trans, lexer.acc_term, lexer.start_state, is_ignore, prio, is_lit, resolve,
@@ -1015,8 +1099,9 @@ def run_glr_mask(lexer, lr_blob, lr_off, follow_bits, full_trie, root_mask: np.n
             stk_states, stk_off, stk_unknown, topk, record, deferred, full_trie.max_depth,
             ws.w32_blob, ws.w32_off, ws.w64_blob, ws.w64_off, ws.la, ws.dmask,
             cache.table, cache.key, cache.start, cache.data, cache.ctr, *prefix, can_end[0], can_end[1],
-            len(is_ignore))
+            len(is_ignore), mask)
         if status == 1:
+            stats = ws.stats()
             cache.grow_if_needed()
             out = ws.part("def_out")[:n_def].copy() if record else NO_DEFERRED
             return mask, stats, ws, out
