@@ -234,6 +234,27 @@ def test_topk_cache_reuses_masks_across_deep_stacks(synth):
     assert glr.stats["topk_hits"] > 0
 
 
+def test_topk_recording_stops_when_keys_do_not_recur(synth, monkeypatch):
+    """Once recordings stop paying (keys rarely recur), new deep-stack keys run as one full call,
+    with a probe recording now and then; masks and EOS answers still equal Earley's."""
+    import structgen.engine.compiled as compiled_mod
+    monkeypatch.setattr(compiled_mod, "GLR_TOPK_TRIAL", 2)
+    monkeypatch.setattr(compiled_mod, "GLR_TOPK_PROBE", 3)
+    g = grammar_from_file("arithmetic")
+    glr = compile_grammar(g, synth, parser="glr", cache=False)
+    earley = compile_grammar(g, synth, parser="earley", cache=False)
+    # every prefix nests deeper than the last: top-state keys at the start of each come back rarely
+    for depth in range(3, 15):
+        prefix = "(" * depth + "1+" + "(" * (depth % 4) + "2*"
+        mg, me = glr.matcher(), earley.matcher()
+        for t in synth.encode(prefix + "3" + ")" * (depth % 4) + ")" * depth):
+            assert_same_masks(mg, me, prefix)
+            assert mg.accept_token(t) and me.accept_token(t)
+        assert_same_masks(mg, me, prefix + " end")
+    assert glr._topk_unrecorded > 0                            # new keys ran unrecorded
+    assert glr._topk_recorded > compiled_mod.GLR_TOPK_TRIAL    # and probes still recorded some
+
+
 @pytest.mark.parametrize("name", ["arithmetic", "sql", "json"])
 def test_kernel_can_end_answers_equal_the_python_parser(name, synth):
     """EOS bits decided inside the mask kernel (no lexeme pending, or after the pending lexeme's GLR

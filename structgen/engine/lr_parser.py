@@ -206,7 +206,7 @@ class LRSet:
     """One parser state: the stacks alive after the lexemes so far (usually one)."""
 
     __slots__ = ("ctx", "stacks", "_expected", "_accepting", "memo", "lexer_start",
-                 "kernel_input", "_prev", "_via", "_earley", "serial", "__weakref__")
+                 "kernel_input", "kernel_stacks", "_prev", "_via", "_earley", "serial", "__weakref__")
 
     def __init__(self, ctx: GLRContext, stacks: tuple[StackNode, ...], prev: "LRSet | None",
                  via: frozenset[int] | None):
@@ -216,6 +216,7 @@ class LRSet:
         self.serial = next(STATE_SERIALS)
         self.lexer_start: int | None = None
         self.kernel_input = None   # packed stacks for the mask kernel (CompiledGrammar._glr_inputs)
+        self.kernel_stacks = None  # the complete stacks, packed (CompiledGrammar._full_stacks)
         self._prev = prev
         self._via = via
         self._earley: EarleySet | None = None
