@@ -104,6 +104,23 @@ def test_glr_masks_equal_earley_masks_on_real_texts(name, tok):
     assert glr.stats["glr_calls"] > 0, "the GLR kernel was never exercised"
 
 
+def test_split_walk_units_are_shared_across_contexts():
+    """Large item groups walk as first-byte units cached with only the start states their byte keeps
+    alive; SQL contexts expecting different keywords reuse them, and masks still equal Earley's."""
+    info = tokenizer_info("qwen2.5-coder-0.5b")
+    grammar = grammar_from_file("sql")
+    glr = compile_grammar(grammar, info, parser="glr", cache=False)
+    earley = compile_grammar(grammar, info, parser="earley", cache=False)
+    for text in SQL_TEXTS + ["SELECT a FROM t WHERE b = 1 ORDER BY a DESC LIMIT 3",
+                             "DELETE FROM t WHERE x IN (1, 2) OR y IS NULL"]:
+        mg, me = glr.matcher(), earley.matcher()
+        for i, t in enumerate(info.encode(text)):
+            assert_same_masks(mg, me, f"{text[:40]!r} before token {i}")
+            assert mg.accept_token(t) and me.accept_token(t)
+        assert_same_masks(mg, me, f"{text[:40]!r} at the end")
+    assert glr.stats["units_walked"] > 0 and glr.stats["units_replayed"] > 0
+
+
 @pytest.mark.parametrize("name", ["json", "arithmetic", "sql", "json.gbnf"])
 def test_glr_masks_equal_reference_along_random_walks(name, synth):
     """The GLR kernel equals the per-token Python simulation (LRSet.advance) in random states."""

@@ -183,7 +183,7 @@ class CompiledGrammar:
         self._start_vectors: dict[frozenset[int], int] = {}
         self._covers: dict[tuple[int, str], bool] = {}
         self.stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "glr_calls": 0, "topk_hits": 0,
-                      "memo_cuts": 0}
+                      "memo_cuts": 0, "units_walked": 0, "units_replayed": 0}
 
     # ----- lexer / parser glue -------------------------------------------------
     def lexer_start(self, pset: EarleySet) -> int:
@@ -468,21 +468,18 @@ class CompiledGrammar:
         with self._lock:   # the workspace is shared
             if key_part is None:
                 mask, stats, self._workspace, _ = self._run_glr(root_mask, root_boundaries, tops, can_end=request)
-                self.stats["visited_nodes"] += int(stats[0])
                 return mask, _kernel_can_end(stats, ends)
             key = (vid, key_part)
             hit = self._topk_cache.get(key)
             if hit is None and not self._record_topk():
                 mask, stats, self._workspace, _ = self._run_glr(root_mask, root_boundaries,
                                                                 self._full_stacks(pset, stack_nodes), can_end=request)
-                self.stats["visited_nodes"] += int(stats[0])
                 return mask, _kernel_can_end(stats, ends)
             if hit is None:
                 self._topk_recorded += 1
                 # the top states alone may decide the can-end check too
                 certain, stats, self._workspace, deferred = self._run_glr(
                     root_mask, root_boundaries, tops[:2], unknown_below=tops[2], topk=GLR_TOPK, can_end=request)
-                self.stats["visited_nodes"] += int(stats[0])
                 ends = _kernel_can_end(stats, ends)
                 hit = self._topk_cache[key] = (certain, deferred, {} if ends is None else {nonempty: ends})
                 if len(self._topk_cache) > GLR_TOPK_CACHE_SIZE:
@@ -499,7 +496,6 @@ class CompiledGrammar:
             mask, stats, self._workspace, _ = self._run_glr(
                 certain, NO_BOUNDARIES, self._full_stacks(pset, stack_nodes), topk=GLR_TOPK, deferred=deferred,
                 can_end=request if ends is None else (CE_NONE, NO_TERMS))
-            self.stats["visited_nodes"] += int(stats[0])
             return mask, _kernel_can_end(stats, ends)
 
     def _new_workspace(self, cap: int = 256) -> Workspace:
@@ -515,9 +511,14 @@ class CompiledGrammar:
         if self._prefix is None:
             self._prefix = pack_prefix_slices(self.trie.prefix_slices if self.use_prefix_slices else None,
                                               self.lexer.trans, self.lexer.start_state)
-        return run_glr_mask(self.lexer, self._lr_blob, self._lr_off, self.glr.lr.follow_bits, self.trie, root_mask,
-                            root_boundaries, packed_stacks, self._is_ignore, self._prio, self._is_lit,
-                            self.parser.resolve_conflicts, self._subwalks, self._workspace, self._prefix, **kw)
+        got = run_glr_mask(self.lexer, self._lr_blob, self._lr_off, self.glr.lr.follow_bits, self.trie, root_mask,
+                           root_boundaries, packed_stacks, self._is_ignore, self._prio, self._is_lit,
+                           self.parser.resolve_conflicts, self._subwalks, self._workspace, self._prefix, **kw)
+        stats = got[1]
+        self.stats["visited_nodes"] += int(stats[0])
+        self.stats["units_walked"] += int(stats[6])
+        self.stats["units_replayed"] += int(stats[7])
+        return got
 
     def _earley_mask(self, pset: EarleySet, vid: int) -> np.ndarray:
         res = self.walk(ROOT_GROUP, vid)

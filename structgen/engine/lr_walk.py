@@ -117,7 +117,7 @@ W32 = ("pool_state", "pool_parent", "todo", "exp_off", "exp_len", "exp_buf", "me
        "bq_acc", "bq_alen", "it_noff", "it_nlen", "it_set", "gnode_buf", "acc_buf", "tb_node", "tb_acc", "tb_alen",
        "tb_group", "sg_acc", "sg_alen", "sg_count", "sg_pos", "node_slot", "memo_slot", "set_slot", "def_out",
        "stk_nodes", "tops", "cand_terms", "acc_terms", "chosen", "counts", "rec_start", "rec_len", "ps_cnt",
-       "ps_applied", "states")
+       "ps_applied", "states", "split_nodes", "byte_pos")
 W64 = ("node_table", "memo_table", "set_table", "visit", "la_stamp", "memo_key", "term_mark", "cand_mark", "ctr",
        "owner", "rec_owner", "stats")
 
@@ -214,6 +214,96 @@ def _usable_prefix_slices(gnode_buf, g_off, g_len, f_byte, vec_buf, vo, k0, ps32
             ps_cnt[j] = 0
     return n_use
 
+SPLIT_MIN_NODES = 32   # item groups at least this large walk as first-byte units (see _glr_run)
+
+
+@numba.njit(cache=True, _nrt=False)
+def _walk_group_node(lo, n_use, ps_child, ps_cnt, ps32, ps_off, r_orig, r_depth, r_end, r_tok_start, r_tok_ids,
+                     ps_byte, f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, states, counts, owner,
+                     rec_owner, rec_start, rec_len, acc_term, acc_buf, n_acc_buf, tb_node, tb_acc, tb_alen, n_tb,
+                     dmask, dirty, n_dirty, stats):
+    """Walk below one node of an item group: the full trie, or only the remainder sub-trie of a
+    prefix slice in use (its word tokens are allowed at once).  Returns (n_tb, n_acc_buf, n_dirty, ok)."""
+    psj = ps_child[lo] if n_use > 0 else -1
+    if psj >= 0 and ps_cnt[psj]:
+        r_lo = ps32[ps_off[PS_RLO] + psj]
+        r_hi = ps32[ps_off[PS_RHI] + psj]
+        ri = np.searchsorted(r_orig[r_lo:r_hi], lo) + r_lo
+        if ri >= r_hi or r_orig[ri] != lo:
+            return n_tb, n_acc_buf, n_dirty, True          # the whole subtree is in the slice
+        return _walk_subtree(ri, r_end[ri], r_depth[ri] - 1, ps_byte, r_depth, r_end, r_tok_start, r_tok_ids,
+                             r_orig, True, trans, states, counts, owner, rec_owner, rec_start, rec_len, acc_term,
+                             acc_buf, n_acc_buf, tb_node, tb_acc, tb_alen, n_tb, dmask, dirty, n_dirty, stats)
+    return _walk_subtree(lo, f_end[lo], f_depth[lo] - 1, f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_depth,
+                         False, trans, states, counts, owner, rec_owner, rec_start, rec_len, acc_term, acc_buf,
+                         n_acc_buf, tb_node, tb_acc, tb_alen, n_tb, dmask, dirty, n_dirty, stats)
+
+
+@numba.njit(cache=True, _nrt=False)
+def _record_unit(sc_table, sc_key, sc_start, sc_data, sc_ctr, key, nodes, n_off, n_len, vec, v_off, v_len, dmask_u,
+                 dirty_u, n_dirty_u, tb_node, tb_acc, tb_alen, z0, z1, acc_buf, sg_acc, sg_alen, sg_count, tb_group):
+    """Cache one first-byte unit of a split walk (format of :func:`_lookup_walk`, no prefix slices):
+    its tokens (``dmask_u`` words, left in place) and its boundaries ``tb_*[z0:z1]`` grouped by
+    accepted terminals.  Nothing is written when the cache is full."""
+    n_sub = 0
+    for z in range(z0, z1):
+        a = tb_acc[z]
+        al = tb_alen[z]
+        g = -1
+        for y in range(n_sub - 1, -1, -1):
+            if sg_alen[y] == al and (sg_acc[y] == a or _same_run(acc_buf, sg_acc[y], a, al)):
+                g = y
+                break
+        if g < 0:
+            if n_sub >= sg_acc.shape[0]:
+                return
+            g = n_sub
+            sg_acc[g] = a
+            sg_alen[g] = al
+            sg_count[g] = 0
+            n_sub += 1
+        tb_group[z] = g
+        sg_count[g] += 1
+    acc_total = 0
+    for y in range(n_sub):
+        acc_total += sg_alen[y]
+    size = 1 + n_len + 1 + v_len + 1 + 2 * n_dirty_u + 1 + 1 + 2 * n_sub + acc_total + (z1 - z0)
+    p = _reserve_walk(sc_table, sc_key, sc_start, sc_data, sc_ctr, key, size)
+    if p < 0:
+        return
+    sc_data[p] = n_len
+    for y in range(n_len):
+        sc_data[p + 1 + y] = nodes[n_off + y]
+    p += 1 + n_len
+    sc_data[p] = v_len
+    for y in range(v_len):
+        sc_data[p + 1 + y] = vec[v_off + y]
+    p += 1 + v_len
+    sc_data[p] = n_dirty_u
+    p += 1
+    for z in range(n_dirty_u):
+        w = dirty_u[z]
+        sc_data[p] = w
+        sc_data[p + 1] = np.int64(dmask_u[w])
+        p += 2
+    sc_data[p] = 0          # prefix slices: applied by the item, never by a unit
+    p += 1
+    sc_data[p] = n_sub
+    p += 1
+    for y in range(n_sub):
+        al = sg_alen[y]
+        sc_data[p] = al
+        for z in range(al):
+            sc_data[p + 1 + z] = acc_buf[sg_acc[y] + z]
+        p += 1 + al
+        sc_data[p] = sg_count[y]
+        p += 1
+        for z in range(z0, z1):
+            if tb_group[z] == y:
+                sc_data[p] = tb_node[z]
+                p += 1
+
+
 @numba.njit(cache=True, _nrt=False)
 def glr_mask_kernel(
         f_byte, f_depth, f_end, f_tok_start, f_tok_ids,
@@ -242,7 +332,7 @@ def glr_mask_kernel(
     per-argument dispatch cost was a third of a small mask); the workspace is
     clean on entry and left clean.  ``sc_*`` is the persistent cache of group
     walks (see :func:`_lookup_walk`).  ``stats`` (a workspace part) = [trie nodes visited, items,
-    stack nodes, stack sets, cached walks replayed, can end].
+    stack nodes, stack sets, cached walks replayed, can end, first-byte units walked, units replayed].
 
     The can-end check answers whether EOS may come next, on the same stacks
     and memos as the mask: ``ce_mode`` CE_SET0 asks it of the stacks as they
@@ -272,7 +362,7 @@ def glr_mask_kernel(
            w32_blob[w32_off[39]:w32_off[40]], w32_blob[w32_off[40]:w32_off[41]], w32_blob[w32_off[41]:w32_off[42]],
            w32_blob[w32_off[42]:w32_off[43]], w32_blob[w32_off[43]:w32_off[44]], w32_blob[w32_off[44]:w32_off[45]],
            w32_blob[w32_off[45]:w32_off[46]], w32_blob[w32_off[46]:w32_off[47]], w32_blob[w32_off[47]:w32_off[48]],
-           w32_blob[w32_off[48]:w32_off[49]])
+           w32_blob[w32_off[48]:w32_off[49]], w32_blob[w32_off[49]:w32_off[50]], w32_blob[w32_off[50]:w32_off[51]])
     w64 = (w64_blob[w64_off[0]:w64_off[1]], w64_blob[w64_off[1]:w64_off[2]], w64_blob[w64_off[2]:w64_off[3]],
            w64_blob[w64_off[3]:w64_off[4]], w64_blob[w64_off[4]:w64_off[5]], w64_blob[w64_off[5]:w64_off[6]],
            w64_blob[w64_off[6]:w64_off[7]], w64_blob[w64_off[7]:w64_off[8]], w64_blob[w64_off[8]:w64_off[9]],
@@ -345,7 +435,8 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
      set_off, set_len, set_buf, vec_off, vec_len, vec_buf, scratch, bq_noff, bq_nlen, bq_set,
      bq_acc, bq_alen, it_noff, it_nlen, it_set, gnode_buf, acc_buf, tb_node, tb_acc, tb_alen,
      tb_group, sg_acc, sg_alen, sg_count, sg_pos, node_slot, memo_slot, set_slot, def_out, stk_nodes, tops,
-     cand_terms, acc_terms, chosen, counts, rec_start, rec_len, ps_cnt, ps_applied, states_flat) = w32
+     cand_terms, acc_terms, chosen, counts, rec_start, rec_len, ps_cnt, ps_applied, states_flat, split_nodes,
+     byte_pos) = w32
     (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr, owner, rec_owner,
      _stats) = w64
     n_terms = term_start.shape[0]
@@ -507,9 +598,14 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
     for j in range(n_ps):
         ps_cnt[j] = 0
         ps_applied[j] = 0
-    # the workspace's dmask holds the scratch mask, then the list of its non-zero words
-    dirty = dmask[mask.shape[0]:].view(np.int32)
-    dmask = dmask[:mask.shape[0]]
+    # the workspace's dmask holds the scratch mask, then the list of its non-zero words, then the
+    # same two for one first-byte unit of a split walk
+    n_words = mask.shape[0]
+    dirty = dmask[n_words:2 * n_words].view(np.int32)
+    dmask_u = dmask[2 * n_words:3 * n_words]
+    dirty_u = dmask[3 * n_words:4 * n_words].view(np.int32)
+    dmask = dmask[:n_words]
+    n_units = 0
     ps_child = ps32[ps_off[PS_CHILD]:ps_off[PS_CHILD + 1]]
     r_depth = ps32[ps_off[PS_RDEPTH]:ps_off[PS_RDEPTH + 1]]
     r_end = ps32[ps_off[PS_REND]:ps_off[PS_REND + 1]]
@@ -810,26 +906,124 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
             states[0, j] = vec_buf[vo + j]
         counts[0] = k0
         owner[0] = -1 - it
-        for gi in range(g_len):
-            lo = gnode_buf[g_off + gi]
-            psj = ps_child[lo] if n_use > 0 else -1
-            if psj >= 0 and ps_cnt[psj]:
-                r_lo = ps32[ps_off[PS_RLO] + psj]
-                r_hi = ps32[ps_off[PS_RHI] + psj]
-                ri = np.searchsorted(r_orig[r_lo:r_hi], lo) + r_lo
-                if ri >= r_hi or r_orig[ri] != lo:
-                    continue          # the whole subtree is in the slice
-                n_tb, n_acc_buf, n_dirty, ok = _walk_subtree(
-                    ri, r_end[ri], r_depth[ri] - 1, ps_byte, r_depth, r_end, r_tok_start, r_tok_ids, r_orig, True,
-                    trans, states, counts, owner, rec_owner, rec_start, rec_len, acc_term, acc_buf, n_acc_buf,
-                    tb_node, tb_acc, tb_alen, n_tb, dmask, dirty, n_dirty, stats)
-            else:
-                n_tb, n_acc_buf, n_dirty, ok = _walk_subtree(
-                    lo, f_end[lo], f_depth[lo] - 1, f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_depth, False,
-                    trans, states, counts, owner, rec_owner, rec_start, rec_len, acc_term, acc_buf, n_acc_buf,
-                    tb_node, tb_acc, tb_alen, n_tb, dmask, dirty, n_dirty, stats)
-            if not ok:
-                return 0
+        n_split = 0
+        if g_len >= SPLIT_MIN_NODES:
+            # a large group walks as first-byte units, each cached on its own with only the start
+            # states its byte keeps alive: contexts whose lexer vectors differ (other keywords
+            # expected, say) still share the units whose first byte cannot start those terminals
+            for b in range(257):
+                byte_pos[b] = 0
+            for gi in range(g_len):
+                byte_pos[f_byte[gnode_buf[g_off + gi]] + 1] += 1
+            for b in range(256):
+                if byte_pos[b + 1] > 0:
+                    n_split += 1
+                byte_pos[b + 1] += byte_pos[b]
+            if n_split < 2 or vo + 2 * k0 + 1 > vec_buf.shape[0] or ps_cnt.shape[0] > 30:
+                n_split = 0
+        if n_split > 0:
+            for gi in range(g_len):
+                x = gnode_buf[g_off + gi]
+                b = f_byte[x]
+                split_nodes[byte_pos[b]] = x     # preorder kept within each byte
+                byte_pos[b] += 1
+            ps_bits = 0
+            if n_use > 0:
+                for j in range(ps_cnt.shape[0]):
+                    if ps_cnt[j]:
+                        ps_bits |= 1 << j
+            u_end = 0
+            while u_end < g_len:
+                u_off = u_end
+                b = f_byte[split_nodes[u_off]]
+                u_end = byte_pos[b]
+                # the unit's start states: the item's that byte b keeps alive, then a marker of the
+                # prefix slices in use (the walk skips their tokens), so unit keys never equal item keys
+                uvo = vo + k0
+                kb = 0
+                w6 = b >> 6
+                bit = np.uint64(1) << np.uint64(b & 63)
+                for j in range(k0):
+                    q = vec_buf[vo + j]
+                    if first_bits[q, w6] & bit:
+                        vec_buf[uvo + kb] = q
+                        kb += 1
+                if kb == 0:
+                    continue
+                vec_buf[uvo + kb] = -1 - ps_bits
+                u_len = u_end - u_off
+                ukey = _group_key(split_nodes, u_off, u_len, vec_buf, uvo, kb + 1)
+                up = _lookup_walk(sc_table, sc_key, sc_start, sc_data, ukey, split_nodes, u_off, u_len, vec_buf, uvo,
+                                  kb + 1)
+                if up >= 0:
+                    # replay the unit into the item's walk: tokens into dmask, boundaries into tb_*
+                    nw = sc_data[up]
+                    up += 1
+                    for z in range(nw):
+                        w = sc_data[up]
+                        if dmask[w] == 0:
+                            dirty[n_dirty] = w
+                            n_dirty += 1
+                        dmask[w] |= np.uint32(sc_data[up + 1])
+                        up += 2
+                    up += 1 + sc_data[up]          # units record no prefix slices
+                    n_sub_u = sc_data[up]
+                    up += 1
+                    for z in range(n_sub_u):
+                        al = sc_data[up]
+                        if n_acc_buf + al > acc_buf.shape[0]:
+                            return 0
+                        a0 = n_acc_buf
+                        for y in range(al):
+                            acc_buf[n_acc_buf + y] = sc_data[up + 1 + y]
+                        n_acc_buf += al
+                        up += 1 + al
+                        nl = sc_data[up]
+                        if n_tb + nl > tb_cap:
+                            return 0
+                        for y in range(nl):
+                            tb_node[n_tb] = sc_data[up + 1 + y]
+                            tb_acc[n_tb] = a0
+                            tb_alen[n_tb] = al
+                            n_tb += 1
+                        up += 1 + nl
+                    stats[7] += 1
+                    continue
+                stats[6] += 1
+                for j in range(kb):
+                    states[0, j] = vec_buf[uvo + j]
+                counts[0] = kb
+                n_units += 1
+                owner[0] = -1 - it_cap - n_units   # distinct from every item's and node's owner id
+                t0 = n_tb
+                n_dirty_u = 0
+                for gi in range(u_off, u_end):
+                    n_tb, n_acc_buf, n_dirty_u, ok = _walk_group_node(
+                        split_nodes[gi], n_use, ps_child, ps_cnt, ps32, ps_off, r_orig, r_depth, r_end, r_tok_start,
+                        r_tok_ids, ps_byte, f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, states, counts,
+                        owner, rec_owner, rec_start, rec_len, acc_term, acc_buf, n_acc_buf, tb_node, tb_acc, tb_alen,
+                        n_tb, dmask_u, dirty_u, n_dirty_u, stats)
+                    if not ok:
+                        return 0
+                _record_unit(sc_table, sc_key, sc_start, sc_data, sc_ctr, ukey, split_nodes, u_off, u_len, vec_buf,
+                             uvo, kb + 1, dmask_u, dirty_u, n_dirty_u, tb_node, tb_acc, tb_alen, t0, n_tb, acc_buf,
+                             sg_acc, sg_alen, sg_count, tb_group)
+                for z in range(n_dirty_u):
+                    w = dirty_u[z]
+                    if dmask[w] == 0:
+                        dirty[n_dirty] = w
+                        n_dirty += 1
+                    dmask[w] |= dmask_u[w]
+                    dmask_u[w] = 0
+        else:
+            for gi in range(g_len):
+                n_tb, n_acc_buf, n_dirty, ok = _walk_group_node(
+                    gnode_buf[g_off + gi], n_use, ps_child, ps_cnt, ps32, ps_off, r_orig, r_depth, r_end, r_tok_start,
+                    r_tok_ids, ps_byte, f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, states, counts, owner,
+                    rec_owner, rec_start, rec_len, acc_term, acc_buf, n_acc_buf, tb_node, tb_acc, tb_alen, n_tb, dmask,
+                    dirty, n_dirty, stats)
+                if not ok:
+                    return 0
         # ---- group the boundaries by accepted terminals (content; siblings share one run)
         n_sub = 0
         for z in range(n_tb):
@@ -986,7 +1180,8 @@ class Workspace:
                    "sg_acc": 8 * cap, "sg_alen": 8 * cap, "sg_count": 8 * cap, "sg_pos": 8 * cap,
                    "stk_nodes": 8 * cap, "cand_terms": n_terms + 1, "acc_terms": n_terms + 1, "chosen": n_terms + 1,
                    "counts": maxd, "rec_start": maxd, "rec_len": maxd, "ps_cnt": max(n_prefix_slices, 1),
-                   "ps_applied": max(n_prefix_slices, 1), "states": maxd * max(n_terms, 1)}
+                   "ps_applied": max(n_prefix_slices, 1), "states": maxd * max(n_terms, 1),
+                   "split_nodes": 32 * cap, "byte_pos": 257}
         sizes = [sizes32.get(name, cap) for name in W32]
         self.w32_off = np.zeros(len(W32) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.w32_off[1:])
@@ -995,17 +1190,18 @@ class Workspace:
             i = W32.index(name)
             self.w32_blob[self.w32_off[i]:self.w32_off[i + 1]] = -1
         sizes64 = {"node_table": tsize, "memo_table": tsize, "set_table": tsize, "term_mark": n_terms + 1,
-                   "cand_mark": n_terms + 1, "ctr": 16, "owner": maxd, "rec_owner": maxd, "stats": 6}
+                   "cand_mark": n_terms + 1, "ctr": 16, "owner": maxd, "rec_owner": maxd, "stats": 8}
         sizes = [sizes64.get(name, cap) for name in W64]
         self.w64_off = np.zeros(len(W64) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.w64_off[1:])
         self.w64_blob = np.zeros(int(self.w64_off[-1]), dtype=np.int64)
         self.n_terms = n_terms
         self.la = np.zeros((cap + 1, n_words_la), dtype=np.uint64)   # + expected_search's scratch row
-        self.dmask = np.zeros(2 * mask_words, dtype=np.uint32)   # scratch mask + its non-zero word list
+        # scratch masks + their non-zero word lists: an item's walk, and one first-byte unit of it
+        self.dmask = np.zeros(4 * mask_words, dtype=np.uint32)
 
     def grown(self) -> "Workspace":
-        return Workspace(self.n_terms, self.la.shape[1], self.dmask.shape[0] // 2, self.max_depth,
+        return Workspace(self.n_terms, self.la.shape[1], self.dmask.shape[0] // 4, self.max_depth,
                          self.n_prefix_slices, self.cap * 4)
 
     def part(self, name: str) -> np.ndarray:
