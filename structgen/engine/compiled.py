@@ -21,7 +21,7 @@ from .lexer import LexerTables
 from .lr_parser import GLRContext, LRSet
 from .lr_tables import LRBudgetExceeded, build_lr_tables
 from .lr_walk import (CE_AFTER_LEXEME, CE_NONE, CE_SET0, GLRTooAmbiguous, NO_BOUNDARIES, NO_TERMS, SubwalkCache,
-                      Workspace, pack_prefix_slices, pack_stacks, run_glr_mask)
+                      Workspace, pack_prefix_slices, pack_stacks, run_glr_mask, shift_start_vectors)
 from .slices import TokenSlice, build_prefix_slices, build_slices, covers
 from .trie import TokenTrie, build_token_trie
 from .walk import group_boundaries, run_walk
@@ -152,7 +152,8 @@ class CompiledGrammar:
                 self._prio = np.array([t.priority for t in terms], dtype=np.int32)
                 self._is_lit = np.array(self.parser.terminal_is_literal, dtype=np.bool_)
                 parts = (lr.sh_start, lr.sh_term, lr.sh_to, lr.gt_start, lr.gt_nt, lr.gt_to,
-                         lr.rd_start, lr.rd_prod, lr.prod_lhs, lr.prod_len)
+                         lr.rd_start, lr.rd_prod, lr.prod_lhs, lr.prod_len,
+                         *shift_start_vectors(lr.sh_start, lr.sh_term, self._is_ignore, self.lexer.start_state))
                 self._lr_off = np.zeros(len(parts) + 1, dtype=np.int64)
                 np.cumsum([len(x) for x in parts], out=self._lr_off[1:])
                 self._lr_blob = np.concatenate(parts).astype(np.int32)
