@@ -499,7 +499,9 @@ class CompiledGrammar:
                 can_end=request if ends is None else (CE_NONE, NO_TERMS))
             return mask, _kernel_can_end(stats, ends)
 
-    def _new_workspace(self, cap: int = 256) -> Workspace:
+    def _new_workspace(self, cap: int = 1024) -> Workspace:
+        """Kernel scratch (grown 4x on overflow).  1024 stack nodes: the shipped grammars'
+        first large masks needed more than 256, and an overflow reruns the whole kernel call."""
         ps = self.trie.prefix_slices if self.use_prefix_slices else None
         return Workspace(len(self.terminal_ids), self.glr.lr.follow_bits.shape[1], self.mask_words,
                          self.trie.max_depth, 0 if ps is None else ps.count, cap=cap)
