@@ -499,6 +499,16 @@ class CompiledGrammar:
                 can_end=request if ends is None else (CE_NONE, NO_TERMS))
             return mask, _kernel_can_end(stats, ends)
 
+    def _kernel_resources(self) -> None:
+        """The GLR kernel's sub-walk cache, workspace and prefix-slice inputs (made by the first
+        GLR mask: lazily mapped zero pages, so a grammar that never masks costs nothing)."""
+        if self._workspace is None:
+            self._subwalks = SubwalkCache()
+            self._workspace = self._new_workspace()
+        if self._prefix is None:
+            self._prefix = pack_prefix_slices(self.trie.prefix_slices if self.use_prefix_slices else None,
+                                              self.lexer.trans, self.lexer.start_state)
+
     def _new_workspace(self, cap: int = 1024) -> Workspace:
         """Kernel scratch (grown 4x on overflow).  1024 stack nodes: the shipped grammars'
         first large masks needed more than 256, and an overflow reruns the whole kernel call."""
@@ -508,12 +518,8 @@ class CompiledGrammar:
 
     def _run_glr(self, root_mask, root_boundaries, packed_stacks, **kw):
         self.stats["glr_calls"] += 1
-        if self._workspace is None:
-            self._subwalks = SubwalkCache()
-            self._workspace = self._new_workspace()
-        if self._prefix is None:
-            self._prefix = pack_prefix_slices(self.trie.prefix_slices if self.use_prefix_slices else None,
-                                              self.lexer.trans, self.lexer.start_state)
+        if self._workspace is None or self._prefix is None:
+            self._kernel_resources()
         got = run_glr_mask(self.lexer, self._lr_blob, self._lr_off, self.glr.lr.follow_bits, self.trie, root_mask,
                            root_boundaries, packed_stacks, self._is_ignore, self._prio, self._is_lit,
                            self.parser.resolve_conflicts, self._subwalks, self._workspace, self._prefix, **kw)

@@ -22,6 +22,8 @@ caller retries with larger buffers.
 """
 from __future__ import annotations
 
+import mmap
+
 import numba
 import numpy as np
 
@@ -1128,6 +1130,20 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
     return 1
 
 
+def lazy_zeros(n: int, dtype) -> np.ndarray:
+    """A zeroed 1-D array whose pages are mapped on first touch (anonymous mmap).
+
+    ``np.zeros`` of a few MB comes from the heap once glibc's mmap threshold has
+    grown, and is then memset: 0.3-0.6 ms for the sub-walk cache, paid by the
+    first mask of every grammar.  Fresh anonymous pages are zero already, and
+    only the pages a grammar's masks touch become resident.
+    """
+    nbytes = int(n) * np.dtype(dtype).itemsize
+    if nbytes < (1 << 16):
+        return np.zeros(n, dtype=dtype)
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype=dtype)
+
+
 SUBWALK_CACHE_INT64S = 2_000_000   # at most 16 MB of cached sub-walks per compiled grammar
 SUBWALK_CACHE_ENTRIES = 1 << 16
 
@@ -1146,18 +1162,18 @@ class SubwalkCache:
     """The kernel's persistent cache of large sub-walks (one per compiled grammar).
 
     Starts at a quarter of the bounds above and grows by 4x while more than half
-    full, up to them; past them new walks are simply not cached.  The arrays come
-    from ``np.zeros`` (calloc: untouched pages cost nothing), so a large start
-    is free, while each growth copies what is cached, inside some mask's time:
-    starting at 1/64 of the bounds cost the SQL benchmark replay three growths
-    (0.5 ms).
+    full, up to them; past them new walks are simply not cached.  The arrays are
+    :func:`lazy_zeros`, so the start costs neither time nor resident memory until
+    used, while a growth copies what is cached inside some mask's time (and walks
+    made while the cache is full go uncached): starting at 1/64 of the bounds cost
+    the SQL benchmark replay three growths (0.5 ms), at 1/4 none.
     """
 
     def __init__(self, n_int64: int = SUBWALK_CACHE_INT64S // 4, entries: int = SUBWALK_CACHE_ENTRIES // 4):
-        self.table = np.zeros(2 * entries, dtype=np.int64)
-        self.key = np.zeros(entries, dtype=np.int64)
-        self.start = np.zeros(entries + 1, dtype=np.int64)
-        self.data = np.zeros(n_int64, dtype=np.int64)
+        self.table = lazy_zeros(2 * entries, np.int64)
+        self.key = lazy_zeros(entries, np.int64)
+        self.start = lazy_zeros(entries + 1, np.int64)
+        self.data = lazy_zeros(n_int64, np.int64)
         self.ctr = np.zeros(2, dtype=np.int64)
 
     def grow_if_needed(self) -> None:
@@ -1165,15 +1181,15 @@ class SubwalkCache:
         entries = len(self.key)
         if 2 * n_entries > entries and entries < SUBWALK_CACHE_ENTRIES:
             entries = min(4 * entries, SUBWALK_CACHE_ENTRIES)
-            key = np.zeros(entries, dtype=np.int64)
+            key = lazy_zeros(entries, np.int64)
             key[:n_entries] = self.key[:n_entries]
-            start = np.zeros(entries + 1, dtype=np.int64)
+            start = lazy_zeros(entries + 1, np.int64)
             start[:n_entries + 1] = self.start[:n_entries + 1]
-            table = np.zeros(2 * entries, dtype=np.int64)
+            table = lazy_zeros(2 * entries, np.int64)
             _rehash(table, key, n_entries)
             self.key, self.start, self.table = key, start, table
         if 2 * used > len(self.data) and len(self.data) < SUBWALK_CACHE_INT64S:
-            data = np.zeros(min(4 * len(self.data), SUBWALK_CACHE_INT64S), dtype=np.int64)
+            data = lazy_zeros(min(4 * len(self.data), SUBWALK_CACHE_INT64S), np.int64)
             data[:used] = self.data[:used]
             self.data = data
 
@@ -1203,7 +1219,7 @@ class Workspace:
         sizes = [sizes32.get(name, cap) for name in W32]
         self.w32_off = np.zeros(len(W32) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.w32_off[1:])
-        self.w32_blob = np.zeros(int(self.w32_off[-1]), dtype=np.int32)
+        self.w32_blob = lazy_zeros(int(self.w32_off[-1]), np.int32)
         for name in ("exp_off", "vec_off"):
             i = W32.index(name)
             self.w32_blob[self.w32_off[i]:self.w32_off[i + 1]] = -1
@@ -1212,11 +1228,11 @@ class Workspace:
         sizes = [sizes64.get(name, cap) for name in W64]
         self.w64_off = np.zeros(len(W64) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.w64_off[1:])
-        self.w64_blob = np.zeros(int(self.w64_off[-1]), dtype=np.int64)
+        self.w64_blob = lazy_zeros(int(self.w64_off[-1]), np.int64)
         self.n_terms = n_terms
         self.la = np.zeros((cap + 1, n_words_la), dtype=np.uint64)   # + expected_search's scratch row
         # scratch masks + their non-zero word lists: an item's walk, and one first-byte unit of it
-        self.dmask = np.zeros(4 * mask_words, dtype=np.uint32)
+        self.dmask = lazy_zeros(4 * mask_words, np.uint32)
 
     def grown(self) -> "Workspace":
         return Workspace(self.n_terms, self.la.shape[1], self.dmask.shape[0] // 4, self.max_depth,
