@@ -216,6 +216,55 @@ def _usable_prefix_slices(gnode_buf, g_off, g_len, f_byte, vec_buf, vo, k0, ps32
             ps_cnt[j] = 0
     return n_use
 
+@numba.njit(cache=True, _nrt=False)
+def _group_by_acc(tb_acc, tb_alen, z0, z1, acc_buf, sg_acc, sg_alen, sg_count, tb_group):
+    """Group boundaries ``tb_*[z0:z1]`` by their accepted-terminal runs (content; siblings share one
+    run): ``tb_group[z]`` := group, ``sg_*`` := each group's run and size.  Returns the number of
+    groups, or -1 when ``sg_*`` is full."""
+    n_sub = 0
+    for z in range(z0, z1):
+        a = tb_acc[z]
+        al = tb_alen[z]
+        g = -1
+        for y in range(n_sub - 1, -1, -1):
+            if sg_alen[y] == al and (sg_acc[y] == a or _same_run(acc_buf, sg_acc[y], a, al)):
+                g = y
+                break
+        if g < 0:
+            if n_sub >= sg_acc.shape[0]:
+                return -1
+            g = n_sub
+            sg_acc[g] = a
+            sg_alen[g] = al
+            sg_count[g] = 0
+            n_sub += 1
+        tb_group[z] = g
+        sg_count[g] += 1
+    return n_sub
+
+
+@numba.njit(cache=True, _nrt=False)
+def _write_entry_head(sc_data, p, nodes, n_off, n_len, vec, v_off, v_len, dmask, dirty, n_dirty):
+    """Write a cached walk's key (nodes, vector) and tokens (non-zero ``dmask`` words, left in
+    place) at ``p`` in the :func:`_lookup_walk` format; returns the position after them."""
+    sc_data[p] = n_len
+    for y in range(n_len):
+        sc_data[p + 1 + y] = nodes[n_off + y]
+    p += 1 + n_len
+    sc_data[p] = v_len
+    for y in range(v_len):
+        sc_data[p + 1 + y] = vec[v_off + y]
+    p += 1 + v_len
+    sc_data[p] = n_dirty
+    p += 1
+    for z in range(n_dirty):
+        w = dirty[z]
+        sc_data[p] = w
+        sc_data[p + 1] = np.int64(dmask[w])
+        p += 2
+    return p
+
+
 SPLIT_MIN_NODES = 32   # item groups at least this large walk as first-byte units (see _glr_run)
 
 
@@ -247,25 +296,9 @@ def _record_unit(sc_table, sc_key, sc_start, sc_data, sc_ctr, key, nodes, n_off,
     """Cache one first-byte unit of a split walk (format of :func:`_lookup_walk`, no prefix slices):
     its tokens (``dmask_u`` words, left in place) and its boundaries ``tb_*[z0:z1]`` grouped by
     accepted terminals.  Nothing is written when the cache is full."""
-    n_sub = 0
-    for z in range(z0, z1):
-        a = tb_acc[z]
-        al = tb_alen[z]
-        g = -1
-        for y in range(n_sub - 1, -1, -1):
-            if sg_alen[y] == al and (sg_acc[y] == a or _same_run(acc_buf, sg_acc[y], a, al)):
-                g = y
-                break
-        if g < 0:
-            if n_sub >= sg_acc.shape[0]:
-                return
-            g = n_sub
-            sg_acc[g] = a
-            sg_alen[g] = al
-            sg_count[g] = 0
-            n_sub += 1
-        tb_group[z] = g
-        sg_count[g] += 1
+    n_sub = _group_by_acc(tb_acc, tb_alen, z0, z1, acc_buf, sg_acc, sg_alen, sg_count, tb_group)
+    if n_sub < 0:
+        return
     acc_total = 0
     for y in range(n_sub):
         acc_total += sg_alen[y]
@@ -273,21 +306,7 @@ def _record_unit(sc_table, sc_key, sc_start, sc_data, sc_ctr, key, nodes, n_off,
     p = _reserve_walk(sc_table, sc_key, sc_start, sc_data, sc_ctr, key, size)
     if p < 0:
         return
-    sc_data[p] = n_len
-    for y in range(n_len):
-        sc_data[p + 1 + y] = nodes[n_off + y]
-    p += 1 + n_len
-    sc_data[p] = v_len
-    for y in range(v_len):
-        sc_data[p + 1 + y] = vec[v_off + y]
-    p += 1 + v_len
-    sc_data[p] = n_dirty_u
-    p += 1
-    for z in range(n_dirty_u):
-        w = dirty_u[z]
-        sc_data[p] = w
-        sc_data[p + 1] = np.int64(dmask_u[w])
-        p += 2
+    p = _write_entry_head(sc_data, p, nodes, n_off, n_len, vec, v_off, v_len, dmask_u, dirty_u, n_dirty_u)
     sc_data[p] = 0          # prefix slices: applied by the item, never by a unit
     p += 1
     sc_data[p] = n_sub
@@ -1041,25 +1060,9 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                     dirty, n_dirty, stats)
                 if not ok:
                     return 0
-        # ---- group the boundaries by accepted terminals (content; siblings share one run)
-        n_sub = 0
-        for z in range(n_tb):
-            a = tb_acc[z]
-            al = tb_alen[z]
-            g = -1
-            for y in range(n_sub - 1, -1, -1):
-                if sg_alen[y] == al and (sg_acc[y] == a or _same_run(acc_buf, sg_acc[y], a, al)):
-                    g = y
-                    break
-            if g < 0:
-                g = n_sub
-                sg_acc[g] = a
-                sg_alen[g] = al
-                sg_count[g] = 0
-                n_sub += 1
-            tb_group[z] = g
-            sg_count[g] += 1
-        if n_bq + n_sub > bq_cap or n_gn + n_tb > gnode_buf.shape[0]:
+        # ---- group the boundaries by accepted terminals
+        n_sub = _group_by_acc(tb_acc, tb_alen, 0, n_tb, acc_buf, sg_acc, sg_alen, sg_count, tb_group)
+        if n_sub < 0 or n_bq + n_sub > bq_cap or n_gn + n_tb > gnode_buf.shape[0]:
             return 0
         acc_total = 0
         for y in range(n_sub):
@@ -1087,22 +1090,10 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                 mask[w] |= dmask[w]
                 dmask[w] = 0
             continue
-        sc_data[p] = g_len
-        for y in range(g_len):
-            sc_data[p + 1 + y] = gnode_buf[g_off + y]
-        p += 1 + g_len
-        sc_data[p] = k0
-        for y in range(k0):
-            sc_data[p + 1 + y] = vec_buf[vo + y]
-        p += 1 + k0
-        sc_data[p] = nw
-        p += 1
+        p = _write_entry_head(sc_data, p, gnode_buf, g_off, g_len, vec_buf, vo, k0, dmask, dirty, n_dirty)
         for z in range(n_dirty):
             w = dirty[z]
             mask[w] |= dmask[w]
-            sc_data[p] = w
-            sc_data[p + 1] = np.int64(dmask[w])
-            p += 2
             dmask[w] = 0
         sc_data[p] = n_use
         p += 1
@@ -1276,15 +1267,13 @@ def shift_start_vectors(sh_start: np.ndarray, sh_term: np.ndarray, is_ignore: np
     terminal order: (offsets [n_states + 1], start states).  For a stack whose top state has no
     reduction this is exactly what the kernel would build from ``expected`` (most item sets: 93%
     on the SQL benchmark texts), so it is copied instead."""
-    n_terms = len(is_ignore)
-    off = [0]
-    flat: list[int] = []
-    for s in range(len(sh_start) - 1):
-        live = np.array(is_ignore, dtype=np.bool_)
-        live[sh_term[sh_start[s]:sh_start[s + 1]]] = True
-        flat.extend(int(term_start[t]) for t in range(n_terms) if live[t])
-        off.append(len(flat))
-    return np.array(off, dtype=np.int32), np.array(flat, dtype=np.int32)
+    n_states = len(sh_start) - 1
+    live = np.tile(np.asarray(is_ignore, dtype=np.bool_), (n_states, 1))
+    live[np.repeat(np.arange(n_states), np.diff(sh_start)), sh_term[:sh_start[-1]]] = True
+    _, terms = np.nonzero(live)          # row-major: state by state, terminals in order
+    off = np.zeros(n_states + 1, dtype=np.int32)
+    np.cumsum(live.sum(axis=1), out=off[1:])
+    return off, np.asarray(term_start, dtype=np.int32)[terms]
 
 
 def first_byte_bits(lexer_trans: np.ndarray) -> np.ndarray:
