@@ -20,8 +20,8 @@ from .earley import EarleySet, LazyNonterminals, ParserTables, Production
 from .lexer import LexerTables
 from .lr_parser import GLRContext, LRSet
 from .lr_tables import LRBudgetExceeded, build_lr_tables
-from .lr_walk import (CE_AFTER_LEXEME, CE_NONE, CE_SET0, GLRTooAmbiguous, NO_BOUNDARIES, NO_TERMS, SubwalkCache,
-                      Workspace, pack_prefix_slices, pack_stacks, run_glr_mask, shift_start_vectors)
+from .lr_walk import (CE_AFTER_LEXEME, CE_NONE, CE_SET0, GLRKernel, GLRTooAmbiguous, NO_BOUNDARIES, NO_TERMS,
+                      SubwalkCache, Workspace, pack_prefix_slices, pack_stacks, shift_start_vectors)
 from .slices import TokenSlice, build_prefix_slices, build_slices, covers
 from .trie import TokenTrie, build_token_trie
 from .walk import group_boundaries, run_walk
@@ -160,7 +160,6 @@ class CompiledGrammar:
                 self._glr_roots: dict[int, tuple] = {}
                 self._subwalks: SubwalkCache | None = None   # allocated with the first GLR mask
                 self._workspace: Workspace | None = None
-                self._prefix: tuple | None = None            # prefix-slice kernel inputs, with the workspace
                 # (vid, top states) -> (tokens they decide, deferred work, can-end answers they decide by
                 # lexeme-non-empty flag)
                 self._topk_cache: "OrderedDict[tuple, tuple[np.ndarray, np.ndarray, dict]]" = OrderedDict()
@@ -183,8 +182,10 @@ class CompiledGrammar:
         self._slice_of_vector: dict[int, TokenSlice | None] = {}
         self._start_vectors: dict[frozenset[int], int] = {}
         self._covers: dict[tuple[int, str], bool] = {}
-        self.stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "glr_calls": 0, "topk_hits": 0,
-                      "memo_cuts": 0, "units_walked": 0, "units_replayed": 0}
+        # counters kept here; the GLR kernel's own come from its running totals (see ``stats``)
+        self._stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "glr_calls": 0, "topk_hits": 0,
+                       "memo_cuts": 0, "units_walked": 0, "units_replayed": 0}
+        self._kernel: GLRKernel | None = None
 
     # ----- lexer / parser glue -------------------------------------------------
     def lexer_start(self, pset: EarleySet) -> int:
@@ -217,7 +218,7 @@ class CompiledGrammar:
         stay rare.
         """
         with self._lock:
-            self.stats["memo_cuts"] += 1
+            self._stats["memo_cuts"] += 1
             tables = [self.parser.interned]
             if self.glr is not None:
                 tables += [self.glr.sets, self.glr.nodes]
@@ -314,7 +315,7 @@ class CompiledGrammar:
                 self.trie if sl is None else sl.remainder, self.lexer, init, self._groups[group])
             if sl is not None:
                 mask |= sl.mask  # the slice's tokens keep a live state alive: allowed outright
-                self.stats["slice_walks"] += 1
+                self._stats["slice_walks"] += 1
             nodes, noff, terms, aoff = group_boundaries(b_node, b_st, b_len, acc_buf, nb, len(self.terminal_ids))
             groups = [(frozenset(terms[aoff[g]:aoff[g + 1]].tolist()), self._group(nodes[noff[g]:noff[g + 1]]))
                       for g in range(len(noff) - 1)]
@@ -322,8 +323,8 @@ class CompiledGrammar:
             res = WalkResult(full=mask, groups=groups, visited=int(visited),
                              nz_words=nz if len(nz) < len(mask) // 8 else None)
             self._walk_cache[key] = res
-            self.stats["walks"] += 1
-            self.stats["visited_nodes"] += int(visited)
+            self._stats["walks"] += 1
+            self._stats["visited_nodes"] += int(visited)
             return res
 
     def token_mask(self, pset: EarleySet, vid: int, nonempty: bool) -> np.ndarray:
@@ -371,9 +372,9 @@ class CompiledGrammar:
                     self.trie if sl is None else sl.remainder, self.lexer, self.lexer.vectors[vid], self._groups[0])
                 if sl is not None:
                     mask |= sl.mask
-                    self.stats["slice_walks"] += 1
-                self.stats["walks"] += 1
-                self.stats["visited_nodes"] += int(visited)
+                    self._stats["slice_walks"] += 1
+                self._stats["walks"] += 1
+                self._stats["visited_nodes"] += int(visited)
                 flat_nodes, noff, flat_acc, aoff = group_boundaries(b_node, b_st, b_len, acc_buf, nb,
                                                                     len(self.terminal_ids))
                 got = self._glr_roots[vid] = (mask, (flat_nodes, noff, flat_acc, aoff))
@@ -467,47 +468,56 @@ class CompiledGrammar:
         """The kernel calls of a GLR mask (see ``_glr_mask``): (mask, can end or None)."""
         key_part, tops, stack_nodes = self._glr_inputs(pset)
         with self._lock:   # the workspace is shared
+            kernel = self._kernel or self._kernel_resources()
             if key_part is None:
-                mask, stats, self._workspace, _ = self._run_glr(root_mask, root_boundaries, tops, can_end=request)
-                return mask, _kernel_can_end(stats, ends)
+                mask, _ = kernel.run(root_mask, root_boundaries, tops[0], tops[1], ce_mode=request[0],
+                                     ce_acc=request[1])
+                return mask, _kernel_can_end(kernel.stats, ends)
             key = (vid, key_part)
             hit = self._topk_cache.get(key)
             if hit is None and not self._record_topk():
-                mask, stats, self._workspace, _ = self._run_glr(root_mask, root_boundaries,
-                                                                self._full_stacks(pset, stack_nodes), can_end=request)
-                return mask, _kernel_can_end(stats, ends)
+                full = pset.kernel_stacks or self._full_stacks(pset, stack_nodes)
+                mask, _ = kernel.run(root_mask, root_boundaries, full[0], full[1], ce_mode=request[0],
+                                     ce_acc=request[1])
+                return mask, _kernel_can_end(kernel.stats, ends)
             if hit is None:
                 self._topk_recorded += 1
                 # the top states alone may decide the can-end check too
-                certain, stats, self._workspace, deferred = self._run_glr(
-                    root_mask, root_boundaries, tops[:2], unknown_below=tops[2], topk=GLR_TOPK, can_end=request)
-                ends = _kernel_can_end(stats, ends)
+                certain, n_def = kernel.run(root_mask, root_boundaries, tops[0], tops[1], tops[2], GLR_TOPK, True,
+                                            ce_mode=request[0], ce_acc=request[1])
+                deferred = kernel.deferred(n_def)
+                ends = _kernel_can_end(kernel.stats, ends)
                 hit = self._topk_cache[key] = (certain, deferred, {} if ends is None else {nonempty: ends})
                 if len(self._topk_cache) > GLR_TOPK_CACHE_SIZE:
                     self._topk_cache.popitem(last=False)
             else:
                 self._topk_cache.move_to_end(key)
-                self.stats["topk_hits"] += 1
+                self._stats["topk_hits"] += 1
                 self._topk_hit_count += 1
                 if ends is None:
                     ends = hit[2].get(nonempty)
             certain, deferred, _ = hit
             if len(deferred) == 0:
                 return certain.copy(), ends
-            mask, stats, self._workspace, _ = self._run_glr(
-                certain, NO_BOUNDARIES, self._full_stacks(pset, stack_nodes), topk=GLR_TOPK, deferred=deferred,
-                can_end=request if ends is None else (CE_NONE, NO_TERMS))
-            return mask, _kernel_can_end(stats, ends)
+            full = pset.kernel_stacks or self._full_stacks(pset, stack_nodes)
+            if ends is not None:
+                request = (CE_NONE, NO_TERMS)
+            mask, _ = kernel.run(certain, NO_BOUNDARIES, full[0], full[1], topk=GLR_TOPK, deferred=deferred,
+                                 ce_mode=request[0], ce_acc=request[1])
+            return mask, _kernel_can_end(kernel.stats, ends)
 
-    def _kernel_resources(self) -> None:
-        """The GLR kernel's sub-walk cache, workspace and prefix-slice inputs (made by the first
-        GLR mask: lazily mapped zero pages, so a grammar that never masks costs nothing)."""
+    def _kernel_resources(self) -> GLRKernel:
+        """The GLR kernel with its sub-walk cache, workspace and prefix-slice inputs (made by the
+        first GLR mask: lazily mapped zero pages, so a grammar that never masks costs nothing)."""
         if self._workspace is None:
             self._subwalks = SubwalkCache()
             self._workspace = self._new_workspace()
-        if self._prefix is None:
-            self._prefix = pack_prefix_slices(self.trie.prefix_slices if self.use_prefix_slices else None,
-                                              self.lexer.trans, self.lexer.start_state)
+        prefix = pack_prefix_slices(self.trie.prefix_slices if self.use_prefix_slices else None,
+                                    self.lexer.trans, self.lexer.start_state)
+        self._kernel = GLRKernel(self.lexer, self._lr_blob, self._lr_off, self.glr.lr.follow_bits, self.trie,
+                                 self._is_ignore, self._prio, self._is_lit, self.parser.resolve_conflicts,
+                                 self._subwalks, self._workspace, prefix)
+        return self._kernel
 
     def _new_workspace(self, cap: int = 1024) -> Workspace:
         """Kernel scratch (grown 4x on overflow).  1024 stack nodes: the shipped grammars'
@@ -516,18 +526,14 @@ class CompiledGrammar:
         return Workspace(len(self.terminal_ids), self.glr.lr.follow_bits.shape[1], self.mask_words,
                          self.trie.max_depth, 0 if ps is None else ps.count, cap=cap)
 
-    def _run_glr(self, root_mask, root_boundaries, packed_stacks, **kw):
-        self.stats["glr_calls"] += 1
-        if self._workspace is None or self._prefix is None:
-            self._kernel_resources()
-        got = run_glr_mask(self.lexer, self._lr_blob, self._lr_off, self.glr.lr.follow_bits, self.trie, root_mask,
-                           root_boundaries, packed_stacks, self._is_ignore, self._prio, self._is_lit,
-                           self.parser.resolve_conflicts, self._subwalks, self._workspace, self._prefix, **kw)
-        stats = got[1]
-        self.stats["visited_nodes"] += int(stats[0])
-        self.stats["units_walked"] += int(stats[6])
-        self.stats["units_replayed"] += int(stats[7])
-        return got
+    @property
+    def stats(self) -> dict[str, int]:
+        """Work counters (walks, trie nodes visited, kernel calls, top-state hits, memo cuts, units)."""
+        out = dict(self._stats)
+        if self._kernel is not None:
+            for k, v in self._kernel.totals().items():
+                out[k] = out.get(k, 0) + v
+        return out
 
     def _earley_mask(self, pset: EarleySet, vid: int) -> np.ndarray:
         res = self.walk(ROOT_GROUP, vid)

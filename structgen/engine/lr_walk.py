@@ -125,6 +125,11 @@ W64 = ("node_table", "memo_table", "set_table", "visit", "la_stamp", "memo_key",
 
 
 
+# the kernel's ``stats`` part: N_STATS counters of the last call, then their running totals (the
+# total in the can-end answer's slot counts completed calls)
+N_STATS = 8
+STAT_CALLS = 5
+
 # prefix-slice blob layout (int32 parts of pack_prefix_slices, in this order)
 PS_NODE, PS_NFIRST, PS_RLO, PS_RHI, PS_RDEPTH, PS_REND, PS_RTOKSTART, PS_RTOKIDS, PS_RORIG, PS_CHILD = range(10)
 
@@ -353,7 +358,8 @@ def glr_mask_kernel(
     per-argument dispatch cost was a third of a small mask); the workspace is
     clean on entry and left clean.  ``sc_*`` is the persistent cache of group
     walks (see :func:`_lookup_walk`).  ``stats`` (a workspace part) = [trie nodes visited, items,
-    stack nodes, stack sets, cached walks replayed, can end, first-byte units walked, units replayed].
+    stack nodes, stack sets, cached walks replayed, can end, first-byte units walked, units replayed],
+    then the same counters summed over completed calls (the can-end slot's sum counts the calls).
 
     The can-end check answers whether EOS may come next, on the same stacks
     and memos as the mask: ``ce_mode`` CE_SET0 asks it of the stacks as they
@@ -399,7 +405,7 @@ def glr_mask_kernel(
     set_slot = w32[36]
     for w in range(mask.shape[0]):
         mask[w] = root_mask[w]
-    for j in range(stats.shape[0]):
+    for j in range(N_STATS):
         stats[j] = 0
     stats[5] = -1
     for c_ in (C_NODES, C_EXP, C_MEMO, C_RES, C_SETS, C_SETBUF, C_VEC, C_DEF):
@@ -422,6 +428,12 @@ def glr_mask_kernel(
     if status != 1:
         for w in range(dmask.shape[0]):
             dmask[w] = 0
+    else:
+        # running totals of completed calls (slot 5, the can-end answer, counts the calls)
+        for j in range(N_STATS):
+            if j != STAT_CALLS:
+                stats[N_STATS + j] += stats[j]
+        stats[N_STATS + STAT_CALLS] += 1
     return status, ctr[C_DEF]
 
 
@@ -1215,7 +1227,7 @@ class Workspace:
             i = W32.index(name)
             self.w32_blob[self.w32_off[i]:self.w32_off[i + 1]] = -1
         sizes64 = {"node_table": tsize, "memo_table": tsize, "set_table": tsize, "term_mark": n_terms + 1,
-                   "cand_mark": n_terms + 1, "ctr": 16, "owner": maxd, "rec_owner": maxd, "stats": 8}
+                   "cand_mark": n_terms + 1, "ctr": 16, "owner": maxd, "rec_owner": maxd, "stats": 2 * N_STATS}
         sizes = [sizes64.get(name, cap) for name in W64]
         self.w64_off = np.zeros(len(W64) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.w64_off[1:])
@@ -1226,20 +1238,25 @@ class Workspace:
         self.dmask = lazy_zeros(4 * mask_words, np.uint32)
 
     def grown(self) -> "Workspace":
-        return Workspace(self.n_terms, self.la.shape[1], self.dmask.shape[0] // 4, self.max_depth,
-                         self.n_prefix_slices, self.cap * 4)
+        """A workspace 4x larger, keeping the running totals of the stats."""
+        ws = Workspace(self.n_terms, self.la.shape[1], self.dmask.shape[0] // 4, self.max_depth,
+                       self.n_prefix_slices, self.cap * 4)
+        ws.stats_view[N_STATS:] = self.stats_view[N_STATS:]
+        return ws
 
     def part(self, name: str) -> np.ndarray:
         i = W32.index(name)
         return self.w32_blob[self.w32_off[i]:self.w32_off[i + 1]]
 
-    def stats(self) -> np.ndarray:
-        """A copy of the last call's stats (see glr_mask_kernel)."""
+    @property
+    def stats_view(self) -> np.ndarray:
+        """The kernel's stats part (see glr_mask_kernel and N_STATS), a view."""
         i = W64.index("stats")
-        return self.w64_blob[self.w64_off[i]:self.w64_off[i + 1]].copy()
+        return self.w64_blob[self.w64_off[i]:self.w64_off[i + 1]]
 
 
 NO_DEFERRED = np.zeros(0, dtype=np.int32)
+NO_FLAGS = np.zeros(0, dtype=np.bool_)   # stk_unknown of a call that does not record (never read)
 MAX_WORKSPACE_CAP = 1 << 18
 
 
@@ -1304,45 +1321,79 @@ def pack_prefix_slices(ps, lexer_trans: np.ndarray, start_states) -> tuple:
     return blob, off, ps.r_byte, ps.masks, flags, first_bits
 
 
-def run_glr_mask(lexer, lr_blob, lr_off, follow_bits, full_trie, root_mask: np.ndarray, root_boundaries,
-                 packed_stacks: tuple[np.ndarray, np.ndarray], is_ignore: np.ndarray, prio: np.ndarray,
-                 is_lit: np.ndarray, resolve: bool, cache: SubwalkCache, ws: Workspace, prefix: tuple, *,
-                 unknown_below: np.ndarray | None = None, topk: int = 0, deferred: np.ndarray = NO_DEFERRED,
-                 can_end: tuple[int, np.ndarray] = (CE_NONE, NO_TERMS)):
-    """Call the kernel, growing the workspace until it suffices: (mask, stats, workspace, deferred).
+class GLRKernel:
+    """The mask kernel of one compiled grammar, with its per-grammar arguments bound once.
 
-    ``root_boundaries`` = the cached root walk's boundary groups (nodes, node offsets,
-    accepted terminals, terminal offsets), see ``CompiledGrammar._glr_root``;
-    ``packed_stacks`` comes from :func:`pack_stacks`.  With ``unknown_below`` (one
-    flag per stack) the flagged stacks are only their top ``topk`` states and the
-    call records the work that needs more of them (returned as ``deferred``);
-    otherwise ``deferred`` (recorded with the same top states) is explored on these
-    complete stacks.  ``can_end`` = (CE_* mode, accepted terminals) asks the kernel
-    whether EOS may come next (answer in ``stats[5]``, see :func:`glr_mask_kernel`).
-    The returned workspace is the one to pass next time.
+    A mask then costs one call carrying only what changes per mask (root walk, stacks,
+    deferred work, can-end request).  Python work around the kernel was a third of a
+    cold SQL mask: cold-cache interpreter steps, each cheap alone.  The sub-walk cache
+    grows and the workspace is replaced on overflow here, and the bound argument
+    tuples are rebuilt when either does.
     """
-    stk_states, stk_off = packed_stacks
-    record = unknown_below is not None
-    stk_unknown = unknown_below.astype(np.bool_) if record else np.zeros(len(stk_off) - 1, dtype=np.bool_)
-    rg_nodes, rg_noff, rg_acc, rg_aoff = root_boundaries
-    while True:
-        mask = np.empty_like(root_mask)
-        status, n_def = glr_mask_kernel(
-            full_trie.node_byte, full_trie.node_depth, full_trie.subtree_end, full_trie.tok_start,
-            full_trie.tok_ids,
-            lexer.trans, lexer.acc_term, lexer.start_state, is_ignore, prio, is_lit, resolve,
-            lr_blob, lr_off, follow_bits, root_mask, rg_nodes, rg_noff, rg_acc, rg_aoff,
-            stk_states, stk_off, stk_unknown, topk, record, deferred, full_trie.max_depth,
-            ws.w32_blob, ws.w32_off, ws.w64_blob, ws.w64_off, ws.la, ws.dmask,
-            cache.table, cache.key, cache.start, cache.data, cache.ctr, *prefix, can_end[0], can_end[1],
-            len(is_ignore), mask)
-        if status == 1:
-            stats = ws.stats()
-            cache.grow_if_needed()
-            out = ws.part("def_out")[:n_def].copy() if record else NO_DEFERRED
-            return mask, stats, ws, out
-        if status < 0:
-            raise AssertionError("GLR mask search popped below the bottom of a complete stack")
-        if ws.cap >= MAX_WORKSPACE_CAP:
-            raise GLRTooAmbiguous(f"a GLR mask search needed more than {ws.cap} stack nodes")
-        ws = ws.grown()
+
+    def __init__(self, lexer, lr_blob: np.ndarray, lr_off: np.ndarray, follow_bits: np.ndarray, trie,
+                 is_ignore: np.ndarray, prio: np.ndarray, is_lit: np.ndarray, resolve: bool, cache: SubwalkCache,
+                 ws: "Workspace", prefix: tuple):
+        self._head = (trie.node_byte, trie.node_depth, trie.subtree_end, trie.tok_start, trie.tok_ids,
+                      lexer.trans, lexer.acc_term, lexer.start_state, is_ignore, prio, is_lit, resolve,
+                      lr_blob, lr_off, follow_bits)
+        self._max_depth = trie.max_depth
+        self._prefix = prefix
+        self._end_term = len(is_ignore)
+        self.cache = cache
+        self.ws = ws
+        self._bind()
+
+    def _bind(self) -> None:
+        ws, cache = self.ws, self.cache
+        self._mid = (self._max_depth, ws.w32_blob, ws.w32_off, ws.w64_blob, ws.w64_off, ws.la, ws.dmask,
+                     cache.table, cache.key, cache.start, cache.data, cache.ctr) + self._prefix
+        self.stats = ws.stats_view
+        # growth checks only once a bound may be passed (grow_if_needed's conditions)
+        self._entries_at = len(cache.key) // 2 if len(cache.key) < SUBWALK_CACHE_ENTRIES else 1 << 62
+        self._data_at = len(cache.data) // 2 if len(cache.data) < SUBWALK_CACHE_INT64S else 1 << 62
+
+    def totals(self) -> dict[str, int]:
+        """Counters summed over every completed call (see glr_mask_kernel's ``stats``)."""
+        t = self.stats
+        return {"glr_calls": int(t[8 + STAT_CALLS]), "visited_nodes": int(t[8]), "units_walked": int(t[14]),
+                "units_replayed": int(t[15])}
+
+    def run(self, root_mask: np.ndarray, root_boundaries, stk_states: np.ndarray, stk_off: np.ndarray,
+            stk_unknown: np.ndarray = NO_FLAGS, topk: int = 0, record: bool = False,
+            deferred: np.ndarray | None = None, ce_mode: int = 0, ce_acc: np.ndarray | None = None):
+        """(mask, n_deferred): the kernel's mask, growing the workspace until it suffices.
+
+        ``root_boundaries`` = the cached root walk's boundary groups (nodes, node offsets,
+        accepted terminals, terminal offsets), see ``CompiledGrammar._glr_root``; the stacks
+        come from :func:`pack_stacks`.  With ``record``, the stacks flagged in ``stk_unknown``
+        are only their top ``topk`` states and the call records the work that needs more of
+        them (``self.deferred(n)`` reads it); otherwise ``deferred`` (recorded with the same
+        top states) is explored on these complete stacks.  ``ce_mode``/``ce_acc`` ask whether
+        EOS may come next (answer in ``self.stats[5]``, see :func:`glr_mask_kernel`).
+        """
+        if deferred is None:
+            deferred = NO_DEFERRED
+        if ce_acc is None:
+            ce_acc = NO_TERMS
+        while True:
+            mask = np.empty_like(root_mask)
+            status, n_def = glr_mask_kernel(*self._head, root_mask, *root_boundaries, stk_states, stk_off,
+                                            stk_unknown, topk, record, deferred, *self._mid, ce_mode, ce_acc,
+                                            self._end_term, mask)
+            if status == 1:
+                c = self.cache.ctr
+                if c[0] > self._entries_at or c[1] > self._data_at:
+                    self.cache.grow_if_needed()
+                    self._bind()
+                return mask, n_def
+            if status < 0:
+                raise AssertionError("GLR mask search popped below the bottom of a complete stack")
+            if self.ws.cap >= MAX_WORKSPACE_CAP:
+                raise GLRTooAmbiguous(f"a GLR mask search needed more than {self.ws.cap} stack nodes")
+            self.ws = self.ws.grown()
+            self._bind()
+
+    def deferred(self, n: int) -> np.ndarray:
+        """A copy of the work the last recording call deferred (its ``n_deferred`` int32s)."""
+        return self.ws.part("def_out")[:n].copy()
