@@ -121,6 +121,68 @@ def test_split_walk_units_are_shared_across_contexts():
     assert glr.stats["units_walked"] > 0 and glr.stats["units_replayed"] > 0
 
 
+def test_subwalk_cache_index_survives_growth(monkeypatch):
+    """Entries stored before the sub-walk cache grows are still found after it (index rehashed, data
+    copied); at its bounds a new entry is refused rather than overwriting one."""
+    import structgen.engine.lr_walk as lw
+    monkeypatch.setattr(lw, "SUBWALK_CACHE_ENTRIES", 16)
+    monkeypatch.setattr(lw, "SUBWALK_CACHE_INT64S", 1 << 12)
+    cache = lw.SubwalkCache(n_int64=64, entries=4)
+    nodes = np.arange(3, dtype=np.int32)
+
+    def store(i: int) -> int:
+        vec = np.array([i, i + 1], dtype=np.int32)
+        key = lw._group_key(nodes, 0, 3, vec, 0, 2)
+        p = lw._reserve_walk(cache.table, cache.data, cache.ctr, key, 8)
+        if p >= 0:
+            cache.data[p:p + 7] = [3, 0, 1, 2, 2, i, i + 1]
+            cache.data[p + 7] = 1000 + i   # the entry's first word after its key
+        return p
+
+    def find(i: int) -> int:
+        vec = np.array([i, i + 1], dtype=np.int32)
+        key = lw._group_key(nodes, 0, 3, vec, 0, 2)
+        p = lw._lookup_walk(cache.table, cache.data, key, nodes, 0, 3, vec, 0, 2)
+        return -1 if p < 0 else int(cache.data[p])
+
+    stored = []
+    for i in range(40):
+        if store(i) < 0:
+            break
+        stored.append(i)
+        cache.grow_if_needed()
+        assert [find(j) for j in stored] == [1000 + j for j in stored]
+    assert cache.entries == 16 and len(stored) == 16, (cache.entries, len(stored))
+    assert find(len(stored)) == -1 and store(99) == -1
+
+
+def test_subwalk_cache_growth_and_overflow_keep_masks(synth, monkeypatch):
+    """A sub-walk cache that starts tiny grows (its index rehashed) and then fills up: cached entries
+    keep replaying after the growths, walks made while it is full go uncached, and every mask still
+    equals Earley's (masks themselves are not cached here, so every step runs the kernel)."""
+    import structgen.engine.lr_walk as lw
+    monkeypatch.setattr(lw, "SUBWALK_CACHE_ENTRIES", 64)
+    monkeypatch.setattr(lw, "SUBWALK_CACHE_INT64S", 4096)
+    g = grammar_from_file("sql")
+    glr = compile_grammar(g, synth, parser="glr", cache=False, mask_cache_bytes=0)
+    earley = compile_grammar(g, synth, parser="earley", cache=False)
+    glr._subwalks = cache = lw.SubwalkCache(n_int64=256, entries=4)
+    glr._workspace = glr._new_workspace()
+    sizes, replayed = set(), []
+    for text in SQL_TEXTS * 2:
+        mg, me = glr.matcher(), earley.matcher()
+        for i, t in enumerate(synth.encode(text)):
+            assert_same_masks(mg, me, f"{text[:40]!r} before token {i}")
+            assert mg.accept_token(t) and me.accept_token(t)
+            sizes.add((cache.entries, len(cache.data)))
+        assert_same_masks(mg, me, f"{text[:40]!r} at the end")
+        replayed.append(glr.stats["walks_replayed"])
+    assert glr._kernel.cache is cache
+    assert (4, 256) in sizes and (64, 4096) in sizes, f"the cache did not grow to its bounds: {sorted(sizes)}"
+    assert int(cache.ctr[0]) == 64, "the cache never filled up"
+    assert replayed[-1] > replayed[len(replayed) // 2 - 1], "no cached walk was replayed once the cache was full"
+
+
 @pytest.mark.parametrize("name", ["json", "arithmetic", "sql", "json.gbnf"])
 def test_glr_masks_equal_reference_along_random_walks(name, synth):
     """The GLR kernel equals the per-token Python simulation (LRSet.advance) in random states."""

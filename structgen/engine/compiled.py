@@ -133,6 +133,7 @@ class CompiledGrammar:
             lazy=LazyNonterminals(grammar, nt_ids, self.terminal_ids) if grammar.has_lazy_rules() else None)
         self.trie = token_trie_for(tokenizer)
         self.eos_ids = np.array(sorted(tokenizer.eos_ids), dtype=np.int64)
+        self._eos_bits = [(int(t) >> 5, np.uint32(1 << (int(t) & 31))) for t in self.eos_ids]   # (word, bit)
         self.glr: GLRContext | None = None
         if grammar.has_lazy_rules() and parser == "glr":  # LR tables need every production up front
             raise ValueError("parser='glr' needs a grammar without lazy rules (has_lazy_rules())")
@@ -352,8 +353,8 @@ class CompiledGrammar:
         if ends is None and len(self.eos_ids):
             ends = self.can_end(pset, vid, nonempty)
         if ends:
-            for t in self.eos_ids:
-                mask[t >> 5] |= np.uint32(1 << (int(t) & 31))
+            for w, bit in self._eos_bits:
+                mask[w] |= bit
         mask.flags.writeable = False
         self._masks.put(key, mask, mask.nbytes + _MASK_ENTRY_OVERHEAD)
         return mask

@@ -45,25 +45,26 @@ def _group_key(nodes, n_off, n_len, vec, v_off, v_len):
 
 
 @numba.njit(cache=True, _nrt=False)
-def _lookup_walk(sc_table, sc_key, sc_start, sc_data, key, nodes, n_off, n_len, vec, v_off, v_len):
+def _lookup_walk(sc_table, sc_data, key, nodes, n_off, n_len, vec, v_off, v_len):
     """Offset in ``sc_data`` of the cached walk of a node group from a lexer vector, or -1.
 
     Entries are runs of int64: [n_nodes, nodes..., n_vec, vector..., n_words,
     (word, bits)*, n_slices, prefix slice ids..., n_groups, (n_acc, acc..., n_nodes,
     nodes...)*] - the tokens the walk allows (sparse words plus whole prefix-slice
-    masks) and its boundaries grouped by accepted terminals.  The
-    index ``sc_table`` (entry + 1, 0 = empty) is probed linearly from the key's
-    hash, and the nodes and vector are compared in full, so a hit is exact.
+    masks) and its boundaries grouped by accepted terminals.  The index
+    ``sc_table`` holds (key, entry offset + 1) pairs (0 = empty slot), probed
+    linearly from the key's hash: a probe reads the key and the offset from one
+    cache line (separate key and offset arrays were two more dependent misses
+    per lookup).  The nodes and vector are compared in full, so a hit is exact.
     """
-    tmask = sc_table.shape[0] - 1
+    tmask = (sc_table.shape[0] >> 1) - 1
     h = (key * np.int64(2654435761)) & tmask
     while True:
-        v = sc_table[h]
+        v = sc_table[2 * h + 1]
         if v == 0:
             return -1
-        e = v - 1
-        if sc_key[e] == key:
-            p = sc_start[e]
+        if sc_table[2 * h] == key:
+            p = v - 1
             same = sc_data[p] == n_len
             if same:
                 for j in range(n_len):
@@ -84,20 +85,19 @@ def _lookup_walk(sc_table, sc_key, sc_start, sc_data, key, nodes, n_off, n_len, 
 
 
 @numba.njit(cache=True, _nrt=False)
-def _reserve_walk(sc_table, sc_key, sc_start, sc_data, sc_ctr, key, size):
-    """Room for a new entry of ``size`` int64s: its offset, or -1 when the cache is full."""
+def _reserve_walk(sc_table, sc_data, sc_ctr, key, size):
+    """Room for a new entry of ``size`` int64s: its offset, or -1 when the cache is full
+    (``sc_ctr`` = [entries, int64s used]; the index is kept at most half full)."""
     e = sc_ctr[0]
     p = sc_ctr[1]
-    if e + 1 >= sc_key.shape[0] or 2 * (e + 1) > sc_table.shape[0] or p + size > sc_data.shape[0]:
+    if 4 * (e + 1) > sc_table.shape[0] or p + size > sc_data.shape[0]:
         return -1
-    tmask = sc_table.shape[0] - 1
+    tmask = (sc_table.shape[0] >> 1) - 1
     h = (key * np.int64(2654435761)) & tmask
-    while sc_table[h] != 0:
+    while sc_table[2 * h + 1] != 0:
         h = (h + 1) & tmask
-    sc_table[h] = e + 1
-    sc_key[e] = key
-    sc_start[e] = p
-    sc_start[e + 1] = p + size
+    sc_table[2 * h] = key
+    sc_table[2 * h + 1] = p + 1
     sc_ctr[0] = e + 1
     sc_ctr[1] = p + size
     return p
@@ -296,7 +296,7 @@ def _walk_group_node(lo, n_use, ps_child, ps_cnt, ps32, ps_off, r_orig, r_depth,
 
 
 @numba.njit(cache=True, _nrt=False)
-def _record_unit(sc_table, sc_key, sc_start, sc_data, sc_ctr, key, nodes, n_off, n_len, vec, v_off, v_len, dmask_u,
+def _record_unit(sc_table, sc_data, sc_ctr, key, nodes, n_off, n_len, vec, v_off, v_len, dmask_u,
                  dirty_u, n_dirty_u, tb_node, tb_acc, tb_alen, z0, z1, acc_buf, sg_acc, sg_alen, sg_count, tb_group):
     """Cache one first-byte unit of a split walk (format of :func:`_lookup_walk`, no prefix slices):
     its tokens (``dmask_u`` words, left in place) and its boundaries ``tb_*[z0:z1]`` grouped by
@@ -308,7 +308,7 @@ def _record_unit(sc_table, sc_key, sc_start, sc_data, sc_ctr, key, nodes, n_off,
     for y in range(n_sub):
         acc_total += sg_alen[y]
     size = 1 + n_len + 1 + v_len + 1 + 2 * n_dirty_u + 1 + 1 + 2 * n_sub + acc_total + (z1 - z0)
-    p = _reserve_walk(sc_table, sc_key, sc_start, sc_data, sc_ctr, key, size)
+    p = _reserve_walk(sc_table, sc_data, sc_ctr, key, size)
     if p < 0:
         return
     p = _write_entry_head(sc_data, p, nodes, n_off, n_len, vec, v_off, v_len, dmask_u, dirty_u, n_dirty_u)
@@ -337,7 +337,7 @@ def glr_mask_kernel(
         lr_blob, lr_off, follow_bits,
         root_mask, rg_nodes, rg_noff, rg_acc, rg_aoff,
         stk_states, stk_off, stk_unknown, topk, record, def_in, max_depth, w32_blob, w32_off, w64_blob, w64_off,
-        la, dmask, sc_table, sc_key, sc_start, sc_data, sc_ctr, ps32, ps_off, ps_byte, ps_masks, ps_flags,
+        la, dmask, sc_table, sc_data, sc_ctr, ps32, ps_off, ps_byte, ps_masks, ps_flags,
         first_bits, ce_mode, ce_acc, end_term, mask):
     """Fills ``mask`` (root_mask, then every token past the root walk); returns (status, n_deferred).
     status 1: done; 0: a workspace capacity was exceeded (retry larger); -1: a search popped below
@@ -412,8 +412,8 @@ def glr_mask_kernel(
         ctr[c_] = 0   # stamps and marks (C_STAMP, C_MARK, C_CMARK) keep counting across calls
     status = _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, term_start, is_ignore,
                       prio, is_lit, resolve, lr, follow_bits, rg_nodes, rg_noff, rg_acc, rg_aoff, stk_states,
-                      stk_off, stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table, sc_key,
-                      sc_start, sc_data, sc_ctr, mask, stats, ps32, ps_off, ps_byte, ps_masks, ps_flags,
+                      stk_off, stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table,
+                      sc_data, sc_ctr, mask, stats, ps32, ps_off, ps_byte, ps_masks, ps_flags,
                       first_bits, ce_mode, ce_acc, end_term, sv_start, sv_states)
     # leave the workspace clean: hash slots, per-node and per-set caches, the scratch mask
     for k in range(ctr[C_NODES]):
@@ -462,7 +462,7 @@ def _accepts(set_buf, lo, n, end_term, lr, follow_bits, pool_state, pool_parent,
 @numba.njit(cache=True, _nrt=False)
 def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, term_start, is_ignore, prio,
              is_lit, resolve, lr, follow_bits, rg_nodes, rg_noff, rg_acc, rg_aoff, stk_states, stk_off,
-             stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table, sc_key, sc_start,
+             stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table,
              sc_data, sc_ctr, mask, stats, ps32, ps_off, ps_byte, ps_masks, ps_flags, first_bits, ce_mode, ce_acc,
              end_term, sv_start, sv_states):
     """The work queue of :func:`glr_mask_kernel`; returns its status."""
@@ -894,7 +894,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
         if k0 == 0:
             continue
         skey = _group_key(gnode_buf, g_off, g_len, vec_buf, vo, k0)
-        p = _lookup_walk(sc_table, sc_key, sc_start, sc_data, skey, gnode_buf, g_off, g_len, vec_buf, vo, k0)
+        p = _lookup_walk(sc_table, sc_data, skey, gnode_buf, g_off, g_len, vec_buf, vo, k0)
         if p >= 0:
             # replay the cached walk: its tokens, then its boundary groups on this item's stacks
             nw = sc_data[p]
@@ -1001,7 +1001,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                 vec_buf[uvo + kb] = -1 - ps_bits
                 u_len = u_end - u_off
                 ukey = _group_key(split_nodes, u_off, u_len, vec_buf, uvo, kb + 1)
-                up = _lookup_walk(sc_table, sc_key, sc_start, sc_data, ukey, split_nodes, u_off, u_len, vec_buf, uvo,
+                up = _lookup_walk(sc_table, sc_data, ukey, split_nodes, u_off, u_len, vec_buf, uvo,
                                   kb + 1)
                 if up >= 0:
                     # replay the unit into the item's walk: tokens into dmask, boundaries into tb_*
@@ -1053,7 +1053,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                         n_tb, dmask_u, dirty_u, n_dirty_u, stats)
                     if not ok:
                         return 0
-                _record_unit(sc_table, sc_key, sc_start, sc_data, sc_ctr, ukey, split_nodes, u_off, u_len, vec_buf,
+                _record_unit(sc_table, sc_data, sc_ctr, ukey, split_nodes, u_off, u_len, vec_buf,
                              uvo, kb + 1, dmask_u, dirty_u, n_dirty_u, tb_node, tb_acc, tb_alen, t0, n_tb, acc_buf,
                              sg_acc, sg_alen, sg_count, tb_group)
                 for z in range(n_dirty_u):
@@ -1095,7 +1095,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
         # ---- record the walk for every later item with these nodes and this vector
         nw = n_dirty
         size = 1 + g_len + 1 + k0 + 1 + 2 * nw + 1 + n_use + 1 + 2 * n_sub + acc_total + n_tb
-        p = _reserve_walk(sc_table, sc_key, sc_start, sc_data, sc_ctr, skey, size)
+        p = _reserve_walk(sc_table, sc_data, sc_ctr, skey, size)
         if p < 0:
             for z in range(n_dirty):   # cache full: just apply the tokens
                 w = dirty[z]
@@ -1152,18 +1152,26 @@ SUBWALK_CACHE_ENTRIES = 1 << 16
 
 
 @numba.njit(cache=True)
-def _rehash(table, keys, n):
-    tmask = table.shape[0] - 1
-    for e in range(n):
-        h = (keys[e] * np.int64(2654435761)) & tmask
-        while table[h] != 0:
+def _rehash(new_table, old_table):
+    """Reinsert every (key, offset) pair of ``old_table`` into the larger empty ``new_table``."""
+    tmask = (new_table.shape[0] >> 1) - 1
+    for i in range(old_table.shape[0] >> 1):
+        v = old_table[2 * i + 1]
+        if v == 0:
+            continue
+        key = old_table[2 * i]
+        h = (key * np.int64(2654435761)) & tmask
+        while new_table[2 * h + 1] != 0:
             h = (h + 1) & tmask
-        table[h] = e + 1
+        new_table[2 * h] = key
+        new_table[2 * h + 1] = v
 
 
 class SubwalkCache:
     """The kernel's persistent cache of large sub-walks (one per compiled grammar).
 
+    ``table`` is the index (``2 * entries`` slots of (key, offset + 1), see
+    :func:`_lookup_walk`), ``data`` the entries, ``ctr`` = [entries, int64s used].
     Starts at a quarter of the bounds above and grows by 4x while more than half
     full, up to them; past them new walks are simply not cached.  The arrays are
     :func:`lazy_zeros`, so the start costs neither time nor resident memory until
@@ -1173,24 +1181,18 @@ class SubwalkCache:
     """
 
     def __init__(self, n_int64: int = SUBWALK_CACHE_INT64S // 4, entries: int = SUBWALK_CACHE_ENTRIES // 4):
-        self.table = lazy_zeros(2 * entries, np.int64)
-        self.key = lazy_zeros(entries, np.int64)
-        self.start = lazy_zeros(entries + 1, np.int64)
+        self.entries = entries
+        self.table = lazy_zeros(4 * entries, np.int64)
         self.data = lazy_zeros(n_int64, np.int64)
         self.ctr = np.zeros(2, dtype=np.int64)
 
     def grow_if_needed(self) -> None:
         n_entries, used = int(self.ctr[0]), int(self.ctr[1])
-        entries = len(self.key)
-        if 2 * n_entries > entries and entries < SUBWALK_CACHE_ENTRIES:
-            entries = min(4 * entries, SUBWALK_CACHE_ENTRIES)
-            key = lazy_zeros(entries, np.int64)
-            key[:n_entries] = self.key[:n_entries]
-            start = lazy_zeros(entries + 1, np.int64)
-            start[:n_entries + 1] = self.start[:n_entries + 1]
-            table = lazy_zeros(2 * entries, np.int64)
-            _rehash(table, key, n_entries)
-            self.key, self.start, self.table = key, start, table
+        if 2 * n_entries > self.entries and self.entries < SUBWALK_CACHE_ENTRIES:
+            self.entries = min(4 * self.entries, SUBWALK_CACHE_ENTRIES)
+            table = lazy_zeros(4 * self.entries, np.int64)
+            _rehash(table, self.table)
+            self.table = table
         if 2 * used > len(self.data) and len(self.data) < SUBWALK_CACHE_INT64S:
             data = lazy_zeros(min(4 * len(self.data), SUBWALK_CACHE_INT64S), np.int64)
             data[:used] = self.data[:used]
@@ -1347,17 +1349,17 @@ class GLRKernel:
     def _bind(self) -> None:
         ws, cache = self.ws, self.cache
         self._mid = (self._max_depth, ws.w32_blob, ws.w32_off, ws.w64_blob, ws.w64_off, ws.la, ws.dmask,
-                     cache.table, cache.key, cache.start, cache.data, cache.ctr) + self._prefix
+                     cache.table, cache.data, cache.ctr) + self._prefix
         self.stats = ws.stats_view
         # growth checks only once a bound may be passed (grow_if_needed's conditions)
-        self._entries_at = len(cache.key) // 2 if len(cache.key) < SUBWALK_CACHE_ENTRIES else 1 << 62
+        self._entries_at = cache.entries // 2 if cache.entries < SUBWALK_CACHE_ENTRIES else 1 << 62
         self._data_at = len(cache.data) // 2 if len(cache.data) < SUBWALK_CACHE_INT64S else 1 << 62
 
     def totals(self) -> dict[str, int]:
         """Counters summed over every completed call (see glr_mask_kernel's ``stats``)."""
         t = self.stats
-        return {"glr_calls": int(t[8 + STAT_CALLS]), "visited_nodes": int(t[8]), "units_walked": int(t[14]),
-                "units_replayed": int(t[15])}
+        return {"glr_calls": int(t[8 + STAT_CALLS]), "visited_nodes": int(t[8]), "walks_replayed": int(t[12]),
+                "units_walked": int(t[14]), "units_replayed": int(t[15])}
 
     def run(self, root_mask: np.ndarray, root_boundaries, stk_states: np.ndarray, stk_off: np.ndarray,
             stk_unknown: np.ndarray = NO_FLAGS, topk: int = 0, record: bool = False,
