@@ -132,7 +132,7 @@ def test_subwalk_cache_index_survives_growth(monkeypatch):
 
     def store(i: int) -> int:
         vec = np.array([i, i + 1], dtype=np.int32)
-        key = lw._group_key(nodes, 0, 3, vec, 0, 2)
+        key = lw._walk_key(lw._nodes_hash(nodes, 0, 3), vec, 0, 2)
         p = lw._reserve_walk(cache.table, cache.data, cache.ctr, key, 8)
         if p >= 0:
             cache.data[p:p + 7] = [3, 0, 1, 2, 2, i, i + 1]
@@ -141,7 +141,7 @@ def test_subwalk_cache_index_survives_growth(monkeypatch):
 
     def find(i: int) -> int:
         vec = np.array([i, i + 1], dtype=np.int32)
-        key = lw._group_key(nodes, 0, 3, vec, 0, 2)
+        key = lw._walk_key(lw._nodes_hash(nodes, 0, 3), vec, 0, 2)
         p = lw._lookup_walk(cache.table, cache.data, key, nodes, 0, 3, vec, 0, 2)
         return -1 if p < 0 else int(cache.data[p])
 

@@ -35,13 +35,48 @@ from .lr_stacks import (C_CMARK, C_DEF, C_EXP, C_MARK, C_MEMO, C_NODES, C_RES, C
 
 
 @numba.njit(cache=True, _nrt=False)
-def _group_key(nodes, n_off, n_len, vec, v_off, v_len):
-    h = np.int64(n_len) * np.int64(0x9E3779B1) + np.int64(v_len)
+def _nodes_hash(nodes, n_off, n_len):
+    """The node part of a sub-walk key (computed once per boundary group, carried with it)."""
+    h = np.int64(n_len) * np.int64(0x9E3779B1)
     for j in range(n_len):
         h = (h * np.int64(1000003) + np.int64(nodes[n_off + j])) & np.int64(0x3FFFFFFFFFFFFFFF)
+    return h
+
+
+@numba.njit(cache=True, _nrt=False)
+def _walk_key(hn, vec, v_off, v_len):
+    """A sub-walk's cache key: its nodes' hash ``hn`` extended by the lexer start states."""
+    h = (hn * np.int64(1000003) + np.int64(v_len)) & np.int64(0x3FFFFFFFFFFFFFFF)
     for j in range(v_len):
         h = (h * np.int64(1000003) + np.int64(vec[v_off + j])) & np.int64(0x3FFFFFFFFFFFFFFF)
     return h
+
+
+@numba.njit(cache=True, _nrt=False)
+def _group_id(nodes, n_off, n_len, f_byte, gb, k):
+    """Row ``k`` of ``gb`` := the group's first-byte bits (4 words of 64 bytes, as int64) and its
+    nodes' hash: what every item on this group needs, computed once instead of per item (reading
+    ``f_byte`` for each node of each item was 8% of the SQL replay)."""
+    b0 = np.uint64(0)
+    b1 = np.uint64(0)
+    b2 = np.uint64(0)
+    b3 = np.uint64(0)
+    for gi in range(n_len):
+        b = f_byte[nodes[n_off + gi]]
+        bit = np.uint64(1) << np.uint64(b & 63)
+        if b < 64:
+            b0 |= bit
+        elif b < 128:
+            b1 |= bit
+        elif b < 192:
+            b2 |= bit
+        else:
+            b3 |= bit
+    gb[k, 0] = np.int64(b0)
+    gb[k, 1] = np.int64(b1)
+    gb[k, 2] = np.int64(b2)
+    gb[k, 3] = np.int64(b3)
+    gb[k, 4] = _nodes_hash(nodes, n_off, n_len)   # >= 0: a negative hash marks "not computed"
 
 
 @numba.njit(cache=True, _nrt=False)
@@ -50,8 +85,10 @@ def _lookup_walk(sc_table, sc_data, key, nodes, n_off, n_len, vec, v_off, v_len)
 
     Entries are runs of int64: [n_nodes, nodes..., n_vec, vector..., n_words,
     (word, bits)*, n_slices, prefix slice ids..., n_groups, (n_acc, acc..., n_nodes,
-    nodes...)*] - the tokens the walk allows (sparse words plus whole prefix-slice
-    masks) and its boundaries grouped by accepted terminals.  The index
+    group id (GID words, see _group_id), nodes...)*] - the tokens the walk allows (sparse
+    words plus whole prefix-slice masks) and its boundaries grouped by accepted terminals.
+    A first-byte unit's entry (see _record_unit) has no group ids: its boundaries are
+    regrouped with the rest of its item's.  The index
     ``sc_table`` holds (key, entry offset + 1) pairs (0 = empty slot), probed
     linearly from the key's hash: a probe reads the key and the offset from one
     cache line (separate key and offset arrays were two more dependent misses
@@ -121,7 +158,8 @@ W32 = ("pool_state", "pool_parent", "todo", "exp_off", "exp_len", "exp_buf", "me
        "stk_nodes", "tops", "cand_terms", "acc_terms", "chosen", "counts", "rec_start", "rec_len", "ps_cnt",
        "ps_applied", "states", "split_nodes", "byte_pos")
 W64 = ("node_table", "memo_table", "set_table", "visit", "la_stamp", "memo_key", "term_mark", "cand_mark", "ctr",
-       "owner", "rec_owner", "stats")
+       "owner", "rec_owner", "stats", "bq_gid", "it_gid")
+GID = 5   # a boundary group's carried id: 4 words of first-byte bits, then its nodes' hash (see _group_id)
 
 
 
@@ -395,9 +433,10 @@ def glr_mask_kernel(
     w64 = (w64_blob[w64_off[0]:w64_off[1]], w64_blob[w64_off[1]:w64_off[2]], w64_blob[w64_off[2]:w64_off[3]],
            w64_blob[w64_off[3]:w64_off[4]], w64_blob[w64_off[4]:w64_off[5]], w64_blob[w64_off[5]:w64_off[6]],
            w64_blob[w64_off[6]:w64_off[7]], w64_blob[w64_off[7]:w64_off[8]], w64_blob[w64_off[8]:w64_off[9]],
-           w64_blob[w64_off[9]:w64_off[10]], w64_blob[w64_off[10]:w64_off[11]], w64_blob[w64_off[11]:w64_off[12]])
+           w64_blob[w64_off[9]:w64_off[10]], w64_blob[w64_off[10]:w64_off[11]], w64_blob[w64_off[11]:w64_off[12]],
+           w64_blob[w64_off[12]:w64_off[13]], w64_blob[w64_off[13]:w64_off[14]])
     (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr, owner, rec_owner,
-     stats) = w64
+     stats, _bq_gid, _it_gid) = w64
     exp_off = w32[3]
     vec_off = w32[12]
     node_slot = w32[34]
@@ -473,7 +512,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
      cand_terms, acc_terms, chosen, counts, rec_start, rec_len, ps_cnt, ps_applied, states_flat, split_nodes,
      byte_pos) = w32
     (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr, owner, rec_owner,
-     _stats) = w64
+     _stats, bq_gid_flat, it_gid_flat) = w64
     n_terms = term_start.shape[0]
     cap = pool_state.shape[0]
     sh_start = lr[T_SH_START]
@@ -481,6 +520,10 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
     rd_start = lr[T_RD_START]
     bq_cap = bq_noff.shape[0]
     it_cap = it_noff.shape[0]
+    if bq_gid_flat.shape[0] < GID * bq_cap or it_gid_flat.shape[0] < GID * it_cap:
+        return 0
+    bq_gid = bq_gid_flat[:GID * bq_cap].reshape((bq_cap, GID))
+    it_gid = it_gid_flat[:GID * it_cap].reshape((it_cap, GID))
     tb_cap = tb_node.shape[0]
     carried = la[la.shape[0] - 1]   # expected_search's scratch lookahead bits (the spare last row)
     n_bq = 0
@@ -528,6 +571,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
         bq_acc[g] = rg_aoff[g]
         bq_alen[g] = rg_aoff[g + 1] - rg_aoff[g]
         bq_set[g] = 0
+        bq_gid[g, GID - 1] = -1   # computed if the group becomes an item (many root groups never do)
     n_bq = n_rg
     # ---- may the input end here? (EOS bit; see glr_mask_kernel) ----------------------------------
     ce_k = -1
@@ -605,6 +649,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
             bq_acc[n_bq] = a_off
             bq_alen[n_bq] = a_len
             bq_set[n_bq] = sid
+            bq_gid[n_bq, GID - 1] = -1
             n_bq += 1
         else:
             if n_items >= it_cap:
@@ -612,6 +657,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
             it_noff[n_items] = g_off
             it_nlen[n_items] = nl
             it_set[n_items] = sid
+            _group_id(gnode_buf, g_off, nl, f_byte, it_gid, n_items)
             n_items += 1
 
     maxd = max_depth + 2
@@ -781,6 +827,11 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                 it_noff[n_items] = bq_noff[k]
                 it_nlen[n_items] = bq_nlen[k]
                 it_set[n_items] = r_set
+                if bq_gid[k, GID - 1] < 0:
+                    _group_id(gnode_buf, bq_noff[k], bq_nlen[k], f_byte, it_gid, n_items)
+                else:
+                    for y in range(GID):
+                        it_gid[n_items, y] = bq_gid[k, y]
                 n_items += 1
             continue
         if it_head >= n_items:
@@ -866,21 +917,10 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
         # only the start states some first byte below the group's nodes keeps alive matter: the
         # walk (and its cache key) uses those, so contexts that differ only in terminals that
         # cannot start here share one cached walk (exact: the others die on the first byte)
-        gb0 = np.uint64(0)
-        gb1 = np.uint64(0)
-        gb2 = np.uint64(0)
-        gb3 = np.uint64(0)
-        for gi in range(g_len):
-            b = f_byte[gnode_buf[g_off + gi]]
-            bit = np.uint64(1) << np.uint64(b & 63)
-            if b < 64:
-                gb0 |= bit
-            elif b < 128:
-                gb1 |= bit
-            elif b < 192:
-                gb2 |= bit
-            else:
-                gb3 |= bit
+        gb0 = np.uint64(it_gid[it, 0])
+        gb1 = np.uint64(it_gid[it, 1])
+        gb2 = np.uint64(it_gid[it, 2])
+        gb3 = np.uint64(it_gid[it, 3])
         vo = ctr[C_VEC]   # scratch room past the committed vectors, used up within this item
         if vo + vec_len[sid] > vec_buf.shape[0]:
             return 0
@@ -893,7 +933,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                 k0 += 1
         if k0 == 0:
             continue
-        skey = _group_key(gnode_buf, g_off, g_len, vec_buf, vo, k0)
+        skey = _walk_key(it_gid[it, 4], vec_buf, vo, k0)
         p = _lookup_walk(sc_table, sc_data, skey, gnode_buf, g_off, g_len, vec_buf, vo, k0)
         if p >= 0:
             # replay the cached walk: its tokens, then its boundary groups on this item's stacks
@@ -923,9 +963,12 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                 nl = sc_data[p]
                 if n_gn + nl > gnode_buf.shape[0]:
                     return 0
+                for y in range(GID):
+                    bq_gid[n_bq, y] = sc_data[p + 1 + y]
+                p += 1 + GID
                 for y in range(nl):
-                    gnode_buf[n_gn + y] = sc_data[p + 1 + y]
-                p += 1 + nl
+                    gnode_buf[n_gn + y] = sc_data[p + y]
+                p += nl
                 bq_noff[n_bq] = n_gn
                 bq_nlen[n_bq] = nl
                 bq_acc[n_bq] = n_acc_buf
@@ -1000,7 +1043,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                     continue
                 vec_buf[uvo + kb] = -1 - ps_bits
                 u_len = u_end - u_off
-                ukey = _group_key(split_nodes, u_off, u_len, vec_buf, uvo, kb + 1)
+                ukey = _walk_key(_nodes_hash(split_nodes, u_off, u_len), vec_buf, uvo, kb + 1)
                 up = _lookup_walk(sc_table, sc_data, ukey, split_nodes, u_off, u_len, vec_buf, uvo,
                                   kb + 1)
                 if up >= 0:
@@ -1094,7 +1137,10 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
         n_bq += n_sub
         # ---- record the walk for every later item with these nodes and this vector
         nw = n_dirty
-        size = 1 + g_len + 1 + k0 + 1 + 2 * nw + 1 + n_use + 1 + 2 * n_sub + acc_total + n_tb
+        for y in range(n_sub):
+            _group_id(gnode_buf, bq_noff[first_new_bq + y], bq_nlen[first_new_bq + y], f_byte, bq_gid,
+                      first_new_bq + y)
+        size = 1 + g_len + 1 + k0 + 1 + 2 * nw + 1 + n_use + 1 + (2 + GID) * n_sub + acc_total + n_tb
         p = _reserve_walk(sc_table, sc_data, sc_ctr, skey, size)
         if p < 0:
             for z in range(n_dirty):   # cache full: just apply the tokens
@@ -1124,9 +1170,12 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
             p += 1 + al
             nl = bq_nlen[bqi]
             sc_data[p] = nl
+            for z in range(GID):
+                sc_data[p + 1 + z] = bq_gid[bqi, z]
+            p += 1 + GID
             for z in range(nl):
-                sc_data[p + 1 + z] = gnode_buf[bq_noff[bqi] + z]
-            p += 1 + nl
+                sc_data[p + z] = gnode_buf[bq_noff[bqi] + z]
+            p += nl
     stats[1] = n_items
     stats[2] = ctr[C_NODES]
     stats[3] = ctr[C_SETS]
@@ -1229,7 +1278,8 @@ class Workspace:
             i = W32.index(name)
             self.w32_blob[self.w32_off[i]:self.w32_off[i + 1]] = -1
         sizes64 = {"node_table": tsize, "memo_table": tsize, "set_table": tsize, "term_mark": n_terms + 1,
-                   "cand_mark": n_terms + 1, "ctr": 16, "owner": maxd, "rec_owner": maxd, "stats": 2 * N_STATS}
+                   "cand_mark": n_terms + 1, "ctr": 16, "owner": maxd, "rec_owner": maxd, "stats": 2 * N_STATS,
+                   "bq_gid": GID * 4 * cap, "it_gid": GID * 4 * cap}
         sizes = [sizes64.get(name, cap) for name in W64]
         self.w64_off = np.zeros(len(W64) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.w64_off[1:])
