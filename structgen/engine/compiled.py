@@ -55,6 +55,11 @@ DEFAULT_MAX_LINKED_STATES = 50_000
 _MASK_ENTRY_OVERHEAD = 200   # bytes of a cached mask besides its words (array header, key, LRU links)
 
 
+def _top_order(top) -> tuple:
+    """Kernel order of stacks: by top states, then shallow before deep."""
+    return top[0], top[1]
+
+
 def _kernel_can_end(stats: np.ndarray, known: bool | None) -> bool | None:
     """The kernel's can-end answer (``stats[5]``: 1, 0, or -1 = not decided), unless already known."""
     if known is not None or stats[5] < 0:
@@ -422,17 +427,19 @@ class CompiledGrammar:
 
     @staticmethod
     def _glr_inputs(pset: LRSet):
-        """Kernel inputs of a parser state, built once: (key, packed tops, stacks in kernel order).
+        """A parser state's stacks in kernel order with their top states, and its top-state key
+        (None when every stack has at most ``GLR_TOPK`` states), built once per state.
 
-        ``key`` is None when every stack has at most ``GLR_TOPK`` states (then the tops are
-        the whole stacks).  Only the top states are read here: a top-K cache hit with no
-        deferred work never needs the complete stacks (see ``_full_stacks``).
+        Only the top states are read here; the kernel's packed arrays are built when a call
+        needs them (``_full_stacks``, ``_top_stacks``): a cache hit with no deferred work needs
+        neither, and an unrecorded call needs only the complete stacks.
         """
         got = pset.kernel_input
         if got is None:
             k = GLR_TOPK
             tops = []
-            for st in pset.stacks:
+            deep = False
+            for st in pset.stacks:   # plain loops: this runs once per new parser state, cold
                 top = []
                 n = st
                 while n is not None and len(top) < k:
@@ -440,23 +447,27 @@ class CompiledGrammar:
                     n = n.parent
                 top.reverse()
                 tops.append((tuple(top), n is not None, st))
-            tops.sort(key=lambda x: (x[0], x[1]))
-            packed = pack_stacks([t for t, _, _ in tops])
-            if not any(deep for _, deep, _ in tops):
-                got = (None, packed, None)
-            else:
-                key = tuple((t, deep) for t, deep, _ in tops)
-                got = (key, packed + (np.array([deep for _, deep, _ in tops]),), [st for _, _, st in tops])
-            pset.kernel_input = got
+                deep = deep or n is not None
+            if len(tops) > 1:
+                tops.sort(key=_top_order)
+            key = None
+            if deep:
+                key = tuple([(t, d) for t, d, _ in tops])
+            got = pset.kernel_input = (key, tops)
         return got
 
     @staticmethod
-    def _full_stacks(pset: LRSet, stack_nodes) -> tuple[np.ndarray, np.ndarray]:
-        """The complete stacks in kernel order (built once per parser state)."""
+    def _full_stacks(pset: LRSet, tops) -> tuple[np.ndarray, np.ndarray]:
+        """The complete stacks in kernel order, packed (once per parser state)."""
         got = pset.kernel_stacks
         if got is None:
-            got = pset.kernel_stacks = pack_stacks([st.states() for st in stack_nodes])
+            got = pset.kernel_stacks = pack_stacks([st.states() for _, _, st in tops])
         return got
+
+    @staticmethod
+    def _top_stacks(tops) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The stacks' top states in kernel order, packed, and which stacks go deeper than them."""
+        return pack_stacks([t for t, _, _ in tops]) + (np.array([d for _, d, _ in tops], dtype=np.bool_),)
 
     def _record_topk(self) -> bool:
         """Whether a new top-state key is recorded (see GLR_TOPK_TRIAL); the caller holds the lock."""
@@ -467,24 +478,26 @@ class CompiledGrammar:
 
     def _glr_boundaries(self, pset: LRSet, vid: int, nonempty: bool, root_mask, root_boundaries, request, ends):
         """The kernel calls of a GLR mask (see ``_glr_mask``): (mask, can end or None)."""
-        key_part, tops, stack_nodes = self._glr_inputs(pset)
+        key_part, tops = self._glr_inputs(pset)
         with self._lock:   # the workspace is shared
             kernel = self._kernel or self._kernel_resources()
-            if key_part is None:
-                mask, _ = kernel.run(root_mask, root_boundaries, tops[0], tops[1], ce_mode=request[0],
+            if key_part is None:   # the stacks are their top states
+                full = self._full_stacks(pset, tops)
+                mask, _ = kernel.run(root_mask, root_boundaries, full[0], full[1], ce_mode=request[0],
                                      ce_acc=request[1])
                 return mask, _kernel_can_end(kernel.stats, ends)
             key = (vid, key_part)
             hit = self._topk_cache.get(key)
             if hit is None and not self._record_topk():
-                full = pset.kernel_stacks or self._full_stacks(pset, stack_nodes)
+                full = self._full_stacks(pset, tops)
                 mask, _ = kernel.run(root_mask, root_boundaries, full[0], full[1], ce_mode=request[0],
                                      ce_acc=request[1])
                 return mask, _kernel_can_end(kernel.stats, ends)
             if hit is None:
                 self._topk_recorded += 1
                 # the top states alone may decide the can-end check too
-                certain, n_def = kernel.run(root_mask, root_boundaries, tops[0], tops[1], tops[2], GLR_TOPK, True,
+                top_states, top_off, deep = self._top_stacks(tops)
+                certain, n_def = kernel.run(root_mask, root_boundaries, top_states, top_off, deep, GLR_TOPK, True,
                                             ce_mode=request[0], ce_acc=request[1])
                 deferred = kernel.deferred(n_def)
                 ends = _kernel_can_end(kernel.stats, ends)
@@ -500,7 +513,7 @@ class CompiledGrammar:
             certain, deferred, _ = hit
             if len(deferred) == 0:
                 return certain.copy(), ends
-            full = pset.kernel_stacks or self._full_stacks(pset, stack_nodes)
+            full = self._full_stacks(pset, tops)
             if ends is not None:
                 request = (CE_NONE, NO_TERMS)
             mask, _ = kernel.run(certain, NO_BOUNDARIES, full[0], full[1], topk=GLR_TOPK, deferred=deferred,

@@ -1316,8 +1316,18 @@ class GLRTooAmbiguous(Exception):
     """A mask search grew past the workspace limit (e.g. unboundedly many empty reductions)."""
 
 
+_ONE_STACK_OFFSETS: dict[int, np.ndarray] = {}
+
+
 def pack_stacks(stacks) -> tuple[np.ndarray, np.ndarray]:
     """Stacks (bottom to top) as the kernel wants them: (concatenated states, offsets)."""
+    if len(stacks) == 1:   # the common case (deterministic grammars): offsets [0, n], shared
+        flat1 = np.array(stacks[0], dtype=np.int32)
+        off1 = _ONE_STACK_OFFSETS.get(len(flat1))
+        if off1 is None:
+            # (not made read-only: numba would compile the kernel again for a read-only array type)
+            off1 = _ONE_STACK_OFFSETS[len(flat1)] = np.array([0, len(flat1)], dtype=np.int32)
+        return flat1, off1
     flat: list[int] = []
     off = [0]
     for st in stacks:
