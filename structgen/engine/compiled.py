@@ -481,14 +481,12 @@ class CompiledGrammar:
         key_part, tops = self._glr_inputs(pset)
         with self._lock:   # the workspace is shared
             kernel = self._kernel or self._kernel_resources()
-            if key_part is None:   # the stacks are their top states
-                full = self._full_stacks(pset, tops)
-                mask, _ = kernel.run(root_mask, root_boundaries, full[0], full[1], ce_mode=request[0],
-                                     ce_acc=request[1])
-                return mask, _kernel_can_end(kernel.stats, ends)
-            key = (vid, key_part)
-            hit = self._topk_cache.get(key)
-            if hit is None and not self._record_topk():
+            hit = None
+            if key_part is not None:
+                key = (vid, key_part)
+                hit = self._topk_cache.get(key)
+            if key_part is None or (hit is None and not self._record_topk()):
+                # one call on the complete stacks (when there is no key, they are their top states)
                 full = self._full_stacks(pset, tops)
                 mask, _ = kernel.run(root_mask, root_boundaries, full[0], full[1], ce_mode=request[0],
                                      ce_acc=request[1])

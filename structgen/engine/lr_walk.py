@@ -161,8 +161,6 @@ W64 = ("node_table", "memo_table", "set_table", "visit", "la_stamp", "memo_key",
        "owner", "rec_owner", "stats", "bq_gid", "it_gid")
 GID = 5   # a boundary group's carried id: 4 words of first-byte bits, then its nodes' hash (see _group_id)
 
-
-
 # the kernel's ``stats`` part: N_STATS counters of the last call, then their running totals (the
 # total in the can-end answer's slot counts completed calls)
 N_STATS = 8
@@ -258,6 +256,7 @@ def _usable_prefix_slices(gnode_buf, g_off, g_len, f_byte, vec_buf, vo, k0, ps32
         else:
             ps_cnt[j] = 0
     return n_use
+
 
 @numba.njit(cache=True, _nrt=False)
 def _group_by_acc(tb_acc, tb_alen, z0, z1, acc_buf, sg_acc, sg_alen, sg_count, tb_group):
@@ -1234,18 +1233,31 @@ class SubwalkCache:
         self.table = lazy_zeros(4 * entries, np.int64)
         self.data = lazy_zeros(n_int64, np.int64)
         self.ctr = np.zeros(2, dtype=np.int64)
+        self._set_thresholds()
 
-    def grow_if_needed(self) -> None:
-        n_entries, used = int(self.ctr[0]), int(self.ctr[1])
-        if 2 * n_entries > self.entries and self.entries < SUBWALK_CACHE_ENTRIES:
+    def _set_thresholds(self) -> None:
+        """Past half of either array it grows, unless that array is at its bound (then never)."""
+        self._entries_at = self.entries // 2 if self.entries < SUBWALK_CACHE_ENTRIES else 1 << 62
+        self._data_at = len(self.data) // 2 if len(self.data) < SUBWALK_CACHE_INT64S else 1 << 62
+
+    def grow_if_needed(self) -> bool:
+        """Grow the index or the data 4x once more than half full; True when an array was replaced
+        (cheap otherwise: it runs after every kernel call)."""
+        n_entries, used = self.ctr[0], self.ctr[1]
+        if n_entries <= self._entries_at and used <= self._data_at:
+            return False
+        n_entries, used = int(n_entries), int(used)
+        if n_entries > self._entries_at:
             self.entries = min(4 * self.entries, SUBWALK_CACHE_ENTRIES)
             table = lazy_zeros(4 * self.entries, np.int64)
             _rehash(table, self.table)
             self.table = table
-        if 2 * used > len(self.data) and len(self.data) < SUBWALK_CACHE_INT64S:
+        if used > self._data_at:
             data = lazy_zeros(min(4 * len(self.data), SUBWALK_CACHE_INT64S), np.int64)
             data[:used] = self.data[:used]
             self.data = data
+        self._set_thresholds()
+        return True
 
 
 class Workspace:
@@ -1411,9 +1423,6 @@ class GLRKernel:
         self._mid = (self._max_depth, ws.w32_blob, ws.w32_off, ws.w64_blob, ws.w64_off, ws.la, ws.dmask,
                      cache.table, cache.data, cache.ctr) + self._prefix
         self.stats = ws.stats_view
-        # growth checks only once a bound may be passed (grow_if_needed's conditions)
-        self._entries_at = cache.entries // 2 if cache.entries < SUBWALK_CACHE_ENTRIES else 1 << 62
-        self._data_at = len(cache.data) // 2 if len(cache.data) < SUBWALK_CACHE_INT64S else 1 << 62
 
     def totals(self) -> dict[str, int]:
         """Counters summed over every completed call (see glr_mask_kernel's ``stats``)."""
@@ -1444,9 +1453,7 @@ class GLRKernel:
                                             stk_unknown, topk, record, deferred, *self._mid, ce_mode, ce_acc,
                                             self._end_term, mask)
             if status == 1:
-                c = self.cache.ctr
-                if c[0] > self._entries_at or c[1] > self._data_at:
-                    self.cache.grow_if_needed()
+                if self.cache.grow_if_needed():
                     self._bind()
                 return mask, n_def
             if status < 0:
