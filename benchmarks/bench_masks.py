@@ -7,6 +7,9 @@ Each engine runs in one long-lived worker process forked after the warm-up
 (restarted after a timeout), with an untimed warm-up job of its own.
 
     python benchmarks/bench_masks.py [--vocab qwen2.5-coder-0.5b] [--quick]
+
+Cases: the shipped grammars, the dottxt regexes and, as ``corpus: <name>``, real
+grammars from the shared corpus with texts written for them (corpus_texts.json).
 """
 from __future__ import annotations
 
@@ -60,6 +63,43 @@ SQL_TEXTS = [
 ]
 
 
+CORPUS_TEXTS = Path(__file__).resolve().parent / "corpus_texts.json"
+
+
+def with_start(source: str, kind: str, start: str | None) -> str:
+    """The grammar text with ``start`` as its start rule, as a one-line alias (``start: X`` for Lark,
+    ``root ::= X`` for GBNF): the peers' front-ends take no start name, and giving every engine the
+    same text keeps the comparison on one grammar."""
+    if not start:
+        return source
+    return (f"start: {start}\n" if kind == "lark" else f"root ::= {start}\n") + source
+
+
+def corpus_cases(quick: bool) -> list[dict]:
+    """``corpus: <name>`` cases: shared-corpus grammars with the texts in corpus_texts.json.
+
+    Lark files go to structgen and llguidance, GBNF/EBNF files to all three (xgrammar has no Lark
+    front-end).  Nothing if the corpus is missing; a grammar file that is missing is left out.
+    """
+    grammars = CORPORA / "grammars"
+    if not grammars.is_dir():
+        print(f"corpus grammars not found at {grammars} (set STRUCTGEN_CORPORA): corpus cases skipped",
+              file=sys.stderr)
+        return []
+    cases = []
+    for rel, entry in json.loads(CORPUS_TEXTS.read_text()).items():
+        path = grammars / rel
+        if not path.is_file():
+            continue
+        kind = entry["kind"]
+        source = with_start(path.read_text(encoding="utf-8"), kind, entry.get("start"))
+        engines = ("structgen", "llguidance") + (("xgrammar",) if kind == "gbnf" else ())
+        texts = entry["texts"][:3] if quick else entry["texts"]
+        cases.append({"name": f"corpus: {entry['name']}", "texts": texts,
+                      "sources": {e: (kind, source) for e in engines}})
+    return cases
+
+
 def build_cases(quick: bool):
     rng = random.Random(0)
     n = 6 if quick else 20
@@ -78,13 +118,13 @@ def build_cases(quick: bool):
             e: ("lark", shipped_grammar_path("sql").read_text()) for e in ("structgen", "llguidance")}},
     ]
     dottxt = CORPORA / "regex" / "dottxt-benchmarks" / "src"
-    meta = json.loads((dottxt / "cases.json").read_text())
-    for name, case in meta["regex_cases"].items():
+    meta = json.loads((dottxt / "cases.json").read_text()) if (dottxt / "cases.json").is_file() else {}
+    for name, case in meta.get("regex_cases", {}).items():
         samples = json.loads((dottxt / case["samples_file"]).read_text())
         samples = samples[: (10 if quick else 50)]
         cases.append({"name": f"regex: {name}", "texts": samples,
                       "sources": {e: ("regex", case["regex"]) for e in ("structgen", "llguidance", "xgrammar")}})
-    return cases
+    return cases + corpus_cases(quick)
 
 
 def main() -> None:
