@@ -31,6 +31,9 @@ class Terminal:
     (language intersection, e.g. ``pattern`` together with ``maxLength``);
     ``not_match`` lists full-match patterns the text must *not* match
     (complements, e.g. object keys that no ``patternProperties`` pattern finds).
+    ``shortest=True``: ``regex`` has a lazy quantifier and is read as a lexer reads it: the
+    lexeme ends where the lazy part first matches (Lark's ``/".*?"/`` is a string up to its
+    first closing quote); see ``structgen.regex.shortest`` for the forms this covers.
     ``canonical=True`` (with ``json_string``): the spellings JSON serializers
     write: a character they never escape (printable ASCII other than
     ``" \\ / < > & '``) is never accepted as a ``\\u`` escape (``\\u0041`` for
@@ -47,6 +50,7 @@ class Terminal:
     not_match: tuple[str, ...] = ()
     priority: int = 0
     canonical: bool = False
+    shortest: bool = False
 
     def __post_init__(self) -> None:
         if (self.regex is None) == (self.literal is None):
@@ -60,6 +64,8 @@ class Terminal:
             body += " & " + " & ".join(f"/{p}/" for p in self.also_match)
         if self.not_match:
             body += " & " + " & ".join(f"!/{p}/" for p in self.not_match)
+        if self.shortest:
+            body = f"shortest({body})"
         return body
 
 

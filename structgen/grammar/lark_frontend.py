@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from ..errors import GrammarError, RegexError
+from ..regex.shortest import lazy_parts
 from .ir import Grammar, Terminal
 
 
@@ -52,7 +53,8 @@ def _regex_terminal(name: str, value: str, flags, priority: int, source: str | N
         elif f == "x":
             raise GrammarError(f"terminal {name}: verbose regex flag 'x' is not supported", source=source)
     pattern = f"(?{prefix}){value}" if prefix else value
-    return Terminal(regex=pattern, priority=priority)
+    # a lazy quantifier changes where Lark ends the lexeme, not the language: see regex/shortest.py
+    return Terminal(regex=pattern, priority=priority, shortest=lazy_parts(pattern) is not None)
 
 
 def grammar_from_lark(text: str, *, start: str = "start", source: str | None = None,

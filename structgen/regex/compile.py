@@ -16,6 +16,7 @@ from .bytedfa import ByteDFA
 from .encode import NEVER_ESCAPED, expand
 from .words import complement_dfa, known_complement
 from .parser import EMPTY_NODE, Node, anchor_variants, parse
+from .shortest import shortest_match_dfa
 
 _MODES = ("fullmatch", "search")
 _ANY_STAR: Node = ("rep", ("set", cs.ALL), 0, None)
@@ -197,6 +198,10 @@ _compile_terminal.cache_clear = _TERMINALS.clear  # type: ignore[attr-defined]
 
 
 def _compile_terminal_uncached(term, max_states: int) -> ByteDFA:
+    if term.shortest:
+        if term.regex is None or term.json_string or term.also_match or term.not_match:
+            raise ValueError("Terminal(shortest=True) takes a plain regex")
+        return shortest_match_dfa(term.regex, max_states)
     if term.literal is not None and not term.json_string and not term.also_match and not term.not_match:
         return literal_dfa_bytes(term.literal.encode("utf-8"))
     if term.literal is not None:

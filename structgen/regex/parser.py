@@ -41,6 +41,7 @@ class _Parser:
         self.i = 0
         self.n = len(pattern)
         self.flags: set[str] = set()
+        self.lazy: list[Node] = []   # the repetition nodes written with a lazy quantifier (``*?``)
 
     # --------------------------------------------------------------- helpers
     def error(self, msg: str, pos: int | None = None) -> RegexError:
@@ -125,12 +126,15 @@ class _Parser:
             if atom[0] == "anchor":
                 raise self.error(f"quantifier {self.p[pos:self.i]!r} applied to an anchor", pos)
             quantified = True
-            if self.peek() == "?":  # lazy: same language under full match
+            lazy = self.peek() == "?"   # same language under full match; lexers care (parse_with_lazy)
+            if lazy:
                 self.i += 1
             elif self.peek() == "+":
                 raise self.error("possessive quantifier (changes the matched language) is not supported",
                                  self.i)
             atom = ("rep", atom, lo, hi)
+            if lazy:
+                self.lazy.append(atom)
         return atom
 
     def brace_quantifier(self) -> tuple[int, int | None] | None:
@@ -461,6 +465,16 @@ class _Parser:
 def parse(pattern: str) -> Node:
     """Parse ``pattern``; raise RegexError naming the construct and position."""
     return _Parser(pattern).parse()
+
+
+def parse_with_lazy(pattern: str) -> tuple[Node, list[Node]]:
+    """``parse`` plus the repetition nodes (by identity) that were written lazy (``*?``, ``+?``...).
+
+    A full-match language ignores laziness, but a lexer whose terminal is ``/".*?"/`` must end the
+    lexeme at the first closing quote, so grammar front-ends ask which repetitions were lazy.
+    """
+    parser = _Parser(pattern)
+    return parser.parse(), parser.lazy
 
 
 # ------------------------------------------------------------------ anchors
