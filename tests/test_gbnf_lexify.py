@@ -103,7 +103,27 @@ def test_lexify_refuses_a_rule_that_maximal_munch_would_break():
     assert accepts_text(lexed2, "abc1") and not accepts_text(lexed2, "1")
 
 
-@pytest.mark.parametrize("x_pattern", ["a", "[ab]", "ab", "a|abc", "b[ab]?"])
+def test_keywords_and_identifiers_lexified_together_keep_the_language():
+    """C-like statements (llama.cpp c.gbnf's shape): identifiers, a type keyword with its
+    whitespace, keywords glued to punctuation.  Lexified, "int = 5;" must stay an assignment
+    to a variable named int (a two-state looping identifier DFA once skipped the conflict
+    search, so "int " was lexed as the type), and identifiers and keywords become terminals."""
+    text = ('root ::= stmt+\n'
+            'stmt ::= type name ws "=" ws num ";" | name ws "=" ws num ";" | "while(" name ")" "{" stmt* "}" '
+            '| "return" ws num ";"\n'
+            'type ::= "int" ws | "char" ws\nname ::= [a-zA-Z_] [a-zA-Z_0-9]*\nnum ::= [0-9]+\nws ::= [ ]+\n')
+    lexed = _load(text, lexify=True)
+    assert {"lex:r:name", "lex:r:num"} <= set(lexed.terminals), sorted(lexed.terminals)
+    assert any(t.regex and "return" in t.regex for n, t in lexed.terminals.items() if n.startswith("lex:"))
+    for ok in ["int = 5;", "int x = 5;", "return 1;", "returnx = 2;", "while(x){int = 1;}", "whilex = 1;",
+               "char  c = 3;"]:
+        assert accepts_text(lexed, ok), ok
+    for bad in ["intx = ;", "return1;", "while (x){}", "int  = ;"]:
+        assert not accepts_text(lexed, bad), bad
+    _check_same_language(text, seed=3, n=40)
+
+
+@pytest.mark.parametrize("x_pattern", ["a", "[ab]", "ab", "a|abc", "b[ab]?", "[ab]+"])
 @pytest.mark.parametrize("y_pattern", ["abc", "a[bc]d", "[ab]+", "ba", "c"])
 def test_conflict_continuations_match_brute_force(x_pattern, y_pattern):
     import itertools
@@ -116,7 +136,7 @@ def test_conflict_continuations_match_brute_force(x_pattern, y_pattern):
     x, y = compile_regex(x_pattern), compile_regex(y_pattern)
     got = _continuations(x, y, _after_one_byte(y))
     expected = np.zeros(256, dtype=bool)
-    for n in range(1, 4):  # every x language here has strings of at most 3 bytes over a, b, c
+    for n in range(1, 5):  # strings of x up to 4 bytes over a, b, c reach every pair of states here
         for w in itertools.product(b"abc", repeat=n):
             sx = sy = 0
             for byte in w:

@@ -155,7 +155,9 @@ def _continuations(x_dfa, y_dfa, y_after_one: np.ndarray) -> np.ndarray:
     X and Y conflict when one of these bytes can start what follows X."""
     xt, yt = x_dfa.transitions, y_dfa.transitions
     out = np.zeros(256, dtype=bool)
-    if xt.shape[0] == 2:  # one byte, then accept (ASCII classes): no search needed
+    if xt.shape[0] == 2 and not (xt[1] >= 0).any():
+        # one byte, then accept with nowhere to go (ASCII classes): no search needed; a
+        # two-state DFA that loops ([a-z]+) is searched like any other
         return y_after_one[xt[0] >= 0].any(axis=0)
     seen = {(0, 0)}
     stack = [(0, 0)]
@@ -174,32 +176,68 @@ def _continuations(x_dfa, y_dfa, y_after_one: np.ndarray) -> np.ndarray:
     return out
 
 
+_WORD_BYTES = np.zeros(256, dtype=bool)
+for _c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_":
+    _WORD_BYTES[_c] = True
+
+
+def _word_kind(term: Terminal) -> str:
+    """'w' if every byte the terminal uses is a word character ([A-Za-z0-9_]), 'n' if none is,
+    '?' otherwise (or when it cannot be compiled here)."""
+    from ..regex import compile_terminal
+    try:
+        dfa = compile_terminal(term, max_states=_MAX_DFA_STATES)
+    except StructgenError:
+        return "?"
+    used = (dfa.transitions >= 0).any(axis=0)
+    if not used[~_WORD_BYTES].any():
+        return "w"
+    return "n" if not used[_WORD_BYTES].any() else "?"
+
+
 def _extract_terminal_runs(g: Grammar) -> Grammar:
     """Runs of two or more terminals inside an alternative ("t" "r" "u" "e") become rules,
-    so they can be lexified like any other regular rule."""
+    so they can be lexified like any other regular rule.
+
+    A run is cut where it passes between word characters and others ("while" "(" is two
+    runs): a keyword run that ran on into punctuation would still be alive where an
+    identifier terminal ends, and the pair would fail the maximal-munch check."""
     rules: dict[str, list[tuple[str, ...]]] = {}
     runs: dict[tuple[str, ...], str] = {}
+    kind = {name: _word_kind(t) for name, t in g.terminals.items()}
+    # loops of terminals (x* or x+ written as rules) join runs too: [a-z] [a-z0-9]* is one run
     for name, alts in g.rules.items():
+        parts = {s for alt in alts for s in alt if s != name}
+        if parts and parts <= set(g.terminals) and any(name in alt for alt in alts):
+            kinds = {kind[s] for s in parts}
+            kind[name] = kinds.pop() if len(kinds) == 1 else "?"
+
+    def close(run: list[str], out: list[str]) -> None:
+        if len(run) >= 2 and any(s in g.terminals for s in run):
+            key = tuple(run)
+            if key not in runs:
+                runs[key] = f"run#{len(runs) + 1}"
+            out.append(runs[key])
+        else:
+            out.extend(run)
+
+    for name, alts in g.rules.items():
+        if name in kind:   # a loop keeps its shape (regular only as "itself, then a terminal")
+            rules[name] = list(alts)
+            continue
         new_alts = []
         for alt in alts:
             out: list[str] = []
-            i = 0
-            while i < len(alt):
-                j = i
-                while j < len(alt) and alt[j] in g.terminals:
-                    j += 1
-                if j - i >= 2:
-                    run = tuple(alt[i:j])
-                    if run not in runs:
-                        runs[run] = f"run#{len(runs) + 1}"
-                    out.append(runs[run])
-                    i = j
-                elif j > i:
-                    out.extend(alt[i:j])
-                    i = j
-                else:
-                    out.append(alt[i])
-                    i += 1
+            run: list[str] = []
+            for sym in alt:
+                if sym in kind and (not run or kind[sym] == kind[run[-1]] != "?"):
+                    run.append(sym)
+                    continue
+                close(run, out)
+                run = [sym] if sym in kind else []
+                if sym not in kind:
+                    out.append(sym)
+            close(run, out)
             new_alts.append(tuple(out))
         rules[name] = new_alts
     for run, name in runs.items():
@@ -217,20 +255,28 @@ def lexify_regular_rules(g: Grammar) -> Grammar:
 
     regex_of = _RegexOf(g)
     nullable = g.nullable_rules()
-    candidates: list[str] = []
-    seen = {g.start}
-    stack = [g.start]
-    while stack:
-        for alt in g.rules[stack.pop()]:
-            for s in alt:
-                if s not in g.rules or s in seen:
-                    continue
-                seen.add(s)
-                single = len(g.rules[s]) == 1 and len(g.rules[s][0]) == 1 and g.rules[s][0][0] in g.terminals
-                if s not in nullable and not single and regex_of.rule(s) is not None:
-                    candidates.append(s)
-                else:
-                    stack.append(s)
+    tried = {g.start}
+
+    def candidates_below(roots: list[str]) -> list[str]:
+        """The outermost regular, non-nullable rules below ``roots`` not tried yet: the first
+        candidates, and when a candidate fails, the parts it is made of (``ident ::= [a-z]
+        [a-z0-9]* ws`` may fail whole while ``[a-z] [a-z0-9]*`` inside it is exact)."""
+        found: list[str] = []
+        stack = list(roots)
+        while stack:
+            for alt in g.rules[stack.pop()]:
+                for s in alt:
+                    if s not in g.rules or s in tried:
+                        continue
+                    tried.add(s)
+                    single = len(g.rules[s]) == 1 and len(g.rules[s][0]) == 1 and g.rules[s][0][0] in g.terminals
+                    if s not in nullable and not single and regex_of.rule(s) is not None:
+                        found.append(s)
+                    else:
+                        stack.append(s)
+        return found
+
+    candidates = candidates_below([g.start])
     chosen = set(candidates)
     dfa_cache: dict[str, object] = {}
     continuation_cache: dict[tuple[str, str], np.ndarray] = {}
@@ -254,6 +300,7 @@ def lexify_regular_rules(g: Grammar) -> Grammar:
             if not failed.startswith("lex:"):
                 return original
             chosen.discard(failed[4:])
+            chosen |= set(candidates_below([failed[4:]]))
             continue
         follow = _follow_terminals(new)
         first = {n: dfas[n].transitions[0] >= 0 for n in new.terminals}
@@ -269,7 +316,9 @@ def lexify_regular_rules(g: Grammar) -> Grammar:
             # Y must be a new terminal: a one-character Y is never still alive (with somewhere to
             # go) after X accepted a non-empty string of whole characters
             for y in lexed:
-                culprit = x if x.startswith("lex:") else y
+                # of two new terminals the bigger one goes (its parts are tried next)
+                culprit = y if not x.startswith("lex:") or len(new.terminals[y].regex) > len(
+                    new.terminals[x].regex) else x
                 if culprit in bad or not np.any(first[x] & first[y]):
                     continue  # both must be alive on the same first byte to conflict
                 cont = continuation_cache.get((x, y))
@@ -284,7 +333,9 @@ def lexify_regular_rules(g: Grammar) -> Grammar:
                     bad.add(culprit)  # every culprit of this pass goes at once (fewer rebuilds)
         if not bad:
             return new
-        chosen -= {b[4:] for b in bad}
+        dropped = [b[4:] for b in bad]
+        chosen -= set(dropped)
+        chosen |= set(candidates_below(dropped))
     return original
 
 
