@@ -97,3 +97,10 @@ def test_gbnf_corpus_grammar_accepts_sample():
     assert accepts_text(g, "a=1\nb=2\n")
     assert not accepts_text(g, "a=1+*2\n")
     assert not accepts_text(g, "a=1")
+
+
+def test_unreachable_lark_rules_are_reported():
+    with pytest.warns(UserWarning, match=r"rules never reached from 'start': unused, also"):
+        g = grammar_from_lark('start: "x" _pair{NUMBER}\nunused: "y"\nalso: unused\n_pair{a}: a "," a\n'
+                              '%import common.NUMBER')
+    assert accepts_text(g, "x1,2")

@@ -87,7 +87,20 @@ def grammar_from_lark(text: str, *, start: str = "start", source: str | None = N
         m = re.search(r"[Ll]ine (\d+)", str(exc))
         raise GrammarError(f"invalid Lark grammar: {msg}", line=int(m.group(1)) if m else None,
                            source=source) from None
+    _warn_unreachable_lark_rules(parser, start, source)
     return _from_lark_object(parser, start, source)
+
+
+def _warn_unreachable_lark_rules(parser, start: str, source: str | None) -> None:
+    """Lark drops rules the start rule never reaches without a word; say so, as the GBNF front-end
+    does (a rule left unreachable by a typo is a grammar bug)."""
+    reached = {r.origin.name for r in parser.rules}
+    unreachable = [str(name) for name, params, *_ in parser.grammar.rule_defs
+                   if not params and "__" not in name and name not in reached]
+    if unreachable:
+        import warnings
+        warnings.warn(f"{source or 'lark grammar'}: rules never reached from {start!r}: "
+                      + ", ".join(unreachable[:20]), UserWarning, stacklevel=3)
 
 
 def grammar_from_lark_file(path: str | Path, *, start: str = "start") -> Grammar:
