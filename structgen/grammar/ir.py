@@ -31,6 +31,8 @@ class Terminal:
     (language intersection, e.g. ``pattern`` together with ``maxLength``);
     ``not_match`` lists full-match patterns the text must *not* match
     (complements, e.g. object keys that no ``patternProperties`` pattern finds).
+    ``dialect``: how ``regex`` reads (``structgen.regex.parse``): "ecmascript" (JSON Schema,
+    GBNF, the regex front-end) or "python" (Lark's terminals, compiled by Python's ``re``).
     ``shortest=True``: ``regex`` has a lazy quantifier and is read as a lexer reads it: the
     lexeme ends where the lazy part first matches (Lark's ``/".*?"/`` is a string up to its
     first closing quote); see ``structgen.regex.shortest`` for the forms this covers.
@@ -51,6 +53,7 @@ class Terminal:
     priority: int = 0
     canonical: bool = False
     shortest: bool = False
+    dialect: str = "ecmascript"
 
     def __post_init__(self) -> None:
         if (self.regex is None) == (self.literal is None):
@@ -64,6 +67,8 @@ class Terminal:
             body += " & " + " & ".join(f"/{p}/" for p in self.also_match)
         if self.not_match:
             body += " & " + " & ".join(f"!/{p}/" for p in self.not_match)
+        if self.dialect != "ecmascript":
+            body = f"{self.dialect}{body}"
         if self.shortest:
             body = f"shortest({body})"
         return body

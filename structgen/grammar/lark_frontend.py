@@ -25,7 +25,7 @@ def _literal_terminal(value: str, flags, priority: int) -> Terminal:
                 parts.append(f"[{re.escape(lo)}{re.escape(up)}]")
             else:
                 parts.append(re.escape(ch))
-        return Terminal(regex="".join(parts), priority=priority)
+        return Terminal(regex="".join(parts), priority=priority, dialect="python")
     return Terminal(literal=value, priority=priority)
 
 
@@ -53,8 +53,10 @@ def _regex_terminal(name: str, value: str, flags, priority: int, source: str | N
         elif f == "x":
             raise GrammarError(f"terminal {name}: verbose regex flag 'x' is not supported", source=source)
     pattern = f"(?{prefix}){value}" if prefix else value
-    # a lazy quantifier changes where Lark ends the lexeme, not the language: see regex/shortest.py
-    return Terminal(regex=pattern, priority=priority, shortest=lazy_parts(pattern) is not None)
+    # Lark compiles terminals with Python's re (dialect); a lazy quantifier changes where it ends
+    # the lexeme, not the language: see regex/shortest.py
+    return Terminal(regex=pattern, priority=priority, shortest=lazy_parts(pattern, "python") is not None,
+                    dialect="python")
 
 
 def grammar_from_lark(text: str, *, start: str = "start", source: str | None = None,

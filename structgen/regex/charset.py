@@ -100,6 +100,19 @@ SPACE = normalize([(0x09, 0x0D), (0x20, 0x20), (0xA0, 0xA0), (0x1680, 0x1680), (
                    (0xFEFF, 0xFEFF)])
 DOT = negate(from_chars("\n\r\u2028\u2029"))
 
+# Python ``re`` (str patterns: Lark's terminals) means other sets by the same escapes: Unicode
+# digits, word characters and whitespace, and ``.`` is anything but "\n".
+PY_DOT = negate(from_chars("\n"))
+
+
+@functools.cache
+def python_class(letter: str) -> CharSet:
+    """Python re's ``\\d``, ``\\w`` or ``\\s`` (Unicode, str patterns), read off ``re`` itself over
+    every code point, so it is exact for this Python."""
+    import re
+    every = "".join(map(chr, range(MAX_CP + 1)))
+    return normalize((m.start(), m.end() - 1) for m in re.finditer(f"\\{letter}+", every))
+
 
 # ------------------------------------------------------ unicode categories
 _LONG_NAMES = {

@@ -27,14 +27,14 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
 
 
-def regex_ast(pattern: str, mode: str = "fullmatch") -> Node:
+def regex_ast(pattern: str, mode: str = "fullmatch", dialect: str = "ecmascript") -> Node:
     """Anchor-free AST whose full-match language is the pattern's language in ``mode``.
 
     ``search``: ECMAScript / JSON Schema ``pattern`` semantics: the text matches
     if the regex matches anywhere; ``^``/``$`` keep a branch at the text's edges.
     """
     _check_mode(mode)
-    node = parse(pattern)
+    node = parse(pattern, dialect)
     variants = anchor_variants(node, pattern)
     branches = []
     for at_start, at_end, body in variants:
@@ -46,10 +46,11 @@ def regex_ast(pattern: str, mode: str = "fullmatch") -> Node:
 
 
 @functools.lru_cache(maxsize=8192)
-def char_dfa(pattern: str, mode: str = "fullmatch", max_states: int = 100_000) -> CharDFA:
-    """Minimized, trimmed DFA over character classes (cached)."""
+def char_dfa(pattern: str, mode: str = "fullmatch", max_states: int = 100_000,
+             dialect: str = "ecmascript") -> CharDFA:
+    """Minimized, trimmed DFA over character classes (cached); ``dialect`` as in ``parse``."""
     dfa = None
-    if mode == "fullmatch":
+    if mode == "fullmatch" and dialect == "ecmascript":   # the shortcuts are ECMAScript patterns
         words = known_complement(pattern)
         builder = direct.known(pattern)
         if words is not None:
@@ -64,7 +65,7 @@ def char_dfa(pattern: str, mode: str = "fullmatch", max_states: int = 100_000) -
         if dfa.n_states > max_states:
             raise CompileLimitError(f"regex DFA exceeds max_states={max_states} states")
         return dfa
-    return ast_to_dfa(regex_ast(pattern, mode), max_states)
+    return ast_to_dfa(regex_ast(pattern, mode, dialect), max_states)
 
 
 # ``[\s\S]*``, ``[\s\S]{m}``, ``[\s\S]{m,}``, ``[\s\S]{m,n}``: strings of a length range
@@ -201,13 +202,13 @@ def _compile_terminal_uncached(term, max_states: int) -> ByteDFA:
     if term.shortest:
         if term.regex is None or term.json_string or term.also_match or term.not_match:
             raise ValueError("Terminal(shortest=True) takes a plain regex")
-        return shortest_match_dfa(term.regex, max_states)
+        return shortest_match_dfa(term.regex, max_states, term.dialect)
     if term.literal is not None and not term.json_string and not term.also_match and not term.not_match:
         return literal_dfa_bytes(term.literal.encode("utf-8"))
     if term.literal is not None:
         dfa = _literal_dfa(term.literal)
     else:
-        dfa = char_dfa(term.regex, "fullmatch", max_states)
+        dfa = char_dfa(term.regex, "fullmatch", max_states, term.dialect)
     for extra in term.also_match:
         dfa = intersect(dfa, char_dfa(extra, "fullmatch", max_states), max_states)
     for excluded in term.not_match:

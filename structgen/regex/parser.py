@@ -35,8 +35,14 @@ _FLAG_NAMES = {"m": "multiline", "x": "verbose", "a": "ASCII", "L": "locale", "u
                "t": "template"}
 
 
+DIALECTS = ("ecmascript", "python")
+
+
 class _Parser:
-    def __init__(self, pattern: str):
+    def __init__(self, pattern: str, dialect: str = "ecmascript"):
+        if dialect not in DIALECTS:
+            raise ValueError(f"dialect must be one of {DIALECTS}, got {dialect!r}")
+        self.python = dialect == "python"
         self.p = pattern
         self.i = 0
         self.n = len(pattern)
@@ -175,7 +181,7 @@ class _Parser:
             return ("set", self.char_class())
         if c == ".":
             self.i += 1
-            return ("set", cs.ALL if "s" in self.flags else cs.DOT)
+            return ("set", cs.ALL if "s" in self.flags else cs.PY_DOT if self.python else cs.DOT)
         if c == "^":
             self.i += 1
             return ("anchor", "start", pos)
@@ -297,6 +303,9 @@ class _Parser:
         c = self.p[self.i + 1]
         self.i += 2
         if c in _CLASS_ESCAPES:
+            if self.python:   # Python's \d \w \s are Unicode sets
+                base = cs.python_class(c.lower())
+                return base if c.islower() else cs.negate(base)
             return _CLASS_ESCAPES[c]
         if c in "pP":
             return self.unicode_property(c, pos)
@@ -462,18 +471,22 @@ class _Parser:
         return s, cp
 
 
-def parse(pattern: str) -> Node:
-    """Parse ``pattern``; raise RegexError naming the construct and position."""
-    return _Parser(pattern).parse()
+def parse(pattern: str, dialect: str = "ecmascript") -> Node:
+    """Parse ``pattern``; raise RegexError naming the construct and position.
+
+    ``dialect``: "ecmascript" (JSON Schema ``pattern``, the regex front-end: ``.`` excludes line
+    terminators, ``\\d \\w \\s`` are ASCII/ECMAScript sets) or "python" (Python ``re`` on str, which
+    Lark uses: ``.`` excludes only ``\\n``, ``\\d \\w \\s`` are Unicode)."""
+    return _Parser(pattern, dialect).parse()
 
 
-def parse_with_lazy(pattern: str) -> tuple[Node, list[Node]]:
+def parse_with_lazy(pattern: str, dialect: str = "ecmascript") -> tuple[Node, list[Node]]:
     """``parse`` plus the repetition nodes (by identity) that were written lazy (``*?``, ``+?``...).
 
     A full-match language ignores laziness, but a lexer whose terminal is ``/".*?"/`` must end the
     lexeme at the first closing quote, so grammar front-ends ask which repetitions were lazy.
     """
-    parser = _Parser(pattern)
+    parser = _Parser(pattern, dialect)
     return parser.parse(), parser.lazy
 
 

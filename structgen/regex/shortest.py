@@ -35,10 +35,10 @@ def _prefix_free(node: Node) -> bool:
     return not any(acc and any(t >= 0 for t in row) for acc, row in zip(dfa.accept, dfa.trans))
 
 
-def lazy_parts(pattern: str) -> tuple[Node, Node | None] | None:
+def lazy_parts(pattern: str, dialect: str = "ecmascript") -> tuple[Node, Node | None] | None:
     """None without lazy quantifiers; else (``A X* D`` as one node, C or None); RegexError for
     a lazy use outside the delimiter form."""
-    node, lazy = parse_with_lazy(pattern)
+    node, lazy = parse_with_lazy(pattern, dialect)
     if not lazy:
         return None
     items = list(node[1]) if node[0] == "cat" else [node]
@@ -54,9 +54,9 @@ def lazy_parts(pattern: str) -> tuple[Node, Node | None] | None:
     return head, tail
 
 
-def shortest_match_dfa(pattern: str, max_states: int) -> ByteDFA:
+def shortest_match_dfa(pattern: str, max_states: int, dialect: str = "ecmascript") -> ByteDFA:
     """Byte DFA of ``pattern`` read as a lexer terminal with lazy delimiter semantics."""
-    parts = lazy_parts(pattern)
+    parts = lazy_parts(pattern, dialect)
     if parts is None:
         raise RegexError("no lazy quantifier: a shortest-match terminal needs the delimiter form",
                          pattern=pattern)
