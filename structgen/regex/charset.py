@@ -108,10 +108,32 @@ PY_DOT = negate(from_chars("\n"))
 @functools.cache
 def python_class(letter: str) -> CharSet:
     """Python re's ``\\d``, ``\\w`` or ``\\s`` (Unicode, str patterns), read off ``re`` itself over
-    every code point, so it is exact for this Python."""
+    every code point, so it is exact for this Python.  Scanning takes ~0.1 s a class, so the
+    ranges are kept in a small file per Python and Unicode version ($STRUCTGEN_CACHE or
+    ~/.cache/structgen); where that cannot be written they are recomputed per process."""
+    import json
+    import os
     import re
+    import sys
+    from pathlib import Path
+
+    env = os.environ.get("STRUCTGEN_CACHE")
+    path = (Path(env) if env else Path.home() / ".cache" / "structgen") / (
+        f"python-re-class-{letter}-{sys.version_info[0]}.{sys.version_info[1]}-{unicodedata.unidata_version}.json")
+    try:
+        return normalize(tuple(r) for r in json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        pass
     every = "".join(map(chr, range(MAX_CP + 1)))
-    return normalize((m.start(), m.end() - 1) for m in re.finditer(f"\\{letter}+", every))
+    ranges = normalize((m.start(), m.end() - 1) for m in re.finditer(f"\\{letter}+", every))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps([list(r) for r in ranges]))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return ranges
 
 
 # ------------------------------------------------------ unicode categories
