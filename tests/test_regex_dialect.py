@@ -43,3 +43,23 @@ def test_lark_grammar_reads_terminals_as_python():
     assert all(t.dialect == "python" for t in g.terminals.values() if t.regex is not None)
     assert accepts_text(g, ":::a\r\n:::\u2028\ncafé ٣٤")           # \r and \u2028 inside a line, Unicode word/digits
     assert not accepts_text(g, ":::a\n\n9x 1")
+
+
+def test_per_byte_lexeme_cut_gap_is_reported_not_silent():
+    """A Unicode word terminal followed by the fullwidth comma: both start 0xEF 0xBC, the word
+    reads those bytes and dies inside the comma, so "你好，世界" is refused where Python's re
+    would cut before the comma.  Compiling such a grammar warns with an example."""
+    import warnings
+
+    from structgen.engine import byte_level_tokenizer, compile_grammar
+    from structgen.grammar import grammar_from_file
+
+    with pytest.warns(UserWarning, match=r"cut per byte.*W then .* starting with '，' \(U\+FF0C\)"):
+        compile_grammar(grammar_from_lark('start: W ("，" W)*\nW: /\\w+/'), byte_level_tokenizer(), cache=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # a word, then ASCII punctuation: nothing to report
+        g = grammar_from_lark('start: W (", " W)*\nW: /\\w+/')
+        compile_grammar(g, byte_level_tokenizer(), cache=False)
+        assert accepts_text(g, "你好, 世界")
+        for name in ("json", "sql", "python", "csv", "arithmetic", "json.gbnf"):
+            compile_grammar(grammar_from_file(name), byte_level_tokenizer(), cache=False)

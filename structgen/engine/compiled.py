@@ -17,6 +17,7 @@ from ..gcpolicy import gc_paused
 from ..grammar.ir import Grammar
 from .bounded_cache import BoundedCache
 from .earley import EarleySet, LazyNonterminals, ParserTables, Production
+from .charcut import warn_lead_byte_traps
 from .lexer import LexerTables
 from .lr_parser import GLRContext, LRSet
 from .lr_tables import LRBudgetExceeded, build_lr_tables
@@ -121,6 +122,7 @@ class CompiledGrammar:
         self.terminal_ids = {n: i for i, n in enumerate(term_names)}
         self.lexer = LexerTables(term_names, [grammar.terminals[n] for n in term_names],
                                  max_states=max_dfa_states, source=grammar.source)
+        warn_lead_byte_traps(grammar, term_names, self.lexer.dfas)
         nt_names = ["<start>"] + list(grammar.rules) + grammar.lazy_entries()
         nt_ids = {n: i for i, n in enumerate(nt_names)}
         prods = [Production(0, (nt_ids[grammar.start],))]

@@ -40,6 +40,7 @@ class LexerTables:
                 raise GrammarError(f"terminal {name} ({term.describe()}) matches the empty string; "
                                    "make it optional in a rule instead", source=source)
             dfas.append(dfa)
+        self.dfas = dfas   # per terminal (cached objects; the packed table below is what lexing uses)
         offsets = np.zeros(len(dfas) + 1, dtype=np.int64)
         for i, d in enumerate(dfas):
             offsets[i + 1] = offsets[i] + d.transitions.shape[0]
