@@ -1,11 +1,12 @@
 """Strings derived from each shipped Lark grammar, checked token by token under the three real
 tokenizers against an oracle built on Lark's parser: accepted exactly when the oracle accepts,
-and so are one-character mutations of them.
+and so are one-character mutations of them.  Conflict-free corpus grammars get the same check
+at the byte level.
 
 The derivations come from Lark's reading of the grammar (see lark_sampler.py), so they reach
 rules and terminals that hand-written samples miss.  The oracle (lark_oracle.py) is Lark's
-LALR parser fed by a lexer with structgen's documented semantics, written on interegular's
-automata; csv, which is not LALR(1), is parsed by Lark's Earley parser with its basic lexer
+LALR parser fed by a lexer with structgen's documented semantics, its terminals matched with
+Python's own regex machinery; csv, which is not LALR(1), is parsed by Lark's Earley parser with its basic lexer
 (csv's lexemes never compete, so lexing semantics cannot differ).
 """
 from __future__ import annotations
@@ -42,6 +43,30 @@ class EarleyOracle:
             return False
 
 
+def hold_to_oracle(oracle, sampler: LarkSampler, accepts, examples: int, min_share: int) -> None:
+    """Derived strings and one-character mutants of them: ``accepts(text)`` -> (accepted, where it
+    stopped) must say what ``oracle.accepts`` says; at least 1/``min_share`` of the derived
+    strings must be in the language, or the test checks little."""
+    seen = {"in_language": 0, "total": 0}
+
+    @settings(max_examples=examples, derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(text=sampler.strings(), where=st.floats(0, 1), char=st.sampled_from(MUTATION_CHARS))
+    def check(text, where, char):
+        seen["total"] += 1
+        expected = oracle.accepts(text)
+        seen["in_language"] += expected
+        ok, pos = accepts(text)
+        assert ok == expected, (text, "oracle accepts" if expected else "oracle refuses", pos)
+        i = int(where * len(text))
+        mutant = text[:i] + char + text[i + 1:]
+        ok, pos = accepts(mutant)
+        assert ok == oracle.accepts(mutant), (mutant, pos)
+
+    check()
+    assert seen["in_language"] >= seen["total"] // min_share, seen
+
+
 @pytest.mark.parametrize("tok_name", TOKENIZERS)
 @pytest.mark.parametrize("grammar", GRAMMARS)
 def test_sampled_strings_and_mutants_follow_lark(tok_name, grammar):
@@ -49,26 +74,7 @@ def test_sampled_strings_and_mutants_follow_lark(tok_name, grammar):
     compiled = compile_grammar(grammar_from_file(grammar), info)
     text = shipped_grammar_path(grammar).read_text()
     oracle = EarleyOracle(text) if grammar == "csv" else ContextualMunchOracle(text)
-    sampler = LarkSampler(oracle.parser)
-    seen = {"in_language": 0, "total": 0}
-
-    @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
-    @given(text=sampler.strings(), where=st.floats(0, 1), char=st.sampled_from(MUTATION_CHARS))
-    def check(text, where, char):
-        seen["total"] += 1
-        expected = oracle.accepts(text)
-        seen["in_language"] += expected
-        ok, pos = replay(compiled, info.encode(text))
-        assert ok == expected, (text, "oracle accepts" if expected else "oracle refuses", pos)
-        i = int(where * len(text))
-        mutant = text[:i] + char + text[i + 1:]
-        ok, pos = replay(compiled, info.encode(mutant))
-        assert ok == oracle.accepts(mutant), (mutant, pos)
-
-    check()
-    # the sampler must mostly produce strings of the language, or the test checks little
-    assert seen["in_language"] >= seen["total"] // 2, seen
+    hold_to_oracle(oracle, LarkSampler(oracle.parser), lambda t: replay(compiled, info.encode(t)), EXAMPLES, 2)
 
 
 CORPORA = Path(os.environ.get("STRUCTGEN_CORPORA", Path(__file__).resolve().parents[2] / "shared" / "corpora"))
@@ -92,20 +98,5 @@ def test_corpus_grammar_strings_follow_the_oracle(rel):
         warnings.simplefilter("ignore")   # unreachable rules of the corpus files
         grammar = grammar_from_file(path)
     oracle = ContextualMunchOracle(path.read_text(encoding="utf-8"))
-    sampler = LarkSampler(oracle.parser, max_depth=10)
-    seen = {"in_language": 0, "total": 0}
-
-    @settings(max_examples=120, derandomize=True, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
-    @given(text=sampler.strings(), where=st.floats(0, 1), char=st.sampled_from(MUTATION_CHARS))
-    def check(text, where, char):
-        seen["total"] += 1
-        expected = oracle.accepts(text)
-        seen["in_language"] += expected
-        assert accepts_text(grammar, text) == expected, (text, expected)
-        i = int(where * len(text))
-        mutant = text[:i] + char + text[i + 1:]
-        assert accepts_text(grammar, mutant) == oracle.accepts(mutant), mutant
-
-    check()
-    assert seen["in_language"] >= seen["total"] // 3, seen
+    hold_to_oracle(oracle, LarkSampler(oracle.parser, max_depth=10), lambda t: (accepts_text(grammar, t), None),
+                   120, 3)

@@ -85,8 +85,7 @@ def warn_lead_byte_traps(grammar, names: list[str], dfas: list[ByteDFA]) -> None
         return
 
     def followers() -> dict[str, set[str]]:
-        from ..grammar.lexify import _follow_terminals
-        out = {x: set(ys) | set(grammar.ignore) for x, ys in _follow_terminals(grammar).items()}
+        out = {x: ys | set(grammar.ignore) for x, ys in grammar.terminal_followers().items()}
         for x in grammar.ignore:
             out[x] = set(names)
         return out

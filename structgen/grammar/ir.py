@@ -254,6 +254,44 @@ class Grammar:
                     changed = True
         return nullable
 
+    def terminal_followers(self) -> dict[str, set[str]]:
+        """For each terminal, the terminals that can come right after it in a rule ('' = end of
+        input; ignored terminals, which may come anywhere, are not added).  Static rules only."""
+        nullable = self.nullable_rules()
+        first: dict[str, set[str]] = {t: {t} for t in self.terminals}
+        for n in self.rules:
+            first[n] = set()
+        changed = True
+        while changed:
+            changed = False
+            for name, alts in self.rules.items():
+                for alt in alts:
+                    for s in alt:
+                        before = len(first[name])
+                        first[name] |= first[s]
+                        changed |= len(first[name]) != before
+                        if s not in nullable:
+                            break
+        follow: dict[str, set[str]] = {s: set() for s in list(self.rules) + list(self.terminals)}
+        follow[self.start].add("")
+        changed = True
+        while changed:
+            changed = False
+            for name, alts in self.rules.items():
+                for alt in alts:
+                    for i, s in enumerate(alt):
+                        before = len(follow[s])
+                        rest_nullable = True
+                        for s2 in alt[i + 1:]:
+                            follow[s] |= first[s2]
+                            if s2 not in nullable:
+                                rest_nullable = False
+                                break
+                        if rest_nullable:
+                            follow[s] |= follow[name]
+                        changed |= len(follow[s]) != before
+        return {t: follow[t] for t in self.terminals}
+
     def reachable_rules(self) -> set[str]:
         """Static rules reachable from the start (through lazy families: every symbol they may use)."""
         seen = {self.start}

@@ -101,44 +101,6 @@ class _RegexOf:
         return b + loop if head else loop + b
 
 
-def _follow_terminals(g: Grammar) -> dict[str, set[str]]:
-    """For each terminal, the terminals that can come right after it ('' = end of input)."""
-    nullable = g.nullable_rules()
-    first: dict[str, set[str]] = {t: {t} for t in g.terminals}
-    for n in g.rules:
-        first[n] = set()
-    changed = True
-    while changed:
-        changed = False
-        for name, alts in g.rules.items():
-            for alt in alts:
-                for s in alt:
-                    before = len(first[name])
-                    first[name] |= first[s]
-                    changed |= len(first[name]) != before
-                    if s not in nullable:
-                        break
-    follow: dict[str, set[str]] = {s: set() for s in list(g.rules) + list(g.terminals)}
-    follow[g.start].add("")
-    changed = True
-    while changed:
-        changed = False
-        for name, alts in g.rules.items():
-            for alt in alts:
-                for i, s in enumerate(alt):
-                    before = len(follow[s])
-                    rest_nullable = True
-                    for s2 in alt[i + 1:]:
-                        follow[s] |= first[s2]
-                        if s2 not in nullable:
-                            rest_nullable = False
-                            break
-                    if rest_nullable:
-                        follow[s] |= follow[name]
-                    changed |= len(follow[s]) != before
-    return {t: follow[t] for t in g.terminals}
-
-
 def _after_one_byte(y_dfa) -> np.ndarray:
     """bool[256, 256]: row c = bytes Y can take after the single byte c (all False if Y dies on c)."""
     yt = y_dfa.transitions
@@ -302,7 +264,7 @@ def lexify_regular_rules(g: Grammar) -> Grammar:
             chosen.discard(failed[4:])
             chosen |= set(candidates_below([failed[4:]]))
             continue
-        follow = _follow_terminals(new)
+        follow = new.terminal_followers()
         first = {n: dfas[n].transitions[0] >= 0 for n in new.terminals}
         bad: set[str] = set()
         lexed = [n for n in new.terminals if n.startswith("lex:")]
