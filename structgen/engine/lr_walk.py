@@ -27,6 +27,7 @@ import mmap
 import numba
 import numpy as np
 
+from .trie import pk_after, pk_depth
 from .walk import advance_states
 from .lr_stacks import (C_CMARK, C_DEF, C_EXP, C_MARK, C_MEMO, C_NODES, C_RES, C_SETBUF, C_SETS, C_VEC,
                         DEFER_BOUNDARY, DEFER_ITEM, DEFERRED, T_RD_START, T_SH_START, T_SH_TERM, UNKNOWN,
@@ -84,7 +85,7 @@ def _lookup_walk(sc_table, sc_data, key, nodes, n_off, n_len, vec, v_off, v_len)
     """Offset in ``sc_data`` of the cached walk of a node group from a lexer vector, or -1.
 
     Entries are runs of int64: [n_nodes, nodes..., n_vec, vector..., n_words,
-    (word, bits)*, n_slices, prefix slice ids..., n_groups, (n_acc, acc..., n_nodes,
+    (word << 32 | bits)*, n_slices, prefix slice ids..., n_groups, (n_acc, acc..., n_nodes,
     group id (GID words, see _group_id), nodes...)*] - the tokens the walk allows (sparse
     words plus whole prefix-slice masks) and its boundaries grouped by accepted terminals.
     A first-byte unit's entry (see _record_unit) has no group ids: its boundaries are
@@ -171,7 +172,66 @@ PS_NODE, PS_NFIRST, PS_RLO, PS_RHI, PS_RDEPTH, PS_REND, PS_RTOKSTART, PS_RTOKIDS
 
 
 @numba.njit(cache=True, _nrt=False)
-def _walk_subtree(lo, hi, base, t_byte, t_depth, t_end, t_tok_start, t_tok_ids, t_orig, use_orig, trans, states,
+def _walk_below_one(lo, hi, base, t_packed, t_end, t_tok_start, t_tok_ids, t_orig, use_orig, trans, acc_term, cur,
+                    acc_buf, n_acc_buf, tb_node, tb_acc, tb_alen, n_tb, dmask, dirty, n_dirty):
+    """:func:`_walk_subtree` for nodes ``lo:hi`` (the descendants of one node) when a single lexer
+    state is alive: ``cur[d]`` is the state at relative depth d (the parent's is set).  No state
+    vectors and no per-node parent bookkeeping: a boundary's accepted terminal is its parent
+    state's, and consecutive boundaries with the same terminal share one acc_buf entry.  Below
+    the first bytes of a lexeme one state is nearly always left, so most nodes walk here.
+    Returns (n_tb, n_acc_buf, n_dirty, visited, ok)."""
+    tb_cap = tb_node.shape[0]
+    last_t = -1
+    last_e = -1
+    visited = 0
+    i = lo
+    while i < hi:
+        visited += 1
+        x = t_packed[i]
+        d = pk_depth(x) - base
+        prev = cur[d - 1]
+        s = trans[prev, x & 255]
+        if s < 0:
+            t = acc_term[prev]
+            if t >= 0:
+                if t != last_t:
+                    if n_acc_buf >= acc_buf.shape[0]:
+                        return n_tb, n_acc_buf, n_dirty, visited, False
+                    acc_buf[n_acc_buf] = t
+                    last_e = n_acc_buf
+                    last_t = t
+                    n_acc_buf += 1
+                if n_tb >= tb_cap:
+                    return n_tb, n_acc_buf, n_dirty, visited, False
+                tb_node[n_tb] = t_orig[i] if use_orig else i
+                tb_acc[n_tb] = last_e
+                tb_alen[n_tb] = 1
+                n_tb += 1
+            i = pk_after(x, i, t_end)
+            continue
+        cur[d] = s
+        k = (x >> 20) & 3
+        if k == 1:
+            t = (x >> 22) & 2097151
+            w = t >> 5
+            if dmask[w] == 0:
+                dirty[n_dirty] = w
+                n_dirty += 1
+            dmask[w] |= np.uint32(1) << np.uint32(t & 31)
+        elif k == 2:
+            for q in range(t_tok_start[i], t_tok_start[i + 1]):
+                t = t_tok_ids[q]
+                w = t >> 5
+                if dmask[w] == 0:
+                    dirty[n_dirty] = w
+                    n_dirty += 1
+                dmask[w] |= np.uint32(1) << np.uint32(t & 31)
+        i += 1
+    return n_tb, n_acc_buf, n_dirty, visited, True
+
+
+@numba.njit(cache=True, _nrt=False)
+def _walk_subtree(lo, hi, base, t_packed, t_depth, t_end, t_tok_start, t_tok_ids, t_orig, use_orig, trans, states,
                   counts, owner, rec_owner, rec_start, rec_len, acc_term, acc_buf, n_acc_buf, tb_node, tb_acc,
                   tb_alen, n_tb, dmask, dirty, n_dirty, stats):
     """Walk one item node's subtree (full trie, or a prefix slice's remainder whose nodes map to
@@ -179,12 +239,22 @@ def _walk_subtree(lo, hi, base, t_byte, t_depth, t_end, t_tok_start, t_tok_ids, 
     boundaries into tb_*.  Returns (n_tb, n_acc_buf, n_dirty, ok)."""
     tb_cap = tb_node.shape[0]
     i = lo
+    visited = 0   # a local: a store to stats per node kept every array in memory (they may alias)
     while i < hi:
-        stats[0] += 1
-        d = t_depth[i] - base
-        b = t_byte[i]
+        visited += 1
+        x = t_packed[i]
+        d = pk_depth(x) - base
+        b = x & 255
         pc = counts[d - 1]
-        c = advance_states(trans, states, d, pc, b)
+        if pc == 1:
+            # one live state (below the first bytes, nearly always): one transition, no loop
+            s1 = trans[states[d - 1, 0], b]
+            c = 0
+            if s1 >= 0:
+                states[d, 0] = s1
+                c = 1
+        else:
+            c = advance_states(trans, states, d, pc, b)
         if c == 0:
             par = owner[d - 1]
             if rec_owner[d - 1] != par:
@@ -194,6 +264,7 @@ def _walk_subtree(lo, hi, base, t_byte, t_depth, t_end, t_tok_start, t_tok_ids, 
                     t = acc_term[states[d - 1, j]]
                     if t >= 0:
                         if n_acc_buf >= acc_buf.shape[0]:
+                            stats[0] += visited
                             return n_tb, n_acc_buf, n_dirty, False
                         acc_buf[n_acc_buf] = t
                         n_acc_buf += 1
@@ -201,23 +272,63 @@ def _walk_subtree(lo, hi, base, t_byte, t_depth, t_end, t_tok_start, t_tok_ids, 
                 rec_len[d - 1] = n_acc_buf - st
             if rec_len[d - 1] > 0:
                 if n_tb >= tb_cap:
+                    stats[0] += visited
                     return n_tb, n_acc_buf, n_dirty, False
                 tb_node[n_tb] = t_orig[i] if use_orig else i
                 tb_acc[n_tb] = rec_start[d - 1]
                 tb_alen[n_tb] = rec_len[d - 1]
                 n_tb += 1
-            i = t_end[i]
+            i = pk_after(x, i, t_end)
             continue
         counts[d] = c
         owner[d] = t_orig[i] if use_orig else i    # full ids: unique across the items of a call
-        for q in range(t_tok_start[i], t_tok_start[i + 1]):
-            t = t_tok_ids[q]
+        if c == 1:
+            after = pk_after(x, i, t_end)
+            if after - i > 2:
+                # one state left: node i's tokens, then its subtree on the single-state walk
+                k = (x >> 20) & 3
+                if k == 1:
+                    t = (x >> 22) & 2097151
+                    w = t >> 5
+                    if dmask[w] == 0:
+                        dirty[n_dirty] = w
+                        n_dirty += 1
+                    dmask[w] |= np.uint32(1) << np.uint32(t & 31)
+                elif k == 2:
+                    for q in range(t_tok_start[i], t_tok_start[i + 1]):
+                        t = t_tok_ids[q]
+                        w = t >> 5
+                        if dmask[w] == 0:
+                            dirty[n_dirty] = w
+                            n_dirty += 1
+                        dmask[w] |= np.uint32(1) << np.uint32(t & 31)
+                n_tb, n_acc_buf, n_dirty, v1, ok = _walk_below_one(
+                    i + 1, after, base, t_packed, t_end, t_tok_start, t_tok_ids, t_orig, use_orig, trans, acc_term,
+                    states[:, 0], acc_buf, n_acc_buf, tb_node, tb_acc, tb_alen, n_tb, dmask, dirty, n_dirty)
+                visited += v1
+                if not ok:
+                    stats[0] += visited
+                    return n_tb, n_acc_buf, n_dirty, False
+                i = after
+                continue
+        k = (x >> 20) & 3
+        if k == 1:
+            t = (x >> 22) & 2097151
             w = t >> 5
             if dmask[w] == 0:
                 dirty[n_dirty] = w
                 n_dirty += 1
             dmask[w] |= np.uint32(1) << np.uint32(t & 31)
+        elif k == 2:
+            for q in range(t_tok_start[i], t_tok_start[i + 1]):
+                t = t_tok_ids[q]
+                w = t >> 5
+                if dmask[w] == 0:
+                    dirty[n_dirty] = w
+                    n_dirty += 1
+                dmask[w] |= np.uint32(1) << np.uint32(t & 31)
         i += 1
+    stats[0] += visited
     return n_tb, n_acc_buf, n_dirty, True
 
 
@@ -301,9 +412,8 @@ def _write_entry_head(sc_data, p, nodes, n_off, n_len, vec, v_off, v_len, dmask,
     p += 1
     for z in range(n_dirty):
         w = dirty[z]
-        sc_data[p] = w
-        sc_data[p + 1] = np.int64(dmask[w])
-        p += 2
+        sc_data[p] = (np.int64(w) << 32) | np.int64(dmask[w])   # word index and bits in one int64
+        p += 1
     return p
 
 
@@ -312,7 +422,7 @@ SPLIT_MIN_NODES = 32   # item groups at least this large walk as first-byte unit
 
 @numba.njit(cache=True, _nrt=False)
 def _walk_group_node(lo, n_use, ps_child, ps_cnt, ps32, ps_off, r_orig, r_depth, r_end, r_tok_start, r_tok_ids,
-                     ps_byte, f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, states, counts, owner,
+                     ps_packed, f_packed, f_depth, f_end, f_tok_start, f_tok_ids, trans, states, counts, owner,
                      rec_owner, rec_start, rec_len, acc_term, acc_buf, n_acc_buf, tb_node, tb_acc, tb_alen, n_tb,
                      dmask, dirty, n_dirty, stats):
     """Walk below one node of an item group: the full trie, or only the remainder sub-trie of a
@@ -324,10 +434,10 @@ def _walk_group_node(lo, n_use, ps_child, ps_cnt, ps32, ps_off, r_orig, r_depth,
         ri = np.searchsorted(r_orig[r_lo:r_hi], lo) + r_lo
         if ri >= r_hi or r_orig[ri] != lo:
             return n_tb, n_acc_buf, n_dirty, True          # the whole subtree is in the slice
-        return _walk_subtree(ri, r_end[ri], r_depth[ri] - 1, ps_byte, r_depth, r_end, r_tok_start, r_tok_ids,
+        return _walk_subtree(ri, r_end[ri], r_depth[ri] - 1, ps_packed, r_depth, r_end, r_tok_start, r_tok_ids,
                              r_orig, True, trans, states, counts, owner, rec_owner, rec_start, rec_len, acc_term,
                              acc_buf, n_acc_buf, tb_node, tb_acc, tb_alen, n_tb, dmask, dirty, n_dirty, stats)
-    return _walk_subtree(lo, f_end[lo], f_depth[lo] - 1, f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_depth,
+    return _walk_subtree(lo, f_end[lo], f_depth[lo] - 1, f_packed, f_depth, f_end, f_tok_start, f_tok_ids, f_depth,
                          False, trans, states, counts, owner, rec_owner, rec_start, rec_len, acc_term, acc_buf,
                          n_acc_buf, tb_node, tb_acc, tb_alen, n_tb, dmask, dirty, n_dirty, stats)
 
@@ -344,7 +454,7 @@ def _record_unit(sc_table, sc_data, sc_ctr, key, nodes, n_off, n_len, vec, v_off
     acc_total = 0
     for y in range(n_sub):
         acc_total += sg_alen[y]
-    size = 1 + n_len + 1 + v_len + 1 + 2 * n_dirty_u + 1 + 1 + 2 * n_sub + acc_total + (z1 - z0)
+    size = 1 + n_len + 1 + v_len + 1 + n_dirty_u + 1 + 1 + 2 * n_sub + acc_total + (z1 - z0)
     p = _reserve_walk(sc_table, sc_data, sc_ctr, key, size)
     if p < 0:
         return
@@ -369,12 +479,12 @@ def _record_unit(sc_table, sc_data, sc_ctr, key, nodes, n_off, n_len, vec, v_off
 
 @numba.njit(cache=True, _nrt=False)
 def glr_mask_kernel(
-        f_byte, f_depth, f_end, f_tok_start, f_tok_ids,
+        f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed,
         trans, acc_term, term_start, is_ignore, prio, is_lit, resolve,
         lr_blob, lr_off, follow_bits,
         root_mask, rg_nodes, rg_noff, rg_acc, rg_aoff,
         stk_states, stk_off, stk_unknown, topk, record, def_in, max_depth, w32_blob, w32_off, w64_blob, w64_off,
-        la, dmask, sc_table, sc_data, sc_ctr, ps32, ps_off, ps_byte, ps_masks, ps_flags,
+        la, dmask, sc_table, sc_data, sc_ctr, ps32, ps_off, ps_packed, ps_masks, ps_flags,
         first_bits, ce_mode, ce_acc, end_term, mask):
     """Fills ``mask`` (root_mask, then every token past the root walk); returns (status, n_deferred).
     status 1: done; 0: a workspace capacity was exceeded (retry larger); -1: a search popped below
@@ -448,10 +558,10 @@ def glr_mask_kernel(
     stats[5] = -1
     for c_ in (C_NODES, C_EXP, C_MEMO, C_RES, C_SETS, C_SETBUF, C_VEC, C_DEF):
         ctr[c_] = 0   # stamps and marks (C_STAMP, C_MARK, C_CMARK) keep counting across calls
-    status = _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, term_start, is_ignore,
+    status = _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, acc_term, term_start, is_ignore,
                       prio, is_lit, resolve, lr, follow_bits, rg_nodes, rg_noff, rg_acc, rg_aoff, stk_states,
                       stk_off, stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table,
-                      sc_data, sc_ctr, mask, stats, ps32, ps_off, ps_byte, ps_masks, ps_flags,
+                      sc_data, sc_ctr, mask, stats, ps32, ps_off, ps_packed, ps_masks, ps_flags,
                       first_bits, ce_mode, ce_acc, end_term, sv_start, sv_states)
     # leave the workspace clean: hash slots, per-node and per-set caches, the scratch mask
     for k in range(ctr[C_NODES]):
@@ -498,10 +608,10 @@ def _accepts(set_buf, lo, n, end_term, lr, follow_bits, pool_state, pool_parent,
 
 
 @numba.njit(cache=True, _nrt=False)
-def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, term_start, is_ignore, prio,
+def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, acc_term, term_start, is_ignore, prio,
              is_lit, resolve, lr, follow_bits, rg_nodes, rg_noff, rg_acc, rg_aoff, stk_states, stk_off,
              stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table,
-             sc_data, sc_ctr, mask, stats, ps32, ps_off, ps_byte, ps_masks, ps_flags, first_bits, ce_mode, ce_acc,
+             sc_data, sc_ctr, mask, stats, ps32, ps_off, ps_packed, ps_masks, ps_flags, first_bits, ce_mode, ce_acc,
              end_term, sv_start, sv_states):
     """The work queue of :func:`glr_mask_kernel`; returns its status."""
     (pool_state, pool_parent, todo, exp_off, exp_len, exp_buf, memo_off, memo_len, res_buf,
@@ -939,8 +1049,9 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
             nw = sc_data[p]
             p += 1
             for z in range(nw):
-                mask[sc_data[p]] |= np.uint32(sc_data[p + 1])
-                p += 2
+                v = sc_data[p]
+                mask[v >> 32] |= np.uint32(v & 0xFFFFFFFF)
+                p += 1
             n_ps_used = sc_data[p]
             p += 1
             for z in range(n_ps_used):
@@ -1050,12 +1161,13 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                     nw = sc_data[up]
                     up += 1
                     for z in range(nw):
-                        w = sc_data[up]
+                        v = sc_data[up]
+                        w = v >> 32
                         if dmask[w] == 0:
                             dirty[n_dirty] = w
                             n_dirty += 1
-                        dmask[w] |= np.uint32(sc_data[up + 1])
-                        up += 2
+                        dmask[w] |= np.uint32(v & 0xFFFFFFFF)
+                        up += 1
                     up += 1 + sc_data[up]          # units record no prefix slices
                     n_sub_u = sc_data[up]
                     up += 1
@@ -1090,7 +1202,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
                 for gi in range(u_off, u_end):
                     n_tb, n_acc_buf, n_dirty_u, ok = _walk_group_node(
                         split_nodes[gi], n_use, ps_child, ps_cnt, ps32, ps_off, r_orig, r_depth, r_end, r_tok_start,
-                        r_tok_ids, ps_byte, f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, states, counts,
+                        r_tok_ids, ps_packed, f_packed, f_depth, f_end, f_tok_start, f_tok_ids, trans, states, counts,
                         owner, rec_owner, rec_start, rec_len, acc_term, acc_buf, n_acc_buf, tb_node, tb_acc, tb_alen,
                         n_tb, dmask_u, dirty_u, n_dirty_u, stats)
                     if not ok:
@@ -1109,7 +1221,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
             for gi in range(g_len):
                 n_tb, n_acc_buf, n_dirty, ok = _walk_group_node(
                     gnode_buf[g_off + gi], n_use, ps_child, ps_cnt, ps32, ps_off, r_orig, r_depth, r_end, r_tok_start,
-                    r_tok_ids, ps_byte, f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, states, counts, owner,
+                    r_tok_ids, ps_packed, f_packed, f_depth, f_end, f_tok_start, f_tok_ids, trans, states, counts, owner,
                     rec_owner, rec_start, rec_len, acc_term, acc_buf, n_acc_buf, tb_node, tb_acc, tb_alen, n_tb, dmask,
                     dirty, n_dirty, stats)
                 if not ok:
@@ -1139,7 +1251,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, trans, acc_term, te
         for y in range(n_sub):
             _group_id(gnode_buf, bq_noff[first_new_bq + y], bq_nlen[first_new_bq + y], f_byte, bq_gid,
                       first_new_bq + y)
-        size = 1 + g_len + 1 + k0 + 1 + 2 * nw + 1 + n_use + 1 + (2 + GID) * n_sub + acc_total + n_tb
+        size = 1 + g_len + 1 + k0 + 1 + nw + 1 + n_use + 1 + (2 + GID) * n_sub + acc_total + n_tb
         p = _reserve_walk(sc_table, sc_data, sc_ctr, skey, size)
         if p < 0:
             for z in range(n_dirty):   # cache full: just apply the tokens
@@ -1386,13 +1498,13 @@ def pack_prefix_slices(ps, lexer_trans: np.ndarray, start_states) -> tuple:
     first_bits = first_byte_bits(lexer_trans)
     flags = np.zeros(256 + n_states, dtype=np.bool_)
     if ps is None or ps.count == 0:
-        return (np.zeros(0, dtype=np.int32), np.zeros(11, dtype=np.int64), np.zeros(0, dtype=np.uint8),
+        return (np.zeros(0, dtype=np.int32), np.zeros(11, dtype=np.int64), np.zeros(0, dtype=np.int64),
                 np.zeros((0, 1), dtype=np.uint32), flags, first_bits)
     flags[:256] = ps.dfa.transitions[0] >= 0
     for q in set(int(x) for x in start_states):
         flags[256 + q] = covers(lexer_trans, q, ps.dfa)
     blob, off = ps.kernel_arrays
-    return blob, off, ps.r_byte, ps.masks, flags, first_bits
+    return blob, off, ps.r_packed, ps.masks, flags, first_bits
 
 
 class GLRKernel:
@@ -1408,7 +1520,7 @@ class GLRKernel:
     def __init__(self, lexer, lr_blob: np.ndarray, lr_off: np.ndarray, follow_bits: np.ndarray, trie,
                  is_ignore: np.ndarray, prio: np.ndarray, is_lit: np.ndarray, resolve: bool, cache: SubwalkCache,
                  ws: "Workspace", prefix: tuple):
-        self._head = (trie.node_byte, trie.node_depth, trie.subtree_end, trie.tok_start, trie.tok_ids,
+        self._head = (trie.node_byte, trie.node_depth, trie.subtree_end, trie.tok_start, trie.tok_ids, trie.packed,
                       lexer.trans, lexer.acc_term, lexer.start_state, is_ignore, prio, is_lit, resolve,
                       lr_blob, lr_off, follow_bits)
         self._max_depth = trie.max_depth

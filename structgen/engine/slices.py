@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 from ..regex import ByteDFA, compile_regex
-from .trie import TokenTrie, _subtree_ends
+from .trie import TokenTrie, _subtree_ends, pack_nodes
 
 # Reference loop languages, largest first.  Only speed depends on this list:
 # a lexer state that covers none of them is walked over the full trie.
@@ -240,6 +240,11 @@ class PrefixSlices:
         off = np.zeros(len(parts) + 1, dtype=np.int64)
         np.cumsum([len(x) for x in parts], out=off[1:])
         return np.concatenate(parts).astype(np.int32), off
+
+    @cached_property
+    def r_packed(self) -> np.ndarray:
+        """The remainder sub-tries' nodes as the walk reads them (see trie.pack_nodes)."""
+        return pack_nodes(self.r_byte, self.r_depth, self.r_end, self.r_tok_start, self.r_tok_ids)
 
 
 @numba.njit(cache=True)

@@ -26,6 +26,13 @@ class TokenTrie:
     node_orig: np.ndarray | None = None  # int32 [N]: node ids in the full trie (sub-tries only)
     slices: list | None = None           # TokenSlice list (full tries only), see slices.py
     prefix_slices: object = None         # PrefixSlices (full tries only), see slices.py
+    packed: np.ndarray | None = None     # int64 [N]: the walk's view of each node, see pack_nodes
+    walk_buffers: tuple = (4096, 16384)  # boundary / accepted-terminal room of a walk (grown on overflow)
+
+    def __post_init__(self) -> None:
+        if self.packed is None:
+            self.packed = pack_nodes(self.node_byte, self.node_depth, self.subtree_end, self.tok_start,
+                                     self.tok_ids)
 
     def orig_ids(self) -> np.ndarray:
         """Full-trie id of every node (identity for a full trie)."""
@@ -36,6 +43,67 @@ class TokenTrie:
     @property
     def n_nodes(self) -> int:
         return int(self.node_byte.shape[0])
+
+
+# pack_nodes layout: what a walk reads per node, in one int64 (one memory stream instead of five)
+PK_DEPTH_SHIFT, PK_NTOK_SHIFT, PK_TOK_SHIFT, PK_SIZE_SHIFT = 8, 20, 22, 43
+PK_DEPTH_MASK, PK_TOK_MASK = (1 << 12) - 1, (1 << 21) - 1
+PK_SIZE_LIMIT = 1 << 20
+
+
+def pack_nodes(node_byte: np.ndarray, node_depth: np.ndarray, subtree_end: np.ndarray, tok_start: np.ndarray,
+               tok_ids: np.ndarray) -> np.ndarray:
+    """One int64 per node: byte | depth << 8 | min(tokens ending here, 2) << 20 | that token << 22 |
+    subtree size << 43.
+
+    A walk visits hundreds of thousands of nodes on a cold mask; reading node byte,
+    depth, subtree end and the two token offsets from five arrays cost twice the
+    time of reading one packed word (measured on Qwen's 333k-node trie: 0.8 ms ->
+    0.4 ms for a lowercase-words walk).  A node where several tokens end (equal
+    bytes), a token id of 2^21 or more, or a subtree of 2^20 nodes or more is
+    marked (token count 2, size 0) and read from the CSR arrays / ``subtree_end``.
+    """
+    n = node_byte.shape[0]
+    if n and int(node_depth.max()) > PK_DEPTH_MASK:
+        raise ValueError("token trie deeper than 4095 bytes: not supported by the packed walk")
+    ntok = np.diff(tok_start).astype(np.int64)
+    first = np.zeros(n, dtype=np.int64)
+    has = ntok > 0
+    first[has] = tok_ids[tok_start[:-1][has]]
+    count = np.minimum(ntok, 2)
+    count[first > PK_TOK_MASK] = 2
+    first[count != 1] = 0
+    size = subtree_end.astype(np.int64) - np.arange(n, dtype=np.int64)
+    size[size >= PK_SIZE_LIMIT] = 0
+    return (node_byte.astype(np.int64) | (node_depth.astype(np.int64) << PK_DEPTH_SHIFT)
+            | (count << PK_NTOK_SHIFT) | (first << PK_TOK_SHIFT) | (size << PK_SIZE_SHIFT))
+
+
+@numba.njit(cache=True, inline="always")
+def pk_depth(x):
+    return (x >> 8) & 4095
+
+
+@numba.njit(cache=True, inline="always")
+def pk_after(x, i, subtree_end):
+    """The node after node ``i``'s subtree (``x`` = its packed word)."""
+    size = x >> 43
+    if size > 0:
+        return i + size
+    return subtree_end[i]
+
+
+@numba.njit(cache=True, inline="always")
+def pk_set_tokens(x, i, tok_start, tok_ids, mask):
+    """OR the tokens ending at node ``i`` into ``mask``."""
+    k = (x >> 20) & 3
+    if k == 1:
+        t = (x >> 22) & 2097151
+        mask[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+    elif k == 2:
+        for q in range(tok_start[i], tok_start[i + 1]):
+            t = tok_ids[q]
+            mask[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
 
 
 @numba.njit(cache=True)

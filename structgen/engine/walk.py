@@ -20,6 +20,7 @@ import numba
 import numpy as np
 
 from .lr_stacks import insertion_sort
+from .trie import pk_after, pk_depth, pk_set_tokens
 
 
 @numba.njit(cache=True, inline="always")
@@ -44,7 +45,7 @@ def _subtree_range(first, node_byte, node_depth, subtree_end):
 
 
 @numba.njit(cache=True)
-def walk_kernel(node_byte, node_depth, subtree_end, tok_start, tok_ids, node_orig,
+def walk_kernel(packed, node_byte, node_depth, subtree_end, tok_start, tok_ids, node_orig,
                 trans, acc_term, init_states, starts, mask_words,
                 max_boundaries, max_acc, max_depth):
     """Returns (mask, b_node, b_acc_start, b_acc_len, acc_buf, n_boundaries, n_acc, visited, overflow)."""
@@ -72,7 +73,7 @@ def walk_kernel(node_byte, node_depth, subtree_end, tok_start, tok_ids, node_ori
     if k0 == 1:
         # one live state (one terminal: every regex, most mid-lexeme states): no state
         # vectors to carry, a single transition per node
-        return _walk_one(node_byte, node_depth, subtree_end, tok_start, tok_ids, node_orig, trans, acc_term,
+        return _walk_one(packed, node_byte, node_depth, subtree_end, tok_start, tok_ids, node_orig, trans, acc_term,
                          init_states[0], starts, mask, b_node, b_acc_start, b_acc_len, acc_buf, maxd)
     for si in range(starts.shape[0]):
         lo, hi, base = _subtree_range(starts[si], node_byte, node_depth, subtree_end)
@@ -80,8 +81,9 @@ def walk_kernel(node_byte, node_depth, subtree_end, tok_start, tok_ids, node_ori
         i = lo
         while i < hi:
             visited += 1
-            d = node_depth[i] - base
-            b = node_byte[i]
+            x = packed[i]
+            d = pk_depth(x) - base
+            b = x & 255
             pc = counts[d - 1]
             c = advance_states(trans, states, d, pc, b)
             if c == 0:
@@ -113,19 +115,17 @@ def walk_kernel(node_byte, node_depth, subtree_end, tok_start, tok_ids, node_ori
                     b_acc_start[nb] = rec_start[d - 1]
                     b_acc_len[nb] = rec_len[d - 1]
                     nb += 1
-                i = subtree_end[i]
+                i = pk_after(x, i, subtree_end)
                 continue
             counts[d] = c
             owner[d] = i
-            for q in range(tok_start[i], tok_start[i + 1]):
-                t = tok_ids[q]
-                mask[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+            pk_set_tokens(x, i, tok_start, tok_ids, mask)
             i += 1
     return mask, b_node, b_acc_start, b_acc_len, acc_buf, nb, na, visited, overflow
 
 
 @numba.njit(cache=True)
-def _walk_one(node_byte, node_depth, subtree_end, tok_start, tok_ids, node_orig, trans, acc_term, q0, starts,
+def _walk_one(packed, node_byte, node_depth, subtree_end, tok_start, tok_ids, node_orig, trans, acc_term, q0, starts,
               mask, b_node, b_acc_start, b_acc_len, acc_buf, maxd):
     """:func:`walk_kernel` for a single live lexer state (same outputs)."""
     max_boundaries = b_node.shape[0]
@@ -134,43 +134,39 @@ def _walk_one(node_byte, node_depth, subtree_end, tok_start, tok_ids, node_orig,
     na = 0
     visited = 0
     cur = np.empty(maxd, dtype=np.int32)
-    rec_owner = np.full(maxd, -1, dtype=np.int32)
-    rec_start = np.full(maxd, -1, dtype=np.int32)
-    owner = np.full(maxd, -1, dtype=np.int32)
+    # one live state: a boundary's accepted terminals are one terminal, so boundaries share one
+    # acc_buf entry per terminal (no per-parent bookkeeping on the hot path)
+    term_entry = np.full(max(acc_term.max() + 1, 1), -1, dtype=np.int32)
     cur[0] = q0
     for si in range(starts.shape[0]):
         lo, hi, base = _subtree_range(starts[si], node_byte, node_depth, subtree_end)
-        owner[0] = -1 - si
         i = lo
         while i < hi:
             visited += 1
-            d = node_depth[i] - base
+            x = packed[i]
+            d = pk_depth(x) - base
             prev = cur[d - 1]
-            s = trans[prev, node_byte[i]]
+            s = trans[prev, x & 255]
             if s < 0:
                 t = acc_term[prev]
                 if t >= 0:
                     if nb >= max_boundaries:
                         return mask, b_node, b_acc_start, b_acc_len, acc_buf, nb, na, visited, True
-                    par = owner[d - 1]
-                    if rec_owner[d - 1] != par or rec_start[d - 1] < 0:
+                    e = term_entry[t]
+                    if e < 0:
                         if na + 1 > max_acc:
                             return mask, b_node, b_acc_start, b_acc_len, acc_buf, nb, na, visited, True
                         acc_buf[na] = t
-                        rec_start[d - 1] = na
-                        rec_owner[d - 1] = par
+                        e = term_entry[t] = na
                         na += 1
                     b_node[nb] = node_orig[i]
-                    b_acc_start[nb] = rec_start[d - 1]
+                    b_acc_start[nb] = e
                     b_acc_len[nb] = 1
                     nb += 1
-                i = subtree_end[i]
+                i = pk_after(x, i, subtree_end)
                 continue
             cur[d] = s
-            owner[d] = i
-            for q in range(tok_start[i], tok_start[i + 1]):
-                tk = tok_ids[q]
-                mask[tk >> 5] |= np.uint32(1) << np.uint32(tk & 31)
+            pk_set_tokens(x, i, tok_start, tok_ids, mask)
             i += 1
     return mask, b_node, b_acc_start, b_acc_len, acc_buf, nb, na, visited, False
 
@@ -178,9 +174,11 @@ def _walk_one(node_byte, node_depth, subtree_end, tok_start, tok_ids, node_orig,
 def run_walk(trie, lexer, init_states: np.ndarray, starts: np.ndarray):
     """Run the kernel, growing the boundary buffers until they suffice."""
     words = (trie.vocab_size + 31) // 32
-    max_b, max_a = 1024, 8192
+    # boundary buffers sized by the largest walk this trie has needed (an overflow reruns the
+    # whole walk: a lowercase-words walk over Qwen's trie has 2,700 boundaries and paid ~40%)
+    max_b, max_a = trie.walk_buffers
     while True:
-        out = walk_kernel(trie.node_byte, trie.node_depth, trie.subtree_end, trie.tok_start, trie.tok_ids,
+        out = walk_kernel(trie.packed, trie.node_byte, trie.node_depth, trie.subtree_end, trie.tok_start, trie.tok_ids,
                           trie.orig_ids(),
                           lexer.trans, lexer.acc_term, init_states, starts, words, max_b, max_a,
                           trie.max_depth)
@@ -188,6 +186,7 @@ def run_walk(trie, lexer, init_states: np.ndarray, starts: np.ndarray):
             return out
         max_b *= 4
         max_a *= 4
+        trie.walk_buffers = (max_b, max_a)
 
 
 @numba.njit(cache=True)
