@@ -22,11 +22,10 @@ caller retries with larger buffers.
 """
 from __future__ import annotations
 
-import mmap
-
 import numba
 import numpy as np
 
+from .buffers import BUFFERS
 from .trie import pk_after, pk_depth
 from .walk import advance_states
 from .lr_stacks import (C_CMARK, C_DEF, C_EXP, C_MARK, C_MEMO, C_NODES, C_RES, C_SETBUF, C_SETS, C_VEC,
@@ -1293,20 +1292,6 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
     return 1
 
 
-def lazy_zeros(n: int, dtype) -> np.ndarray:
-    """A zeroed 1-D array whose pages are mapped on first touch (anonymous mmap).
-
-    ``np.zeros`` of a few MB comes from the heap once glibc's mmap threshold has
-    grown, and is then memset: 0.3-0.6 ms for the sub-walk cache, paid by the
-    first mask of every grammar.  Fresh anonymous pages are zero already, and
-    only the pages a grammar's masks touch become resident.
-    """
-    nbytes = int(n) * np.dtype(dtype).itemsize
-    if nbytes < (1 << 16):
-        return np.zeros(n, dtype=dtype)
-    return np.frombuffer(mmap.mmap(-1, nbytes), dtype=dtype)
-
-
 SUBWALK_CACHE_INT64S = 2_000_000   # at most 16 MB of cached sub-walks per compiled grammar
 SUBWALK_CACHE_ENTRIES = 1 << 16
 
@@ -1333,17 +1318,18 @@ class SubwalkCache:
     ``table`` is the index (``2 * entries`` slots of (key, offset + 1), see
     :func:`_lookup_walk`), ``data`` the entries, ``ctr`` = [entries, int64s used].
     Starts at a quarter of the bounds above and grows by 4x while more than half
-    full, up to them; past them new walks are simply not cached.  The arrays are
-    :func:`lazy_zeros`, so the start costs neither time nor resident memory until
-    used, while a growth copies what is cached inside some mask's time (and walks
+    full, up to them; past them new walks are simply not cached.  The arrays come from
+    the process-wide ``buffers.BUFFERS`` pool (fresh ones are mapped on first touch, so
+    the start costs neither time nor resident memory until used; a dead grammar's are
+    reused, already mapped), while a growth copies what is cached inside some mask's time (and walks
     made while the cache is full go uncached): starting at 1/64 of the bounds cost
     the SQL benchmark replay three growths (0.5 ms), at 1/4 none.
     """
 
     def __init__(self, n_int64: int = SUBWALK_CACHE_INT64S // 4, entries: int = SUBWALK_CACHE_ENTRIES // 4):
         self.entries = entries
-        self.table = lazy_zeros(4 * entries, np.int64)
-        self.data = lazy_zeros(n_int64, np.int64)
+        self.table, self._table_back, _ = BUFFERS.zeros(self, 4 * entries, np.int64)
+        self.data, self._data_back, _ = BUFFERS.zeros(self, n_int64, np.int64, zero=False)   # written before read
         self.ctr = np.zeros(2, dtype=np.int64)
         self._set_thresholds()
 
@@ -1361,13 +1347,18 @@ class SubwalkCache:
         n_entries, used = int(n_entries), int(used)
         if n_entries > self._entries_at:
             self.entries = min(4 * self.entries, SUBWALK_CACHE_ENTRIES)
-            table = lazy_zeros(4 * self.entries, np.int64)
+            table, back, _ = BUFFERS.zeros(self, 4 * self.entries, np.int64)
             _rehash(table, self.table)
             self.table = table
+            self._table_back()
+            self._table_back = back
         if used > self._data_at:
-            data = lazy_zeros(min(4 * len(self.data), SUBWALK_CACHE_INT64S), np.int64)
+            data, back, _ = BUFFERS.zeros(self, min(4 * len(self.data), SUBWALK_CACHE_INT64S), np.int64,
+                                          zero=False)
             data[:used] = self.data[:used]
             self.data = data
+            self._data_back()
+            self._data_back = back
         self._set_thresholds()
         return True
 
@@ -1397,7 +1388,8 @@ class Workspace:
         sizes = [sizes32.get(name, cap) for name in W32]
         self.w32_off = np.zeros(len(W32) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.w32_off[1:])
-        self.w32_blob = lazy_zeros(int(self.w32_off[-1]), np.int32)
+        # a workspace of the same layout, left clean by the kernel, is reused as it is (buffers.py)
+        self.w32_blob, _, _ = BUFFERS.zeros(self, int(self.w32_off[-1]), np.int32, layout=("w32",) + tuple(sizes))
         for name in ("exp_off", "vec_off"):
             i = W32.index(name)
             self.w32_blob[self.w32_off[i]:self.w32_off[i + 1]] = -1
@@ -1407,11 +1399,14 @@ class Workspace:
         sizes = [sizes64.get(name, cap) for name in W64]
         self.w64_off = np.zeros(len(W64) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.w64_off[1:])
-        self.w64_blob = lazy_zeros(int(self.w64_off[-1]), np.int64)
+        self.w64_blob, _, reused = BUFFERS.zeros(self, int(self.w64_off[-1]), np.int64,
+                                                 layout=("w64",) + tuple(sizes))
+        if reused:
+            self.stats_view[:] = 0   # the counters are this grammar's (stamps and marks may go on counting)
         self.n_terms = n_terms
         self.la = np.zeros((cap + 1, n_words_la), dtype=np.uint64)   # + expected_search's scratch row
         # scratch masks + their non-zero word lists: an item's walk, and one first-byte unit of it
-        self.dmask = lazy_zeros(4 * mask_words, np.uint32)
+        self.dmask, _, _ = BUFFERS.zeros(self, 4 * mask_words, np.uint32, layout="dmask")   # scratch masks left zero
 
     def grown(self) -> "Workspace":
         """A workspace 4x larger, keeping the running totals of the stats."""
