@@ -166,7 +166,7 @@ class CompiledGrammar:
                 np.cumsum([len(x) for x in parts], out=self._lr_off[1:])
                 self._lr_blob = np.concatenate(parts).astype(np.int32)
                 self._glr_roots: dict[int, tuple] = {}
-                self._subwalks: SubwalkCache | None = None   # allocated with the first GLR mask
+                self._subwalks: SubwalkCache | None = None   # allocated at the end of compiling (_kernel_resources)
                 self._workspace: Workspace | None = None
                 # (vid, top states) -> (tokens they decide, deferred work, can-end answers they decide by
                 # lexeme-non-empty flag)
@@ -194,6 +194,11 @@ class CompiledGrammar:
         self._stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "glr_calls": 0, "topk_hits": 0,
                        "memo_cuts": 0, "units_walked": 0, "units_replayed": 0}
         self._kernel: GLRKernel | None = None
+        if self.glr is not None:
+            # the mask kernel's per-grammar inputs (prefix-slice flags: a cover check per terminal
+            # start state; workspace; sub-walk cache) are part of compiling: built in the first
+            # mask's time they were 350-390 us of syncode Go's and SQL's first masks
+            self._kernel_resources()
 
     # ----- lexer / parser glue -------------------------------------------------
     def lexer_start(self, pset: EarleySet) -> int:
@@ -521,8 +526,8 @@ class CompiledGrammar:
             return mask, _kernel_can_end(kernel.stats, ends)
 
     def _kernel_resources(self) -> GLRKernel:
-        """The GLR kernel with its sub-walk cache, workspace and prefix-slice inputs (made by the
-        first GLR mask: lazily mapped zero pages, so a grammar that never masks costs nothing)."""
+        """The GLR kernel with its sub-walk cache, workspace and prefix-slice inputs (made when the
+        grammar is compiled; their arrays are lazily mapped or pooled pages, see buffers.py)."""
         if self._workspace is None:
             self._subwalks = SubwalkCache()
             self._workspace = self._new_workspace()

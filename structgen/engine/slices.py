@@ -234,7 +234,7 @@ class PrefixSlices:
     @cached_property
     def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """The int32 arrays as one blob plus offsets, built once per trie (megabytes: ~1 ms that
-        would otherwise land on every compiled grammar's first GLR mask)."""
+        would otherwise land on every GLR grammar's compile)."""
         parts = (self.node, self.n_first, self.r_lo, self.r_hi, self.r_depth, self.r_end, self.r_tok_start,
                  self.r_tok_ids, self.r_orig, self.child)
         off = np.zeros(len(parts) + 1, dtype=np.int64)
