@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 from .buffers import BUFFERS
-from .trie import pk_after, pk_depth
+from .trie import pk_after, pk_depth, pk_set_tokens_listed
 from .walk import advance_states
 from .lr_stacks import (C_CMARK, C_DEF, C_EXP, C_MARK, C_MEMO, C_NODES, C_RES, C_SETBUF, C_SETS, C_VEC,
                         DEFER_BOUNDARY, DEFER_ITEM, DEFERRED, T_RD_START, T_SH_START, T_SH_TERM, UNKNOWN,
@@ -209,28 +209,13 @@ def _walk_below_one(lo, hi, base, t_packed, t_end, t_tok_start, t_tok_ids, t_ori
             i = pk_after(x, i, t_end)
             continue
         cur[d] = s
-        k = (x >> 20) & 3
-        if k == 1:
-            t = (x >> 22) & 2097151
-            w = t >> 5
-            if dmask[w] == 0:
-                dirty[n_dirty] = w
-                n_dirty += 1
-            dmask[w] |= np.uint32(1) << np.uint32(t & 31)
-        elif k == 2:
-            for q in range(t_tok_start[i], t_tok_start[i + 1]):
-                t = t_tok_ids[q]
-                w = t >> 5
-                if dmask[w] == 0:
-                    dirty[n_dirty] = w
-                    n_dirty += 1
-                dmask[w] |= np.uint32(1) << np.uint32(t & 31)
+        n_dirty = pk_set_tokens_listed(x, i, t_tok_start, t_tok_ids, dmask, dirty, n_dirty)
         i += 1
     return n_tb, n_acc_buf, n_dirty, visited, True
 
 
 @numba.njit(cache=True, _nrt=False)
-def _walk_subtree(lo, hi, base, t_packed, t_depth, t_end, t_tok_start, t_tok_ids, t_orig, use_orig, trans, states,
+def _walk_subtree(lo, hi, base, t_packed, t_end, t_tok_start, t_tok_ids, t_orig, use_orig, trans, states,
                   counts, owner, rec_owner, rec_start, rec_len, acc_term, acc_buf, n_acc_buf, tb_node, tb_acc,
                   tb_alen, n_tb, dmask, dirty, n_dirty, stats):
     """Walk one item node's subtree (full trie, or a prefix slice's remainder whose nodes map to
@@ -281,26 +266,11 @@ def _walk_subtree(lo, hi, base, t_packed, t_depth, t_end, t_tok_start, t_tok_ids
             continue
         counts[d] = c
         owner[d] = t_orig[i] if use_orig else i    # full ids: unique across the items of a call
+        n_dirty = pk_set_tokens_listed(x, i, t_tok_start, t_tok_ids, dmask, dirty, n_dirty)
         if c == 1:
             after = pk_after(x, i, t_end)
             if after - i > 2:
-                # one state left: node i's tokens, then its subtree on the single-state walk
-                k = (x >> 20) & 3
-                if k == 1:
-                    t = (x >> 22) & 2097151
-                    w = t >> 5
-                    if dmask[w] == 0:
-                        dirty[n_dirty] = w
-                        n_dirty += 1
-                    dmask[w] |= np.uint32(1) << np.uint32(t & 31)
-                elif k == 2:
-                    for q in range(t_tok_start[i], t_tok_start[i + 1]):
-                        t = t_tok_ids[q]
-                        w = t >> 5
-                        if dmask[w] == 0:
-                            dirty[n_dirty] = w
-                            n_dirty += 1
-                        dmask[w] |= np.uint32(1) << np.uint32(t & 31)
+                # one state left: node i's subtree on the single-state walk
                 n_tb, n_acc_buf, n_dirty, v1, ok = _walk_below_one(
                     i + 1, after, base, t_packed, t_end, t_tok_start, t_tok_ids, t_orig, use_orig, trans, acc_term,
                     states[:, 0], acc_buf, n_acc_buf, tb_node, tb_acc, tb_alen, n_tb, dmask, dirty, n_dirty)
@@ -310,22 +280,6 @@ def _walk_subtree(lo, hi, base, t_packed, t_depth, t_end, t_tok_start, t_tok_ids
                     return n_tb, n_acc_buf, n_dirty, False
                 i = after
                 continue
-        k = (x >> 20) & 3
-        if k == 1:
-            t = (x >> 22) & 2097151
-            w = t >> 5
-            if dmask[w] == 0:
-                dirty[n_dirty] = w
-                n_dirty += 1
-            dmask[w] |= np.uint32(1) << np.uint32(t & 31)
-        elif k == 2:
-            for q in range(t_tok_start[i], t_tok_start[i + 1]):
-                t = t_tok_ids[q]
-                w = t >> 5
-                if dmask[w] == 0:
-                    dirty[n_dirty] = w
-                    n_dirty += 1
-                dmask[w] |= np.uint32(1) << np.uint32(t & 31)
         i += 1
     stats[0] += visited
     return n_tb, n_acc_buf, n_dirty, True
@@ -433,10 +387,10 @@ def _walk_group_node(lo, n_use, ps_child, ps_cnt, ps32, ps_off, r_orig, r_depth,
         ri = np.searchsorted(r_orig[r_lo:r_hi], lo) + r_lo
         if ri >= r_hi or r_orig[ri] != lo:
             return n_tb, n_acc_buf, n_dirty, True          # the whole subtree is in the slice
-        return _walk_subtree(ri, r_end[ri], r_depth[ri] - 1, ps_packed, r_depth, r_end, r_tok_start, r_tok_ids,
+        return _walk_subtree(ri, r_end[ri], r_depth[ri] - 1, ps_packed, r_end, r_tok_start, r_tok_ids,
                              r_orig, True, trans, states, counts, owner, rec_owner, rec_start, rec_len, acc_term,
                              acc_buf, n_acc_buf, tb_node, tb_acc, tb_alen, n_tb, dmask, dirty, n_dirty, stats)
-    return _walk_subtree(lo, f_end[lo], f_depth[lo] - 1, f_packed, f_depth, f_end, f_tok_start, f_tok_ids, f_depth,
+    return _walk_subtree(lo, f_end[lo], f_depth[lo] - 1, f_packed, f_end, f_tok_start, f_tok_ids, f_depth,
                          False, trans, states, counts, owner, rec_owner, rec_start, rec_len, acc_term, acc_buf,
                          n_acc_buf, tb_node, tb_acc, tb_alen, n_tb, dmask, dirty, n_dirty, stats)
 

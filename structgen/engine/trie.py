@@ -81,13 +81,13 @@ def pack_nodes(node_byte: np.ndarray, node_depth: np.ndarray, subtree_end: np.nd
 
 @numba.njit(cache=True, inline="always")
 def pk_depth(x):
-    return (x >> 8) & 4095
+    return (x >> PK_DEPTH_SHIFT) & PK_DEPTH_MASK
 
 
 @numba.njit(cache=True, inline="always")
 def pk_after(x, i, subtree_end):
     """The node after node ``i``'s subtree (``x`` = its packed word)."""
-    size = x >> 43
+    size = x >> PK_SIZE_SHIFT
     if size > 0:
         return i + size
     return subtree_end[i]
@@ -96,14 +96,37 @@ def pk_after(x, i, subtree_end):
 @numba.njit(cache=True, inline="always")
 def pk_set_tokens(x, i, tok_start, tok_ids, mask):
     """OR the tokens ending at node ``i`` into ``mask``."""
-    k = (x >> 20) & 3
+    k = (x >> PK_NTOK_SHIFT) & 3
     if k == 1:
-        t = (x >> 22) & 2097151
+        t = (x >> PK_TOK_SHIFT) & PK_TOK_MASK
         mask[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
     elif k == 2:
         for q in range(tok_start[i], tok_start[i + 1]):
             t = tok_ids[q]
             mask[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+
+
+@numba.njit(cache=True, inline="always")
+def pk_set_tokens_listed(x, i, tok_start, tok_ids, mask, listed, n_listed):
+    """:func:`pk_set_tokens`, also appending to ``listed`` every word of ``mask`` that turns
+    non-zero (a sparse record of the walk's tokens); returns the new length of ``listed``."""
+    k = (x >> PK_NTOK_SHIFT) & 3
+    if k == 1:
+        t = (x >> PK_TOK_SHIFT) & PK_TOK_MASK
+        w = t >> 5
+        if mask[w] == 0:
+            listed[n_listed] = w
+            n_listed += 1
+        mask[w] |= np.uint32(1) << np.uint32(t & 31)
+    elif k == 2:
+        for q in range(tok_start[i], tok_start[i + 1]):
+            t = tok_ids[q]
+            w = t >> 5
+            if mask[w] == 0:
+                listed[n_listed] = w
+                n_listed += 1
+            mask[w] |= np.uint32(1) << np.uint32(t & 31)
+    return n_listed
 
 
 @numba.njit(cache=True)
