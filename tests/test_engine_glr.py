@@ -133,10 +133,10 @@ def test_subwalk_cache_index_survives_growth(monkeypatch):
     def store(i: int) -> int:
         vec = np.array([i, i + 1], dtype=np.int32)
         key = lw._walk_key(lw._nodes_hash(nodes, 0, 3), vec, 0, 2)
-        p = lw._reserve_walk(cache.table, cache.data, cache.ctr, key, 8)
+        p = lw._reserve_walk(cache.table, cache.data, cache.ctr, key, 9)
         if p >= 0:
-            cache.data[p:p + 7] = [3, 0, 1, 2, 2, i, i + 1]
-            cache.data[p + 7] = 1000 + i   # the entry's first word after its key
+            cache.data[p:p + 8] = [3, 0, 1, 2, 2, i, i + 1, 0]   # key, then no item-result depths
+            cache.data[p + 8] = 1000 + i   # the entry's first word after them
         return p
 
     def find(i: int) -> int:

@@ -192,7 +192,8 @@ class CompiledGrammar:
         self._covers: dict[tuple[int, str], bool] = {}
         # counters kept here; the GLR kernel's own come from its running totals (see ``stats``)
         self._stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "glr_calls": 0, "topk_hits": 0,
-                       "memo_cuts": 0, "units_walked": 0, "units_replayed": 0}
+                       "memo_cuts": 0, "units_walked": 0, "units_replayed": 0, "item_results_used": 0,
+                       "item_results_made": 0}
         self._kernel: GLRKernel | None = None
         if self.glr is not None:
             # the mask kernel's per-grammar inputs (prefix-slice flags: a cover check per terminal

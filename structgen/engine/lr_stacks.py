@@ -6,7 +6,9 @@ the exact expected terminals of a stack (one search with lookahead bitsets),
 the GLR step for one terminal (reductions filtered by FOLLOW, then the shift),
 and sets of stacks interned by content.  A parent id below -1 marks the
 *unknown* part of a stack (the kernel's top-states cache): a search that pops
-into it reports UNKNOWN instead of guessing.
+into it reports UNKNOWN instead of guessing.  Every node knows its height (states
+below it), and the searches lower ``ctr[C_FLOOR]`` to the lowest height whose state
+they read, so the kernel knows how much of a stack a result depends on.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import numba
 import numpy as np
 
 # counters kept in one int64 array so helpers can update them
-C_NODES, C_STAMP, C_EXP, C_MEMO, C_RES, C_SETS, C_SETBUF, C_VEC, C_MARK, C_CMARK, C_DEF = range(11)
+C_NODES, C_STAMP, C_EXP, C_MEMO, C_RES, C_SETS, C_SETBUF, C_VEC, C_MARK, C_CMARK, C_DEF, C_FLOOR = range(12)
 # the LR tables travel as one int32 blob, in this order
 T_SH_START, T_SH_TERM, T_SH_TO, T_GT_START, T_GT_NT, T_GT_TO, T_RD_START, T_RD_PROD, T_LHS, T_LEN = range(10)
 
@@ -38,8 +40,9 @@ def find_sorted(keys, lo, hi, key):
 
 
 @numba.njit(cache=True, _nrt=False)
-def intern_node(state, parent, pool_state, pool_parent, table, ctr, node_slot):
-    """Stack node for (state, parent), or -1 when the pool is full (slots recorded for cleanup)."""
+def intern_node(state, parent, pool_state, pool_parent, pool_height, table, ctr, node_slot):
+    """Stack node for (state, parent), or -1 when the pool is full (slots recorded for cleanup).
+    Its height is its parent's + 1 (0 on a stack's bottom or on an unknown part)."""
     tmask = table.shape[0] - 1
     h = (np.int64(state) * np.int64(1000003) + np.int64(parent + 1) * np.int64(7919)) & tmask
     while True:
@@ -50,6 +53,7 @@ def intern_node(state, parent, pool_state, pool_parent, table, ctr, node_slot):
                 return -1
             pool_state[n] = state
             pool_parent[n] = parent
+            pool_height[n] = pool_height[parent] + 1 if parent >= 0 else 0
             table[h] = n + 1
             node_slot[n] = h
             ctr[C_NODES] = n + 1
@@ -65,8 +69,10 @@ NO_GOTO = -4   # a reduction whose goto is undefined: that path dies
 
 
 @numba.njit(cache=True, inline="always")
-def reduce_node(x, r, plen, lhs, gt_start, gt_nt, gt_to, pool_state, pool_parent, table, ctr, node_slot):
-    """The stack after reducing production ``r`` on top of node ``x``: pop, then goto.
+def reduce_node(x, r, plen, lhs, gt_start, gt_nt, gt_to, pool_state, pool_parent, pool_height, table, ctr,
+                node_slot):
+    """The stack after reducing production ``r`` on top of node ``x``: pop, then goto (reading the
+    state it pops to, so ``ctr[C_FLOOR]`` goes down to that node's height).
 
     Returns the node, NO_GOTO, UNKNOWN (popped into a stack's unknown part) or -1 (pool full).
     The LR tables arrive as separate arrays, not the ``lr`` tuple: taking an array out of a
@@ -77,22 +83,25 @@ def reduce_node(x, r, plen, lhs, gt_start, gt_nt, gt_to, pool_state, pool_parent
         anc = pool_parent[anc]
         if anc < 0:
             return UNKNOWN
+    if pool_height[anc] < ctr[C_FLOOR]:
+        ctr[C_FLOOR] = pool_height[anc]
     gs = pool_state[anc]
     gi = find_sorted(gt_nt, gt_start[gs], gt_start[gs + 1], lhs[r])
     if gi < 0:
         return NO_GOTO
-    return intern_node(gt_to[gi], anc, pool_state, pool_parent, table, ctr, node_slot)
+    return intern_node(gt_to[gi], anc, pool_state, pool_parent, pool_height, table, ctr, node_slot)
 
 
 @numba.njit(cache=True, inline="always")
-def _push_reduction(x, r, t, top, plen, lhs, gt_start, gt_nt, gt_to, follow_bits, pool_state, pool_parent, table,
-                    ctr, node_slot, visit, stamp, todo):
+def _push_reduction(x, r, t, top, plen, lhs, gt_start, gt_nt, gt_to, follow_bits, pool_state, pool_parent,
+                    pool_height, table, ctr, node_slot, visit, stamp, todo):
     """One reduction step of a search before lookahead ``t``: reduce ``r`` on node ``x`` when ``t`` may
     follow its left-hand side, and push the result unless visited.  Returns the new stack top, or
     UNKNOWN / -1 (overflow)."""
     if not (follow_bits[lhs[r], t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
         return top
-    y = reduce_node(x, r, plen, lhs, gt_start, gt_nt, gt_to, pool_state, pool_parent, table, ctr, node_slot)
+    y = reduce_node(x, r, plen, lhs, gt_start, gt_nt, gt_to, pool_state, pool_parent, pool_height, table, ctr,
+                    node_slot)
     if y == NO_GOTO:
         return top
     if y < 0:
@@ -119,7 +128,7 @@ def insertion_sort(buf, n):
 
 
 @numba.njit(cache=True, _nrt=False)
-def expected_search(node, lr, follow_bits, pool_state, pool_parent, table, la, la_stamp, todo, ctr,
+def expected_search(node, lr, follow_bits, pool_state, pool_parent, pool_height, table, la, la_stamp, todo, ctr,
                      out, cand_mark, node_slot, carried):
     """Every terminal that stack ``node`` can shift next, exactly, in one search.
 
@@ -168,7 +177,8 @@ def expected_search(node, lr, follow_bits, pool_state, pool_parent, table, la, l
                     nz = True
             if not nz:
                 continue
-            y = reduce_node(x, r, plen, lhs, gt_start, gt_nt, gt_to, pool_state, pool_parent, table, ctr, node_slot)
+            y = reduce_node(x, r, plen, lhs, gt_start, gt_nt, gt_to, pool_state, pool_parent, pool_height, table,
+                            ctr, node_slot)
             if y == NO_GOTO:
                 continue
             if y < 0:
@@ -197,7 +207,7 @@ def expected_search(node, lr, follow_bits, pool_state, pool_parent, table, la, l
 
 
 @numba.njit(cache=True, _nrt=False)
-def shift_search(node, t, lr, follow_bits, pool_state, pool_parent, table, visit, todo, ctr,
+def shift_search(node, t, lr, follow_bits, pool_state, pool_parent, pool_height, table, visit, todo, ctr,
                   out, n_out, node_slot):
     """The GLR step: append to ``out`` every stack after reductions allowed before ``t`` and the shift of ``t``.
 
@@ -216,7 +226,7 @@ def shift_search(node, t, lr, follow_bits, pool_state, pool_parent, table, visit
         s = pool_state[x]
         si = find_sorted(sh_term, sh_start[s], sh_start[s + 1], t)
         if si >= 0:
-            y = intern_node(sh_to[si], x, pool_state, pool_parent, table, ctr, node_slot)
+            y = intern_node(sh_to[si], x, pool_state, pool_parent, pool_height, table, ctr, node_slot)
             if y < 0 or n_out >= out.shape[0]:
                 return -1
             out[n_out] = y
@@ -226,14 +236,15 @@ def shift_search(node, t, lr, follow_bits, pool_state, pool_parent, table, visit
             if r == 0:
                 continue  # production 0 reduces only to accept at end of input
             top = _push_reduction(x, r, t, top, plen, lhs, gt_start, gt_nt, gt_to, follow_bits, pool_state,
-                                  pool_parent, table, ctr, node_slot, visit, stamp, todo)
+                                  pool_parent, pool_height, table, ctr, node_slot, visit, stamp, todo)
             if top < 0:
                 return top   # UNKNOWN or -1 (overflow)
     return n_out
 
 
 @numba.njit(cache=True, _nrt=False)
-def accept_search(node, end, lr, follow_bits, pool_state, pool_parent, table, visit, todo, ctr, node_slot):
+def accept_search(node, end, lr, follow_bits, pool_state, pool_parent, pool_height, table, visit, todo, ctr,
+                  node_slot):
     """1 if the input may end on stack ``node`` (production 0 reducible on end-of-input), else 0.
 
     The reductions allowed before END, as in :func:`shift_search`, until a
@@ -258,7 +269,7 @@ def accept_search(node, end, lr, follow_bits, pool_state, pool_parent, table, vi
             if r == 0:
                 return 1
             top = _push_reduction(x, r, end, top, plen, lhs, gt_start, gt_nt, gt_to, follow_bits, pool_state,
-                                  pool_parent, table, ctr, node_slot, visit, stamp, todo)
+                                  pool_parent, pool_height, table, ctr, node_slot, visit, stamp, todo)
             if top < 0:
                 return top   # UNKNOWN or -1 (overflow)
     return 0

@@ -28,7 +28,7 @@ import numpy as np
 from .buffers import BUFFERS
 from .trie import pk_after, pk_depth, pk_set_tokens_listed
 from .walk import advance_states
-from .lr_stacks import (C_CMARK, C_DEF, C_EXP, C_MARK, C_MEMO, C_NODES, C_RES, C_SETBUF, C_SETS, C_VEC,
+from .lr_stacks import (C_CMARK, C_DEF, C_EXP, C_FLOOR, C_MARK, C_MEMO, C_NODES, C_RES, C_SETBUF, C_SETS, C_VEC,
                         DEFER_BOUNDARY, DEFER_ITEM, DEFERRED, T_RD_START, T_SH_START, T_SH_TERM, UNKNOWN,
                         accept_search, defer_work, expected_search, insertion_sort, intern_node, intern_set,
                         shift_search)
@@ -83,7 +83,7 @@ def _group_id(nodes, n_off, n_len, f_byte, gb, k):
 def _lookup_walk(sc_table, sc_data, key, nodes, n_off, n_len, vec, v_off, v_len):
     """Offset in ``sc_data`` of the cached walk of a node group from a lexer vector, or -1.
 
-    Entries are runs of int64: [n_nodes, nodes..., n_vec, vector..., n_words,
+    Entries are runs of int64: [n_nodes, nodes..., n_vec, vector..., result depths, n_words,
     (word << 32 | bits)*, n_slices, prefix slice ids..., n_groups, (n_acc, acc..., n_nodes,
     group id (GID words, see _group_id), nodes...)*] - the tokens the walk allows (sparse
     words plus whole prefix-slice masks) and its boundaries grouped by accepted terminals.
@@ -117,7 +117,7 @@ def _lookup_walk(sc_table, sc_data, key, nodes, n_off, n_len, vec, v_off, v_len)
                             same = False
                             break
                 if same:
-                    return q + 1 + v_len
+                    return q + 2 + v_len
         h = (h + 1) & tmask
 
 
@@ -156,15 +156,17 @@ W32 = ("pool_state", "pool_parent", "todo", "exp_off", "exp_len", "exp_buf", "me
        "bq_acc", "bq_alen", "it_noff", "it_nlen", "it_set", "gnode_buf", "acc_buf", "tb_node", "tb_acc", "tb_alen",
        "tb_group", "sg_acc", "sg_alen", "sg_count", "sg_pos", "node_slot", "memo_slot", "set_slot", "def_out",
        "stk_nodes", "tops", "cand_terms", "acc_terms", "chosen", "counts", "rec_start", "rec_len", "ps_cnt",
-       "ps_applied", "states", "split_nodes", "byte_pos")
-W64 = ("node_table", "memo_table", "set_table", "visit", "la_stamp", "memo_key", "term_mark", "cand_mark", "ctr",
+       "ps_applied", "states", "split_nodes", "byte_pos", "pool_height", "memo_floor", "exp_floor", "set_floor",
+       "bq_parent", "it_parent", "it_walk", "it_floor", "it_child", "it_next", "key_buf")
+W64 = ("node_table", "memo_table", "set_table", "visit", "la_stamp", "result_depthey", "term_mark", "cand_mark", "ctr",
        "owner", "rec_owner", "stats", "bq_gid", "it_gid")
 GID = 5   # a boundary group's carried id: 4 words of first-byte bits, then its nodes' hash (see _group_id)
 
 # the kernel's ``stats`` part: N_STATS counters of the last call, then their running totals (the
 # total in the can-end answer's slot counts completed calls)
-N_STATS = 8
+N_STATS = 10
 STAT_CALLS = 5
+STAT_RESULTS_USED, STAT_RESULTS_MADE = 8, 9
 
 # prefix-slice blob layout (int32 parts of pack_prefix_slices, in this order)
 PS_NODE, PS_NFIRST, PS_RLO, PS_RHI, PS_RDEPTH, PS_REND, PS_RTOKSTART, PS_RTOKIDS, PS_RORIG, PS_CHILD = range(10)
@@ -361,6 +363,8 @@ def _write_entry_head(sc_data, p, nodes, n_off, n_len, vec, v_off, v_len, dmask,
     for y in range(v_len):
         sc_data[p + 1 + y] = vec[v_off + y]
     p += 1 + v_len
+    sc_data[p] = 0   # bit d: an item result keyed by d stack states exists for this walk
+    p += 1
     sc_data[p] = n_dirty
     p += 1
     for z in range(n_dirty):
@@ -407,7 +411,7 @@ def _record_unit(sc_table, sc_data, sc_ctr, key, nodes, n_off, n_len, vec, v_off
     acc_total = 0
     for y in range(n_sub):
         acc_total += sg_alen[y]
-    size = 1 + n_len + 1 + v_len + 1 + n_dirty_u + 1 + 1 + 2 * n_sub + acc_total + (z1 - z0)
+    size = 1 + n_len + 1 + v_len + 1 + 1 + n_dirty_u + 1 + 1 + 2 * n_sub + acc_total + (z1 - z0)
     p = _reserve_walk(sc_table, sc_data, sc_ctr, key, size)
     if p < 0:
         return
@@ -430,14 +434,224 @@ def _record_unit(sc_table, sc_data, sc_ctr, key, nodes, n_off, n_len, vec, v_off
                 p += 1
 
 
+# Item results (see _record_item_results): an item's tokens depend on its walk and on the states its
+# searches read; when those are within the top ``result_depth`` states of its (one) stack, the union of
+# every token below the item is cached under (walk, those states) and a later item with the same
+# walk on a stack with the same top states takes it whole instead of redoing the GLR steps.
+RESULT_DEPTH = 8            # most stack states an item result may be keyed by (0: no item results)
+RESULT_TRIAL = 512         # results a grammar makes before GLRKernel judges whether they pay
+RESULT_MIN_USE = 4         # ... they do while used at least once per this many made
+RESULT_PROBE = 16          # past that, one call in this many still records
+MAX_RESULT_DEPTH = 16
+RESULT_TAG = -7              # first int64 of an item result's entry (a walk entry starts with its node count)
+WALK_NONE = -1             # it_walk: the item walked nothing (no start state survives its first bytes)
+FLOOR_NONE = 1 << 30       # it_floor: nothing read yet
+FLOOR_DIRTY = -(1 << 30)   # it_floor: no result can be recorded (deferred work, or an uncached walk)
+
+
+@numba.njit(cache=True, inline="always")
+def _apply_tokens(sc_data, p, mask, ps_applied, ps_masks):
+    """OR the tokens stored at ``p`` (n_words, words..., n_slices, prefix slice ids...) into ``mask``;
+    returns the position after them."""
+    nw = sc_data[p]
+    p += 1
+    for z in range(nw):
+        v = sc_data[p]
+        mask[v >> 32] |= np.uint32(v & 0xFFFFFFFF)
+        p += 1
+    n_ps_used = sc_data[p]
+    p += 1
+    for z in range(n_ps_used):
+        j = sc_data[p]
+        p += 1
+        if not ps_applied[j]:
+            ps_applied[j] = 1   # the mask is a union: once per call suffices
+            for w in range(mask.shape[0]):
+                mask[w] |= ps_masks[j, w]
+    return p
+
+
+@numba.njit(cache=True, _nrt=False)
+def _top_states(top, pool_state, pool_parent, k, key_buf):
+    """The top states (at most ``k``) of the stack on node ``top`` into ``key_buf``, from the top
+    down to its bottom or an unknown part: their count."""
+    node = top
+    for n in range(k):
+        key_buf[n] = pool_state[node]
+        node = pool_parent[node]
+        if node < 0:
+            return n + 1
+    return k
+
+
+@numba.njit(cache=True, _nrt=False)
+def _find_item_result(sc_table, sc_data, wp, top, pool_state, pool_parent, result_depth, key_buf):
+    """Position of a cached result of walk ``wp`` (see _lookup_result) whose top states the stack on
+    node ``top`` has, trying the depths recorded for the walk from the shallowest, or -1."""
+    bits = sc_data[wp - 1]
+    n_known = _top_states(top, pool_state, pool_parent, result_depth, key_buf)
+    for d in range(1, n_known + 1):
+        if (bits >> d) & 1:
+            mp = _lookup_result(sc_table, sc_data, _result_key(wp, key_buf, d), wp, key_buf, d)
+            if mp >= 0:
+                return mp
+    return -1
+
+
+@numba.njit(cache=True, _nrt=False)
+def _result_key(wp, key_buf, n):
+    h = (np.int64(wp) * np.int64(0x9E3779B1) + np.int64(n) + np.int64(0x2545F491)) & np.int64(0x3FFFFFFFFFFFFFFF)
+    for j in range(n):
+        h = (h * np.int64(1000003) + np.int64(key_buf[j])) & np.int64(0x3FFFFFFFFFFFFFFF)
+    return h
+
+
+@numba.njit(cache=True, _nrt=False)
+def _lookup_result(sc_table, sc_data, key, wp, key_buf, n):
+    """Position of the cached result of walk ``wp`` on top states ``key_buf[:n]`` (its floor depth,
+    then its tokens), or -1.  Entries: [RESULT_TAG, walk, n, states..., depth, tokens]; the walk and
+    the states are compared in full, so a hit is exact."""
+    tmask = (sc_table.shape[0] >> 1) - 1
+    h = (key * np.int64(2654435761)) & tmask
+    while True:
+        v = sc_table[2 * h + 1]
+        if v == 0:
+            return -1
+        if sc_table[2 * h] == key:
+            p = v - 1
+            if sc_data[p] == RESULT_TAG and sc_data[p + 1] == wp and sc_data[p + 2] == n:
+                same = True
+                for j in range(n):
+                    if sc_data[p + 3 + j] != key_buf[j]:
+                        same = False
+                        break
+                if same:
+                    return p + 3 + n
+        h = (h + 1) & tmask
+
+
+@numba.njit(cache=True, _nrt=False)
+def _record_item_results(n_items, it_parent, it_walk, it_floor, it_child, it_next, it_set, set_off, set_len,
+                         set_buf, pool_state, pool_parent, pool_height, result_depth, key_buf, sc_table, sc_data, sc_ctr,
+                         dmask_u, dirty_u, ps_flags, dfs, stats, topmost):
+    """After a complete call: cache the result of each item whose searches (its own and those of
+    every item below it) read at most the top ``result_depth`` states of its stack: the union of the
+    tokens below it, keyed by its walk and the states read (see _lookup_result).  Items come after
+    the item whose walk made them, so one backward pass folds each item's floor into its parent's.
+
+    Only the topmost item of a chain of such items gets a result: one below it would be used only
+    when its walk recurs under another parent.  Recording every level made 20x more results than
+    were used (syncode Go replay: 7,460 made, 1,526 used; topmost only: 371 made, 1,148 used)."""
+    for i in range(n_items):
+        it_child[i] = -1
+    for i in range(n_items - 1, -1, -1):
+        pk = it_parent[i]
+        if pk >= 0:
+            if it_floor[i] < it_floor[pk]:
+                it_floor[pk] = it_floor[i]
+            it_next[i] = it_child[pk]
+            it_child[pk] = i
+    n_ps = ps_flags.shape[0]
+    for j in range(n_ps):
+        ps_flags[j] = 0
+    for i in range(n_items):
+        pk = it_parent[i]
+        topmost[i] = 0
+        wp = it_walk[i]
+        if wp < 0:
+            continue   # walked nothing, or itself a cached result
+        q = wp + 1 + sc_data[wp]
+        if sc_data[q + 1 + sc_data[q]] == 0:
+            continue   # a walk without boundaries: replaying it is as cheap
+        sid = it_set[i]
+        if set_len[sid] != 1:
+            continue
+        top = set_buf[set_off[sid]]
+        h = pool_height[top]
+        if it_floor[i] < h - result_depth + 1:
+            continue   # read deeper than a key may reach (or dirty)
+        topmost[i] = 1
+        if pk >= 0 and topmost[pk]:
+            continue   # its parent has a result (cached now, or found cached)
+        n_key = h - it_floor[i] + 1 if it_floor[i] <= h else 1   # the states it read: its key
+        if _top_states(top, pool_state, pool_parent, n_key, key_buf) != n_key:
+            continue
+        key = _result_key(wp, key_buf, n_key)
+        if _lookup_result(sc_table, sc_data, key, wp, key_buf, n_key) >= 0:
+            continue
+        n_dirty = 0
+        n_psu = 0
+        dfs[0] = i
+        n_dfs = 1
+        while n_dfs > 0:
+            n_dfs -= 1
+            y = dfs[n_dfs]
+            w = it_walk[y]
+            if w == WALK_NONE:
+                continue
+            q = w if w >= 0 else -2 - w + 1
+            nw = sc_data[q]
+            q += 1
+            for z in range(nw):
+                v = sc_data[q + z]
+                wi = v >> 32
+                if dmask_u[wi] == 0:
+                    dirty_u[n_dirty] = wi
+                    n_dirty += 1
+                dmask_u[wi] |= np.uint32(v & 0xFFFFFFFF)
+            q += nw
+            for z in range(sc_data[q]):
+                j = sc_data[q + 1 + z]
+                if not ps_flags[j]:
+                    ps_flags[j] = 1
+                    n_psu += 1
+            if w >= 0:
+                c = it_child[y]
+                while c >= 0:
+                    dfs[n_dfs] = c
+                    n_dfs += 1
+                    c = it_next[c]
+        size = 3 + n_key + 1 + 1 + n_dirty + 1 + n_psu
+        p = _reserve_walk(sc_table, sc_data, sc_ctr, key, size)
+        if p >= 0:
+            sc_data[p] = RESULT_TAG
+            sc_data[p + 1] = wp
+            sc_data[p + 2] = n_key
+            for j in range(n_key):
+                sc_data[p + 3 + j] = key_buf[j]
+            p += 3 + n_key
+            sc_data[p] = n_key - 1
+            p += 1
+            sc_data[p] = n_dirty
+            p += 1
+            for z in range(n_dirty):
+                wi = dirty_u[z]
+                sc_data[p + z] = (np.int64(wi) << 32) | np.int64(dmask_u[wi])
+            p += n_dirty
+            sc_data[p] = n_psu
+            p += 1
+            for j in range(n_ps):
+                if ps_flags[j]:
+                    sc_data[p] = j
+                    p += 1
+            sc_data[wp - 1] |= np.int64(1) << np.int64(n_key)
+            stats[STAT_RESULTS_MADE] += 1
+        for z in range(n_dirty):
+            dmask_u[dirty_u[z]] = 0
+        if n_psu:
+            for j in range(n_ps):
+                ps_flags[j] = 0
+
+
 @numba.njit(cache=True, _nrt=False)
 def glr_mask_kernel(
         f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed,
         trans, acc_term, term_start, is_ignore, prio, is_lit, resolve,
         lr_blob, lr_off, follow_bits,
         root_mask, rg_nodes, rg_noff, rg_acc, rg_aoff,
-        stk_states, stk_off, stk_unknown, topk, record, def_in, max_depth, w32_blob, w32_off, w64_blob, w64_off,
-        la, dmask, sc_table, sc_data, sc_ctr, ps32, ps_off, ps_packed, ps_masks, ps_flags,
+        stk_states, stk_off, stk_unknown, topk, record, def_in, record_results, max_depth, result_depth, w32_blob, w32_off,
+        w64_blob,
+        w64_off, la, dmask, sc_table, sc_data, sc_ctr, ps32, ps_off, ps_packed, ps_masks, ps_flags,
         first_bits, ce_mode, ce_acc, end_term, mask):
     """Fills ``mask`` (root_mask, then every token past the root walk); returns (status, n_deferred).
     status 1: done; 0: a workspace capacity was exceeded (retry larger); -1: a search popped below
@@ -457,9 +671,13 @@ def glr_mask_kernel(
     with offset arrays (one argument each instead of dozens: numba's
     per-argument dispatch cost was a third of a small mask); the workspace is
     clean on entry and left clean.  ``sc_*`` is the persistent cache of group
-    walks (see :func:`_lookup_walk`).  ``stats`` (a workspace part) = [trie nodes visited, items,
-    stack nodes, stack sets, cached walks replayed, can end, first-byte units walked, units replayed],
-    then the same counters summed over completed calls (the can-end slot's sum counts the calls).
+    walks (see :func:`_lookup_walk`), which also holds *item results*: an item whose searches read
+    at most ``result_depth`` top states of its stack takes a result cached under its walk and those
+    states when there is one (the union of every token below it), and with ``record_results`` the
+    call caches such results at its end (see :func:`_record_item_results`).  ``stats`` (a workspace
+    part) = [trie nodes visited, items, stack nodes, stack sets, cached walks replayed, can end,
+    first-byte units walked, units replayed, item results used, item results made], then the same
+    counters summed over completed calls (the can-end slot's sum counts the calls).
 
     The can-end check answers whether EOS may come next, on the same stacks
     and memos as the mask: ``ce_mode`` CE_SET0 asks it of the stacks as they
@@ -491,13 +709,17 @@ def glr_mask_kernel(
            w32_blob[w32_off[39]:w32_off[40]], w32_blob[w32_off[40]:w32_off[41]], w32_blob[w32_off[41]:w32_off[42]],
            w32_blob[w32_off[42]:w32_off[43]], w32_blob[w32_off[43]:w32_off[44]], w32_blob[w32_off[44]:w32_off[45]],
            w32_blob[w32_off[45]:w32_off[46]], w32_blob[w32_off[46]:w32_off[47]], w32_blob[w32_off[47]:w32_off[48]],
-           w32_blob[w32_off[48]:w32_off[49]], w32_blob[w32_off[49]:w32_off[50]], w32_blob[w32_off[50]:w32_off[51]])
+           w32_blob[w32_off[48]:w32_off[49]], w32_blob[w32_off[49]:w32_off[50]], w32_blob[w32_off[50]:w32_off[51]],
+           w32_blob[w32_off[51]:w32_off[52]], w32_blob[w32_off[52]:w32_off[53]], w32_blob[w32_off[53]:w32_off[54]],
+           w32_blob[w32_off[54]:w32_off[55]], w32_blob[w32_off[55]:w32_off[56]], w32_blob[w32_off[56]:w32_off[57]],
+           w32_blob[w32_off[57]:w32_off[58]], w32_blob[w32_off[58]:w32_off[59]], w32_blob[w32_off[59]:w32_off[60]],
+           w32_blob[w32_off[60]:w32_off[61]], w32_blob[w32_off[61]:w32_off[62]])
     w64 = (w64_blob[w64_off[0]:w64_off[1]], w64_blob[w64_off[1]:w64_off[2]], w64_blob[w64_off[2]:w64_off[3]],
            w64_blob[w64_off[3]:w64_off[4]], w64_blob[w64_off[4]:w64_off[5]], w64_blob[w64_off[5]:w64_off[6]],
            w64_blob[w64_off[6]:w64_off[7]], w64_blob[w64_off[7]:w64_off[8]], w64_blob[w64_off[8]:w64_off[9]],
            w64_blob[w64_off[9]:w64_off[10]], w64_blob[w64_off[10]:w64_off[11]], w64_blob[w64_off[11]:w64_off[12]],
            w64_blob[w64_off[12]:w64_off[13]], w64_blob[w64_off[13]:w64_off[14]])
-    (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr, owner, rec_owner,
+    (node_table, memo_table, set_table, visit, la_stamp, result_depthey, term_mark, cand_mark, ctr, owner, rec_owner,
      stats, _bq_gid, _it_gid) = w64
     exp_off = w32[3]
     vec_off = w32[12]
@@ -513,7 +735,8 @@ def glr_mask_kernel(
         ctr[c_] = 0   # stamps and marks (C_STAMP, C_MARK, C_CMARK) keep counting across calls
     status = _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, acc_term, term_start, is_ignore,
                       prio, is_lit, resolve, lr, follow_bits, rg_nodes, rg_noff, rg_acc, rg_aoff, stk_states,
-                      stk_off, stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table,
+                      stk_off, stk_unknown, topk, record, def_in, record_results, max_depth, result_depth, w32, w64, la,
+                      dmask, sc_table,
                       sc_data, sc_ctr, mask, stats, ps32, ps_off, ps_packed, ps_masks, ps_flags,
                       first_bits, ce_mode, ce_acc, end_term, sv_start, sv_states)
     # leave the workspace clean: hash slots, per-node and per-set caches, the scratch mask
@@ -543,14 +766,14 @@ NO_TERMS = np.zeros(0, dtype=np.int32)
 
 
 @numba.njit(cache=True, _nrt=False)
-def _accepts(set_buf, lo, n, end_term, lr, follow_bits, pool_state, pool_parent, node_table, visit, todo, ctr,
-             node_slot):
+def _accepts(set_buf, lo, n, end_term, lr, follow_bits, pool_state, pool_parent, pool_height, node_table, visit,
+             todo, ctr, node_slot):
     """1 if some stack of the set may end the input, 0 if none, -1 if unknown (a stack's unknown part
     decides), -2 on overflow."""
     res = 0
     for q in range(lo, lo + n):
-        a = accept_search(set_buf[q], end_term, lr, follow_bits, pool_state, pool_parent, node_table, visit,
-                          todo, ctr, node_slot)
+        a = accept_search(set_buf[q], end_term, lr, follow_bits, pool_state, pool_parent, pool_height, node_table,
+                          visit, todo, ctr, node_slot)
         if a == 1:
             return 1
         if a == UNKNOWN:
@@ -563,7 +786,7 @@ def _accepts(set_buf, lo, n, end_term, lr, follow_bits, pool_state, pool_parent,
 @numba.njit(cache=True, _nrt=False)
 def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, acc_term, term_start, is_ignore, prio,
              is_lit, resolve, lr, follow_bits, rg_nodes, rg_noff, rg_acc, rg_aoff, stk_states, stk_off,
-             stk_unknown, topk, record, def_in, max_depth, w32, w64, la, dmask, sc_table,
+             stk_unknown, topk, record, def_in, record_results, max_depth, result_depth, w32, w64, la, dmask, sc_table,
              sc_data, sc_ctr, mask, stats, ps32, ps_off, ps_packed, ps_masks, ps_flags, first_bits, ce_mode, ce_acc,
              end_term, sv_start, sv_states):
     """The work queue of :func:`glr_mask_kernel`; returns its status."""
@@ -572,8 +795,9 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
      bq_acc, bq_alen, it_noff, it_nlen, it_set, gnode_buf, acc_buf, tb_node, tb_acc, tb_alen,
      tb_group, sg_acc, sg_alen, sg_count, sg_pos, node_slot, memo_slot, set_slot, def_out, stk_nodes, tops,
      cand_terms, acc_terms, chosen, counts, rec_start, rec_len, ps_cnt, ps_applied, states_flat, split_nodes,
-     byte_pos) = w32
-    (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr, owner, rec_owner,
+     byte_pos, pool_height, memo_floor, exp_floor, set_floor, bq_parent, it_parent, it_walk, it_floor, it_child,
+     it_next, key_buf) = w32
+    (node_table, memo_table, set_table, visit, la_stamp, result_depthey, term_mark, cand_mark, ctr, owner, rec_owner,
      _stats, bq_gid_flat, it_gid_flat) = w64
     n_terms = term_start.shape[0]
     cap = pool_state.shape[0]
@@ -602,7 +826,8 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
         # a recorded stack longer than topk sits on its unknown part, id -2 - k
         parent = -2 - k if (record and stk_unknown[k]) else -1
         for j in range(stk_off[k], stk_off[k + 1]):
-            parent = intern_node(stk_states[j], parent, pool_state, pool_parent, node_table, ctr, node_slot)
+            parent = intern_node(stk_states[j], parent, pool_state, pool_parent, pool_height, node_table, ctr,
+                                 node_slot)
             if parent < 0:
                 return 0
             stk_nodes[j] = parent
@@ -633,13 +858,14 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
         bq_acc[g] = rg_aoff[g]
         bq_alen[g] = rg_aoff[g + 1] - rg_aoff[g]
         bq_set[g] = 0
+        bq_parent[g] = -1
         bq_gid[g, GID - 1] = -1   # computed if the group becomes an item (many root groups never do)
     n_bq = n_rg
     # ---- may the input end here? (EOS bit; see glr_mask_kernel) ----------------------------------
     ce_k = -1
     if ce_mode == CE_SET0:
         stats[5] = _accepts(set_buf, set_off[0], set_len[0], end_term, lr, follow_bits, pool_state, pool_parent,
-                            node_table, visit, todo, ctr, node_slot)
+                            pool_height, node_table, visit, todo, ctr, node_slot)
         if stats[5] == -2:
             return 0
     elif ce_mode == CE_AFTER_LEXEME:
@@ -652,6 +878,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
         bq_acc[n_bq] = n_acc_buf
         bq_alen[n_bq] = ce_acc.shape[0]
         bq_set[n_bq] = 0
+        bq_parent[n_bq] = -1
         for j in range(ce_acc.shape[0]):
             acc_buf[n_acc_buf + j] = ce_acc[j]
         n_acc_buf += ce_acc.shape[0]
@@ -695,7 +922,8 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
                 # the node the recorded chain stood on: just below stack k's top topk states
                 parent = stk_nodes[stk_off[k + 1] - topk - 1]
             for j in range(length):
-                parent = intern_node(def_in[pos + j], parent, pool_state, pool_parent, node_table, ctr, node_slot)
+                parent = intern_node(def_in[pos + j], parent, pool_state, pool_parent, pool_height, node_table, ctr,
+                                     node_slot)
                 if parent < 0:
                     return 0
             pos += length
@@ -711,6 +939,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
             bq_acc[n_bq] = a_off
             bq_alen[n_bq] = a_len
             bq_set[n_bq] = sid
+            bq_parent[n_bq] = -1
             bq_gid[n_bq, GID - 1] = -1
             n_bq += 1
         else:
@@ -719,6 +948,9 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
             it_noff[n_items] = g_off
             it_nlen[n_items] = nl
             it_set[n_items] = sid
+            it_parent[n_items] = -1
+            it_walk[n_items] = WALK_NONE
+            it_floor[n_items] = FLOOR_NONE
             _group_id(gnode_buf, g_off, nl, f_byte, it_gid, n_items)
             n_items += 1
 
@@ -779,6 +1011,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
                         any_ignore = True
             n_ch = 0
             unknown = False
+            step_floor = FLOOR_NONE   # lowest stack height the step's searches read
             for ci in range(n_acc):
                 t = acc_terms[ci]
                 got = False
@@ -791,7 +1024,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
                         v = memo_table[mh]
                         if v == 0:
                             break
-                        if memo_key[v - 1] == key:
+                        if result_depthey[v - 1] == key:
                             mi = v - 1
                             break
                         mh = (mh + 1) & (memo_table.shape[0] - 1)
@@ -799,7 +1032,8 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
                         if ctr[C_MEMO] >= cap:
                             return 0
                         mo = ctr[C_RES]
-                        n_out = shift_search(node, t, lr, follow_bits, pool_state, pool_parent, node_table,
+                        ctr[C_FLOOR] = pool_height[node]
+                        n_out = shift_search(node, t, lr, follow_bits, pool_state, pool_parent, pool_height, node_table,
                                              visit, todo, ctr, res_buf, mo, node_slot)
                         if n_out == UNKNOWN:
                             if not record:
@@ -812,12 +1046,15 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
                             n_res_len = n_out - mo
                         ctr[C_RES] = n_out
                         mi = ctr[C_MEMO]
-                        memo_key[mi] = key
+                        result_depthey[mi] = key
                         memo_off[mi] = mo
                         memo_len[mi] = n_res_len
+                        memo_floor[mi] = ctr[C_FLOOR]
                         memo_table[mh] = mi + 1
                         memo_slot[mi] = mh
                         ctr[C_MEMO] = mi + 1
+                    if memo_floor[mi] < step_floor:
+                        step_floor = memo_floor[mi]
                     if memo_len[mi] > 0:
                         got = True
                     elif memo_len[mi] < 0:
@@ -828,6 +1065,13 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
             if unknown:
                 n_ch = 0
                 r_set = DEFERRED   # some terminal's fate depends on the unknown part of a stack
+            pk = bq_parent[k]
+            if pk >= 0:
+                # what the walk of item pk led to depends on the stack down to here
+                if unknown:
+                    it_floor[pk] = FLOOR_DIRTY
+                elif step_floor < it_floor[pk]:
+                    it_floor[pk] = step_floor
             if n_ch > 0 and resolve:
                 best = prio[chosen[0]]
                 for ci in range(1, n_ch):
@@ -853,7 +1097,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
                         node = set_buf[q]
                         key = np.int64(node) * np.int64(n_terms + 1) + t
                         mh = (key * np.int64(2654435761)) & (memo_table.shape[0] - 1)
-                        while memo_key[memo_table[mh] - 1] != key:
+                        while result_depthey[memo_table[mh] - 1] != key:
                             mh = (mh + 1) & (memo_table.shape[0] - 1)
                         mi = memo_table[mh] - 1
                         for e in range(memo_off[mi], memo_off[mi] + memo_len[mi]):
@@ -873,7 +1117,8 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
                     stats[5] = 0    # no terminal of the lexeme fits: the input cannot end here
                 else:
                     stats[5] = _accepts(set_buf, set_off[r_set], set_len[r_set], end_term, lr, follow_bits,
-                                        pool_state, pool_parent, node_table, visit, todo, ctr, node_slot)
+                                        pool_state, pool_parent, pool_height, node_table, visit, todo, ctr,
+                                        node_slot)
                     if stats[5] == -2:
                         return 0
                 continue
@@ -889,6 +1134,9 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
                 it_noff[n_items] = bq_noff[k]
                 it_nlen[n_items] = bq_nlen[k]
                 it_set[n_items] = r_set
+                it_parent[n_items] = pk
+                it_walk[n_items] = WALK_NONE
+                it_floor[n_items] = FLOOR_NONE
                 if bq_gid[k, GID - 1] < 0:
                     _group_id(gnode_buf, bq_noff[k], bq_nlen[k], f_byte, it_gid, n_items)
                 else:
@@ -914,17 +1162,20 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
                     vec_buf[nv + j] = sv_states[sv_start[s] + j]
                 vec_off[sid] = nv
                 vec_len[sid] = c
+                set_floor[sid] = pool_height[set_buf[set_off[sid]]]
                 ctr[C_VEC] = nv + c
         if vec_off[sid] == -1:
             # lexer start vector: expected(set) U ignore, as sorted start states
             ctr[C_MARK] += 1
             mk = ctr[C_MARK]
             unknown_vec = False
+            v_floor = FLOOR_NONE
             for q in range(set_off[sid], set_off[sid] + set_len[sid]):
                 node = set_buf[q]
                 if exp_off[node] < 0:
                     s = pool_state[node]
                     ne = ctr[C_EXP]
+                    ctr[C_FLOOR] = pool_height[node]
                     if rd_start[s] == rd_start[s + 1]:
                         # nothing to reduce: every terminal the state shifts is expected, exactly
                         cnt = sh_start[s + 1] - sh_start[s]
@@ -934,7 +1185,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
                             exp_buf[ne + e] = sh_term[sh_start[s] + e]
                     else:
                         ctr[C_CMARK] += 1
-                        cnt = expected_search(node, lr, follow_bits, pool_state, pool_parent, node_table,
+                        cnt = expected_search(node, lr, follow_bits, pool_state, pool_parent, pool_height, node_table,
                                               la, la_stamp, todo, ctr, cand_terms, cand_mark, node_slot, carried)
                         if cnt == UNKNOWN:
                             if not record:
@@ -947,7 +1198,10 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
                             exp_buf[ne + ci] = cand_terms[ci]
                     exp_off[node] = ne
                     exp_len[node] = cnt
+                    exp_floor[node] = ctr[C_FLOOR]
                     ctr[C_EXP] = ne + cnt
+                if exp_floor[node] < v_floor:
+                    v_floor = exp_floor[node]
                 for e in range(exp_off[node], exp_off[node] + exp_len[node]):
                     term_mark[exp_buf[e]] = mk
             if unknown_vec:
@@ -966,14 +1220,18 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
                         c += 1
                 vec_off[sid] = nv
                 vec_len[sid] = c
+                set_floor[sid] = v_floor
                 ctr[C_VEC] = nv + c
         if vec_off[sid] == -2:
+            it_floor[it] = FLOOR_DIRTY
             dp = defer_work(def_out, ctr[C_DEF], DEFER_ITEM, gnode_buf, it_noff[it], it_nlen[it], acc_buf, 0, 0,
                             sid, set_off, set_len, set_buf, pool_state, pool_parent)
             if dp < 0:
                 return 0
             ctr[C_DEF] = dp
             continue
+        if set_floor[sid] < it_floor[it]:
+            it_floor[it] = set_floor[sid]
         g_off = it_noff[it]
         g_len = it_nlen[it]
         # only the start states some first byte below the group's nodes keeps alive matter: the
@@ -997,23 +1255,22 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
             continue
         skey = _walk_key(it_gid[it, 4], vec_buf, vo, k0)
         p = _lookup_walk(sc_table, sc_data, skey, gnode_buf, g_off, g_len, vec_buf, vo, k0)
+        if p >= 0 and sc_data[p - 1] != 0 and set_len[sid] == 1:
+            # an earlier call's result for this walk on a stack with the same top states
+            mp = _find_item_result(sc_table, sc_data, p, set_buf[set_off[sid]], pool_state, pool_parent, result_depth,
+                                   key_buf)
+            if mp >= 0:
+                it_walk[it] = -2 - mp   # its tokens: the result's (read back by an enclosing item's result)
+                fl = pool_height[set_buf[set_off[sid]]] - sc_data[mp]
+                if fl < it_floor[it]:
+                    it_floor[it] = fl
+                _apply_tokens(sc_data, mp + 1, mask, ps_applied, ps_masks)
+                stats[STAT_RESULTS_USED] += 1
+                continue
         if p >= 0:
             # replay the cached walk: its tokens, then its boundary groups on this item's stacks
-            nw = sc_data[p]
-            p += 1
-            for z in range(nw):
-                v = sc_data[p]
-                mask[v >> 32] |= np.uint32(v & 0xFFFFFFFF)
-                p += 1
-            n_ps_used = sc_data[p]
-            p += 1
-            for z in range(n_ps_used):
-                j = sc_data[p]
-                p += 1
-                if not ps_applied[j]:
-                    ps_applied[j] = 1
-                    for w in range(mask.shape[0]):
-                        mask[w] |= ps_masks[j, w]
+            it_walk[it] = p
+            p = _apply_tokens(sc_data, p, mask, ps_applied, ps_masks)
             n_sub = sc_data[p]
             p += 1
             for z in range(n_sub):
@@ -1037,6 +1294,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
                 bq_acc[n_bq] = n_acc_buf
                 bq_alen[n_bq] = al
                 bq_set[n_bq] = sid
+                bq_parent[n_bq] = it
                 n_bq += 1
                 n_gn += nl
                 n_acc_buf += al
@@ -1191,6 +1449,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
             bq_acc[n_bq + y] = sg_acc[y]
             bq_alen[n_bq + y] = sg_alen[y]
             bq_set[n_bq + y] = sid
+            bq_parent[n_bq + y] = it
             n_gn += sg_count[y]
             acc_total += sg_alen[y]
         for z in range(n_tb):   # nodes in preorder within each group
@@ -1204,14 +1463,16 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
         for y in range(n_sub):
             _group_id(gnode_buf, bq_noff[first_new_bq + y], bq_nlen[first_new_bq + y], f_byte, bq_gid,
                       first_new_bq + y)
-        size = 1 + g_len + 1 + k0 + 1 + nw + 1 + n_use + 1 + (2 + GID) * n_sub + acc_total + n_tb
+        size = 1 + g_len + 1 + k0 + 1 + 1 + nw + 1 + n_use + 1 + (2 + GID) * n_sub + acc_total + n_tb
         p = _reserve_walk(sc_table, sc_data, sc_ctr, skey, size)
         if p < 0:
             for z in range(n_dirty):   # cache full: just apply the tokens
                 w = dirty[z]
                 mask[w] |= dmask[w]
                 dmask[w] = 0
+            it_floor[it] = FLOOR_DIRTY   # nowhere to read its tokens back from: no item result above it
             continue
+        it_walk[it] = p + 3 + g_len + k0   # where _lookup_walk will find it: its tokens
         p = _write_entry_head(sc_data, p, gnode_buf, g_off, g_len, vec_buf, vo, k0, dmask, dirty, n_dirty)
         for z in range(n_dirty):
             w = dirty[z]
@@ -1243,6 +1504,10 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
     stats[1] = n_items
     stats[2] = ctr[C_NODES]
     stats[3] = ctr[C_SETS]
+    if record_results and result_depth > 0 and n_items > 0:
+        _record_item_results(n_items, it_parent, it_walk, it_floor, it_child, it_next, it_set, set_off, set_len,
+                             set_buf, pool_state, pool_parent, pool_height, result_depth, key_buf, sc_table, sc_data, sc_ctr,
+                             dmask_u, dirty_u, ps_cnt, tb_node, stats, tb_group)
     return 1
 
 
@@ -1338,7 +1603,9 @@ class Workspace:
                    "stk_nodes": 8 * cap, "cand_terms": n_terms + 1, "acc_terms": n_terms + 1, "chosen": n_terms + 1,
                    "counts": maxd, "rec_start": maxd, "rec_len": maxd, "ps_cnt": max(n_prefix_slices, 1),
                    "ps_applied": max(n_prefix_slices, 1), "states": maxd * max(n_terms, 1),
-                   "split_nodes": 32 * cap, "byte_pos": 257}
+                   "split_nodes": 32 * cap, "byte_pos": 257, "bq_parent": 4 * cap, "it_parent": 4 * cap,
+                   "it_walk": 4 * cap, "it_floor": 4 * cap, "it_child": 4 * cap, "it_next": 4 * cap,
+                   "key_buf": MAX_RESULT_DEPTH}
         sizes = [sizes32.get(name, cap) for name in W32]
         self.w32_off = np.zeros(len(W32) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.w32_off[1:])
@@ -1475,21 +1742,41 @@ class GLRKernel:
         self._max_depth = trie.max_depth
         self._prefix = prefix
         self._end_term = len(is_ignore)
+        self.result_depth = RESULT_DEPTH   # 0 turns item results off (tests compare both ways)
+        self._results_skipped = 0
         self.cache = cache
         self.ws = ws
         self._bind()
 
     def _bind(self) -> None:
         ws, cache = self.ws, self.cache
-        self._mid = (self._max_depth, ws.w32_blob, ws.w32_off, ws.w64_blob, ws.w64_off, ws.la, ws.dmask,
+        if not 0 <= self.result_depth <= MAX_RESULT_DEPTH:
+            raise ValueError(f"result_depth must be within 0..{MAX_RESULT_DEPTH}, not {self.result_depth}")
+        self._mid = (self._max_depth, self.result_depth, ws.w32_blob, ws.w32_off, ws.w64_blob, ws.w64_off, ws.la, ws.dmask,
                      cache.table, cache.data, cache.ctr) + self._prefix
         self.stats = ws.stats_view
+
+    def _record_results(self) -> bool:
+        """Whether this call records item results: always during a trial, then only while they are
+        used at least once per RESULT_MIN_USE made (else every RESULT_PROBE-th call, to notice when
+        they start paying).  In the syncode SQL replay items read 3-12 stack states and came back
+        rarely: 1,975 results made, 76 used."""
+        if self.result_depth == 0:
+            return False
+        t = self.stats
+        made = t[N_STATS + STAT_RESULTS_MADE]
+        if made < RESULT_TRIAL or RESULT_MIN_USE * t[N_STATS + STAT_RESULTS_USED] >= made:
+            return True
+        self._results_skipped += 1
+        return self._results_skipped % RESULT_PROBE == 0
 
     def totals(self) -> dict[str, int]:
         """Counters summed over every completed call (see glr_mask_kernel's ``stats``)."""
         t = self.stats
-        return {"glr_calls": int(t[8 + STAT_CALLS]), "visited_nodes": int(t[8]), "walks_replayed": int(t[12]),
-                "units_walked": int(t[14]), "units_replayed": int(t[15])}
+        n = N_STATS
+        return {"glr_calls": int(t[n + STAT_CALLS]), "visited_nodes": int(t[n]), "walks_replayed": int(t[n + 4]),
+                "units_walked": int(t[n + 6]), "units_replayed": int(t[n + 7]),
+                "item_results_used": int(t[n + STAT_RESULTS_USED]), "item_results_made": int(t[n + STAT_RESULTS_MADE])}
 
     def run(self, root_mask: np.ndarray, root_boundaries, stk_states: np.ndarray, stk_off: np.ndarray,
             stk_unknown: np.ndarray = NO_FLAGS, topk: int = 0, record: bool = False,
@@ -1511,7 +1798,7 @@ class GLRKernel:
         while True:
             mask = np.empty_like(root_mask)
             status, n_def = glr_mask_kernel(*self._head, root_mask, *root_boundaries, stk_states, stk_off,
-                                            stk_unknown, topk, record, deferred, *self._mid, ce_mode, ce_acc,
+                                            stk_unknown, topk, record, deferred, self._record_results(), *self._mid, ce_mode, ce_acc,
                                             self._end_term, mask)
             if status == 1:
                 if self.cache.grow_if_needed():
