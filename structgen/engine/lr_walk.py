@@ -363,7 +363,7 @@ def _write_entry_head(sc_data, p, nodes, n_off, n_len, vec, v_off, v_len, dmask,
     for y in range(v_len):
         sc_data[p + 1 + y] = vec[v_off + y]
     p += 1 + v_len
-    sc_data[p] = 0   # bit d: an item result keyed by d stack states exists for this walk
+    sc_data[p] = 0   # which item results exist for this walk (see RESULT_TOP_BIT0)
     p += 1
     sc_data[p] = n_dirty
     p += 1
@@ -443,6 +443,10 @@ RESULT_TRIAL = 512         # results a grammar makes before GLRKernel judges whe
 RESULT_MIN_USE = 4         # ... they do while used at least once per this many made
 RESULT_PROBE = 16          # past that, one call in this many still records
 MAX_RESULT_DEPTH = 16
+# a walk entry's result slot: bit d (1..MAX_RESULT_DEPTH) for each depth results were keyed by, then
+# bit RESULT_TOP_BIT0 + (top state % RESULT_TOP_BITS) for each top state they were made on
+RESULT_TOP_BIT0 = MAX_RESULT_DEPTH + 1
+RESULT_TOP_BITS = 63 - RESULT_TOP_BIT0
 RESULT_TAG = -7              # first int64 of an item result's entry (a walk entry starts with its node count)
 WALK_NONE = -1             # it_walk: the item walked nothing (no start state survives its first bytes)
 FLOOR_NONE = 1 << 30       # it_floor: nothing read yet
@@ -489,6 +493,8 @@ def _find_item_result(sc_table, sc_data, wp, top, pool_state, pool_parent, resul
     """Position of a cached result of walk ``wp`` (see _lookup_result) whose top states the stack on
     node ``top`` has, trying the depths recorded for the walk from the shallowest, or -1."""
     bits = sc_data[wp - 1]
+    if not (bits >> (RESULT_TOP_BIT0 + pool_state[top] % RESULT_TOP_BITS)) & 1:
+        return -1   # no result of this walk has this top state: no probe (most misses)
     n_known = _top_states(top, pool_state, pool_parent, result_depth, key_buf)
     for d in range(1, n_known + 1):
         if (bits >> d) & 1:
@@ -634,7 +640,8 @@ def _record_item_results(n_items, it_parent, it_walk, it_floor, it_child, it_nex
                 if ps_flags[j]:
                     sc_data[p] = j
                     p += 1
-            sc_data[wp - 1] |= np.int64(1) << np.int64(n_key)
+            sc_data[wp - 1] |= (np.int64(1) << np.int64(n_key)) | (
+                np.int64(1) << np.int64(RESULT_TOP_BIT0 + key_buf[0] % RESULT_TOP_BITS))
             stats[STAT_RESULTS_MADE] += 1
         for z in range(n_dirty):
             dmask_u[dirty_u[z]] = 0
@@ -1536,16 +1543,17 @@ class SubwalkCache:
 
     ``table`` is the index (``2 * entries`` slots of (key, offset + 1), see
     :func:`_lookup_walk`), ``data`` the entries, ``ctr`` = [entries, int64s used].
-    Starts at a quarter of the bounds above and grows by 4x while more than half
-    full, up to them; past them new walks are simply not cached.  The arrays come from
+    Starts at half the data bound and a quarter of the index bound and grows (4x, at most
+    to the bounds) while more than half full; past them new walks are simply not cached.  The arrays come from
     the process-wide ``buffers.BUFFERS`` pool (fresh ones are mapped on first touch, so
     the start costs neither time nor resident memory until used; a dead grammar's are
     reused, already mapped), while a growth copies what is cached inside some mask's time (and walks
     made while the cache is full go uncached): starting at 1/64 of the bounds cost
-    the SQL benchmark replay three growths (0.5 ms), at 1/4 none.
+    the SQL benchmark replay three growths (0.5 ms), at 1/4 none; with item results the
+    syncode Go replay passed half of a 1/4 data array and grew inside a mask (1.2 ms).
     """
 
-    def __init__(self, n_int64: int = SUBWALK_CACHE_INT64S // 4, entries: int = SUBWALK_CACHE_ENTRIES // 4):
+    def __init__(self, n_int64: int = SUBWALK_CACHE_INT64S // 2, entries: int = SUBWALK_CACHE_ENTRIES // 4):
         self.entries = entries
         self.table, self._table_back, _ = BUFFERS.zeros(self, 4 * entries, np.int64)
         self.data, self._data_back, _ = BUFFERS.zeros(self, n_int64, np.int64, zero=False)   # written before read
