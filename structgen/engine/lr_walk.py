@@ -539,7 +539,7 @@ def _lookup_result(sc_table, sc_data, key, wp, key_buf, n):
 @numba.njit(cache=True, _nrt=False)
 def _record_item_results(n_items, it_parent, it_walk, it_floor, it_child, it_next, it_set, set_off, set_len,
                          set_buf, pool_state, pool_parent, pool_height, result_depth, key_buf, sc_table, sc_data, sc_ctr,
-                         dmask_u, dirty_u, ps_flags, dfs, stats, topmost):
+                         dmask_u, dirty_u, ps_flags, dfs, stats, eligible):
     """After a complete call: cache the result of each item whose searches (its own and those of
     every item below it) read at most the top ``result_depth`` states of its stack: the union of the
     tokens below it, keyed by its walk and the states read (see _lookup_result).  Items come after
@@ -562,7 +562,7 @@ def _record_item_results(n_items, it_parent, it_walk, it_floor, it_child, it_nex
         ps_flags[j] = 0
     for i in range(n_items):
         pk = it_parent[i]
-        topmost[i] = 0
+        eligible[i] = 0
         wp = it_walk[i]
         if wp < 0:
             continue   # walked nothing, or itself a cached result
@@ -576,9 +576,9 @@ def _record_item_results(n_items, it_parent, it_walk, it_floor, it_child, it_nex
         h = pool_height[top]
         if it_floor[i] < h - result_depth + 1:
             continue   # read deeper than a key may reach (or dirty)
-        topmost[i] = 1
-        if pk >= 0 and topmost[pk]:
-            continue   # its parent has a result (cached now, or found cached)
+        eligible[i] = 1
+        if pk >= 0 and eligible[pk]:
+            continue   # its parent gets a result (or has one): only the topmost of a chain does
         n_key = h - it_floor[i] + 1 if it_floor[i] <= h else 1   # the states it read: its key
         if _top_states(top, pool_state, pool_parent, n_key, key_buf) != n_key:
             continue
