@@ -104,3 +104,29 @@ def test_results_stop_being_recorded_when_they_do_not_pay(monkeypatch):
     assert len(after_trial) >= 10
     assert sum(after_trial) == len(after_trial) // 5          # exactly the probes
     assert all(d for made, d in decisions if made < 4)        # the trial records every call
+
+
+def test_cache_lookups_compare_heads_in_full():
+    """Walks and item results share one index; a lookup must match the whole head under a key,
+    not the key alone (a 64-bit key collision must not return another entry)."""
+    import numpy as np
+    from structgen.engine import lr_walk as lw
+    cache = lw.SubwalkCache(n_int64=256, entries=16)
+    key = 12345
+    nodes = np.array([3, 4], dtype=np.int32)
+    vec = np.array([7, 8], dtype=np.int32)
+    p = lw._reserve_walk(cache.table, cache.data, cache.ctr, key, 8)
+    cache.data[p:p + 8] = [2, 3, 4, 2, 7, 8, 0, 0]      # head, item-result slot, no tokens
+    assert lw._lookup_walk(cache.table, cache.data, key, nodes, 0, 2, vec, 0, 2) == p + 7
+    other = np.array([7, 9], dtype=np.int32)
+    assert lw._lookup_walk(cache.table, cache.data, key, nodes, 0, 2, other, 0, 2) == -1
+    assert lw._lookup_walk(cache.table, cache.data, key, vec, 0, 2, vec, 0, 2) == -1
+    # an item result under the same key: [RESULT_TAG, walk, n, states..., depth]
+    r = lw._reserve_walk(cache.table, cache.data, cache.ctr, key, 6)
+    cache.data[r:r + 6] = [lw.RESULT_TAG, p + 7, 2, 11, 12, 1]
+    key_buf = np.array([p + 7, 11, 12], dtype=np.int32)
+    assert lw._lookup_result(cache.table, cache.data, key, key_buf, 2) == r + 5
+    assert lw._lookup_walk(cache.table, cache.data, key, nodes, 0, 2, vec, 0, 2) == p + 7
+    for wrong in ([p + 7, 11, 13], [p + 8, 11, 12]):
+        assert lw._lookup_result(cache.table, cache.data, key, np.array(wrong, dtype=np.int32), 2) == -1
+    assert lw._lookup_result(cache.table, cache.data, key, key_buf, 1) == -1

@@ -94,6 +94,15 @@ def _lookup_walk(sc_table, sc_data, key, nodes, n_off, n_len, vec, v_off, v_len)
     cache line (separate key and offset arrays were two more dependent misses
     per lookup).  The nodes and vector are compared in full, so a hit is exact.
     """
+    p = _lookup_entry(sc_table, sc_data, key, n_len, nodes, n_off, n_len, vec, v_off, v_len)
+    return p + 1 if p >= 0 else -1   # past the item-result slot
+
+
+@numba.njit(cache=True, inline="always")
+def _lookup_entry(sc_table, sc_data, key, marker, a, a_off, a_len, b, b_off, b_len):
+    """Position just past the head [marker, a[a_off:a_off+a_len]..., b_len, b[b_off:b_off+b_len]...]
+    of the entry under ``key`` whose head is exactly that, or -1 (a sub-walk's head is its nodes
+    and lexer vector, an item result's its tag, walk and top states)."""
     tmask = (sc_table.shape[0] >> 1) - 1
     h = (key * np.int64(2654435761)) & tmask
     while True:
@@ -102,22 +111,22 @@ def _lookup_walk(sc_table, sc_data, key, nodes, n_off, n_len, vec, v_off, v_len)
             return -1
         if sc_table[2 * h] == key:
             p = v - 1
-            same = sc_data[p] == n_len
+            same = sc_data[p] == marker
             if same:
-                for j in range(n_len):
-                    if sc_data[p + 1 + j] != nodes[n_off + j]:
+                for j in range(a_len):
+                    if sc_data[p + 1 + j] != a[a_off + j]:
                         same = False
                         break
             if same:
-                q = p + 1 + n_len
-                same = sc_data[q] == v_len
+                q = p + 1 + a_len
+                same = sc_data[q] == b_len
                 if same:
-                    for j in range(v_len):
-                        if sc_data[q + 1 + j] != vec[v_off + j]:
+                    for j in range(b_len):
+                        if sc_data[q + 1 + j] != b[b_off + j]:
                             same = False
                             break
                 if same:
-                    return q + 2 + v_len
+                    return q + 1 + b_len
         h = (h + 1) & tmask
 
 
@@ -477,11 +486,11 @@ def _apply_tokens(sc_data, p, mask, ps_applied, ps_masks):
 
 @numba.njit(cache=True, _nrt=False)
 def _top_states(top, pool_state, pool_parent, k, key_buf):
-    """The top states (at most ``k``) of the stack on node ``top`` into ``key_buf``, from the top
-    down to its bottom or an unknown part: their count."""
+    """The top states (at most ``k``) of the stack on node ``top`` into ``key_buf[1:]``, from the
+    top down to its bottom or an unknown part: their count (``key_buf[0]`` is the walk)."""
     node = top
     for n in range(k):
-        key_buf[n] = pool_state[node]
+        key_buf[1 + n] = pool_state[node]
         node = pool_parent[node]
         if node < 0:
             return n + 1
@@ -495,45 +504,36 @@ def _find_item_result(sc_table, sc_data, wp, top, pool_state, pool_parent, resul
     bits = sc_data[wp - 1]
     if not (bits >> (RESULT_TOP_BIT0 + pool_state[top] % RESULT_TOP_BITS)) & 1:
         return -1   # no result of this walk has this top state: no probe (most misses)
-    n_known = _top_states(top, pool_state, pool_parent, result_depth, key_buf)
+    deepest = 0
+    for d in range(1, result_depth + 1):
+        if (bits >> d) & 1:
+            deepest = d
+    key_buf[0] = wp
+    n_known = _top_states(top, pool_state, pool_parent, deepest, key_buf)
     for d in range(1, n_known + 1):
         if (bits >> d) & 1:
-            mp = _lookup_result(sc_table, sc_data, _result_key(wp, key_buf, d), wp, key_buf, d)
+            mp = _lookup_result(sc_table, sc_data, _result_key(key_buf, d), key_buf, d)
             if mp >= 0:
                 return mp
     return -1
 
 
 @numba.njit(cache=True, _nrt=False)
-def _result_key(wp, key_buf, n):
-    h = (np.int64(wp) * np.int64(0x9E3779B1) + np.int64(n) + np.int64(0x2545F491)) & np.int64(0x3FFFFFFFFFFFFFFF)
+def _result_key(key_buf, n):
+    """Index key of an item result: its walk ``key_buf[0]`` and top states ``key_buf[1:n + 1]``."""
+    h = (np.int64(key_buf[0]) * np.int64(0x9E3779B1) + np.int64(n) + np.int64(0x2545F491)) \
+        & np.int64(0x3FFFFFFFFFFFFFFF)
     for j in range(n):
-        h = (h * np.int64(1000003) + np.int64(key_buf[j])) & np.int64(0x3FFFFFFFFFFFFFFF)
+        h = (h * np.int64(1000003) + np.int64(key_buf[1 + j])) & np.int64(0x3FFFFFFFFFFFFFFF)
     return h
 
 
 @numba.njit(cache=True, _nrt=False)
-def _lookup_result(sc_table, sc_data, key, wp, key_buf, n):
-    """Position of the cached result of walk ``wp`` on top states ``key_buf[:n]`` (its floor depth,
-    then its tokens), or -1.  Entries: [RESULT_TAG, walk, n, states..., depth, tokens]; the walk and
-    the states are compared in full, so a hit is exact."""
-    tmask = (sc_table.shape[0] >> 1) - 1
-    h = (key * np.int64(2654435761)) & tmask
-    while True:
-        v = sc_table[2 * h + 1]
-        if v == 0:
-            return -1
-        if sc_table[2 * h] == key:
-            p = v - 1
-            if sc_data[p] == RESULT_TAG and sc_data[p + 1] == wp and sc_data[p + 2] == n:
-                same = True
-                for j in range(n):
-                    if sc_data[p + 3 + j] != key_buf[j]:
-                        same = False
-                        break
-                if same:
-                    return p + 3 + n
-        h = (h + 1) & tmask
+def _lookup_result(sc_table, sc_data, key, key_buf, n):
+    """Position of the cached result of walk ``key_buf[0]`` on top states ``key_buf[1:n + 1]`` (its
+    floor depth, then its tokens), or -1.  Entries: [RESULT_TAG, walk, n, states..., depth, tokens];
+    the walk and the states are compared in full, so a hit is exact."""
+    return _lookup_entry(sc_table, sc_data, key, RESULT_TAG, key_buf, 0, 1, key_buf, 1, n)
 
 
 @numba.njit(cache=True, _nrt=False)
@@ -580,10 +580,11 @@ def _record_item_results(n_items, it_parent, it_walk, it_floor, it_child, it_nex
         if pk >= 0 and eligible[pk]:
             continue   # its parent gets a result (or has one): only the topmost of a chain does
         n_key = h - it_floor[i] + 1 if it_floor[i] <= h else 1   # the states it read: its key
+        key_buf[0] = wp
         if _top_states(top, pool_state, pool_parent, n_key, key_buf) != n_key:
             continue
-        key = _result_key(wp, key_buf, n_key)
-        if _lookup_result(sc_table, sc_data, key, wp, key_buf, n_key) >= 0:
+        key = _result_key(key_buf, n_key)
+        if _lookup_result(sc_table, sc_data, key, key_buf, n_key) >= 0:
             continue
         n_dirty = 0
         n_psu = 0
@@ -624,7 +625,7 @@ def _record_item_results(n_items, it_parent, it_walk, it_floor, it_child, it_nex
             sc_data[p + 1] = wp
             sc_data[p + 2] = n_key
             for j in range(n_key):
-                sc_data[p + 3 + j] = key_buf[j]
+                sc_data[p + 3 + j] = key_buf[1 + j]
             p += 3 + n_key
             sc_data[p] = n_key - 1
             p += 1
@@ -641,7 +642,7 @@ def _record_item_results(n_items, it_parent, it_walk, it_floor, it_child, it_nex
                     sc_data[p] = j
                     p += 1
             sc_data[wp - 1] |= (np.int64(1) << np.int64(n_key)) | (
-                np.int64(1) << np.int64(RESULT_TOP_BIT0 + key_buf[0] % RESULT_TOP_BITS))
+                np.int64(1) << np.int64(RESULT_TOP_BIT0 + key_buf[1] % RESULT_TOP_BITS))
             stats[STAT_RESULTS_MADE] += 1
         for z in range(n_dirty):
             dmask_u[dirty_u[z]] = 0
@@ -1613,7 +1614,7 @@ class Workspace:
                    "ps_applied": max(n_prefix_slices, 1), "states": maxd * max(n_terms, 1),
                    "split_nodes": 32 * cap, "byte_pos": 257, "bq_parent": 4 * cap, "it_parent": 4 * cap,
                    "it_walk": 4 * cap, "it_floor": 4 * cap, "it_child": 4 * cap, "it_next": 4 * cap,
-                   "key_buf": MAX_RESULT_DEPTH}
+                   "key_buf": MAX_RESULT_DEPTH + 1}
         sizes = [sizes32.get(name, cap) for name in W32]
         self.w32_off = np.zeros(len(W32) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.w32_off[1:])
