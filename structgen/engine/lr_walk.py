@@ -167,7 +167,7 @@ W32 = ("pool_state", "pool_parent", "todo", "exp_off", "exp_len", "exp_buf", "me
        "stk_nodes", "tops", "cand_terms", "acc_terms", "chosen", "counts", "rec_start", "rec_len", "ps_cnt",
        "ps_applied", "states", "split_nodes", "byte_pos", "pool_height", "memo_floor", "exp_floor", "set_floor",
        "bq_parent", "it_parent", "it_walk", "it_floor", "it_child", "it_next", "key_buf")
-W64 = ("node_table", "memo_table", "set_table", "visit", "la_stamp", "result_depthey", "term_mark", "cand_mark", "ctr",
+W64 = ("node_table", "memo_table", "set_table", "visit", "la_stamp", "memo_key", "term_mark", "cand_mark", "ctr",
        "owner", "rec_owner", "stats", "bq_gid", "it_gid")
 GID = 5   # a boundary group's carried id: 4 words of first-byte bits, then its nodes' hash (see _group_id)
 
@@ -727,7 +727,7 @@ def glr_mask_kernel(
            w64_blob[w64_off[6]:w64_off[7]], w64_blob[w64_off[7]:w64_off[8]], w64_blob[w64_off[8]:w64_off[9]],
            w64_blob[w64_off[9]:w64_off[10]], w64_blob[w64_off[10]:w64_off[11]], w64_blob[w64_off[11]:w64_off[12]],
            w64_blob[w64_off[12]:w64_off[13]], w64_blob[w64_off[13]:w64_off[14]])
-    (node_table, memo_table, set_table, visit, la_stamp, result_depthey, term_mark, cand_mark, ctr, owner, rec_owner,
+    (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr, owner, rec_owner,
      stats, _bq_gid, _it_gid) = w64
     exp_off = w32[3]
     vec_off = w32[12]
@@ -805,7 +805,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
      cand_terms, acc_terms, chosen, counts, rec_start, rec_len, ps_cnt, ps_applied, states_flat, split_nodes,
      byte_pos, pool_height, memo_floor, exp_floor, set_floor, bq_parent, it_parent, it_walk, it_floor, it_child,
      it_next, key_buf) = w32
-    (node_table, memo_table, set_table, visit, la_stamp, result_depthey, term_mark, cand_mark, ctr, owner, rec_owner,
+    (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr, owner, rec_owner,
      _stats, bq_gid_flat, it_gid_flat) = w64
     n_terms = term_start.shape[0]
     cap = pool_state.shape[0]
@@ -1032,7 +1032,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
                         v = memo_table[mh]
                         if v == 0:
                             break
-                        if result_depthey[v - 1] == key:
+                        if memo_key[v - 1] == key:
                             mi = v - 1
                             break
                         mh = (mh + 1) & (memo_table.shape[0] - 1)
@@ -1054,7 +1054,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
                             n_res_len = n_out - mo
                         ctr[C_RES] = n_out
                         mi = ctr[C_MEMO]
-                        result_depthey[mi] = key
+                        memo_key[mi] = key
                         memo_off[mi] = mo
                         memo_len[mi] = n_res_len
                         memo_floor[mi] = ctr[C_FLOOR]
@@ -1105,7 +1105,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
                         node = set_buf[q]
                         key = np.int64(node) * np.int64(n_terms + 1) + t
                         mh = (key * np.int64(2654435761)) & (memo_table.shape[0] - 1)
-                        while result_depthey[memo_table[mh] - 1] != key:
+                        while memo_key[memo_table[mh] - 1] != key:
                             mh = (mh + 1) & (memo_table.shape[0] - 1)
                         mi = memo_table[mh] - 1
                         for e in range(memo_off[mi], memo_off[mi] + memo_len[mi]):
