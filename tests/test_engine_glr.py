@@ -280,6 +280,27 @@ def test_hidden_left_recursion_stays_on_earley(src, synth):
     assert compile_grammar(g, synth, cache=False).parser_kind == "earley"
 
 
+@pytest.mark.parametrize("cap", [8, 32])
+def test_workspace_overflow_reruns_give_the_same_masks(cap, synth):
+    """A kernel call that outgrows its workspace midway is rerun on a 4x larger one; what the failed
+    attempt left behind (walks it cached before the overflow) must not change the rerun's mask."""
+    import structgen.engine.lr_walk as lw
+    g = grammar_from_file("sql")
+    glr = compile_grammar(g, synth, parser="glr", cache=False, mask_cache_bytes=0)
+    earley = compile_grammar(g, synth, parser="earley", cache=False)
+    glr._subwalks = lw.SubwalkCache()
+    glr._workspace = glr._new_workspace(cap=cap)
+    glr._kernel = None   # compiling built the kernel on default parts: rebuilt on these by the first mask
+    for text in SQL_TEXTS:
+        mg, me = glr.matcher(), earley.matcher()
+        for i, t in enumerate(synth.encode(text)):
+            assert_same_masks(mg, me, f"{text[:40]!r} before token {i}")
+            assert mg.accept_token(t) and me.accept_token(t)
+        assert_same_masks(mg, me, f"{text[:40]!r} at the end")
+    assert glr._kernel.ws.cap > cap, "no call outgrew the workspace"
+    assert not glr._glr_broken
+
+
 def test_runaway_search_falls_back_to_earley_masks(synth, monkeypatch):
     """If a mask search outgrows the workspace anyway, masks come from the Earley parser, unchanged."""
     import structgen.engine.lr_walk as lw
