@@ -23,6 +23,7 @@ from .lr_parser import GLRContext, LRSet
 from .lr_tables import LRBudgetExceeded, build_lr_tables
 from .lr_walk import (CE_AFTER_LEXEME, CE_NONE, CE_SET0, GLRKernel, GLRTooAmbiguous, NO_BOUNDARIES, NO_TERMS,
                       SubwalkCache, Workspace, pack_prefix_slices, pack_stacks, shift_start_vectors)
+from .root_split import root_children, split_root_walk
 from .slices import TokenSlice, build_prefix_slices, build_slices, covers
 from .trie import TokenTrie, build_token_trie
 from .walk import group_boundaries, run_walk
@@ -166,6 +167,8 @@ class CompiledGrammar:
                 np.cumsum([len(x) for x in parts], out=self._lr_off[1:])
                 self._lr_blob = np.concatenate(parts).astype(np.int32)
                 self._glr_roots: dict[int, tuple] = {}
+                self.split_roots = True   # multi-state root walks from single-state ones (see root_split)
+                self._root_children: np.ndarray | None = None
                 self._subwalks: SubwalkCache | None = None   # allocated at the end of compiling (_kernel_resources)
                 self._workspace: Workspace | None = None
                 # (vid, top states) -> (tokens they decide, deferred work, can-end answers they decide by
@@ -191,7 +194,7 @@ class CompiledGrammar:
         self._start_vectors: dict[frozenset[int], int] = {}
         self._covers: dict[tuple[int, str], bool] = {}
         # counters kept here; the GLR kernel's own come from its running totals (see ``stats``)
-        self._stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "glr_calls": 0, "topk_hits": 0,
+        self._stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "split_root_walks": 0, "glr_calls": 0, "topk_hits": 0,
                        "memo_cuts": 0, "units_walked": 0, "units_replayed": 0, "item_results_used": 0,
                        "item_results_made": 0}
         self._kernel: GLRKernel | None = None
@@ -379,6 +382,15 @@ class CompiledGrammar:
         GLR step and one cached walk per group, not per boundary node).
         """
         got = self._glr_roots.get(vid)
+        if got is None and self.split_roots:
+            with self._lock:
+                if self._root_children is None:
+                    self._root_children = root_children(self.trie.node_byte, self.trie.node_depth)
+                got = split_root_walk(self.lexer, vid, self._root_children, self.trie.node_depth, self._glr_root,
+                                      self._walk_root_children)
+                if got is not None:
+                    self._stats["split_root_walks"] += 1
+                    self._glr_roots[vid] = got
         if got is None:
             with self._lock:
                 sl = self.slice_for(vid)
@@ -393,6 +405,13 @@ class CompiledGrammar:
                                                                     len(self.terminal_ids))
                 got = self._glr_roots[vid] = (mask, (flat_nodes, noff, flat_acc, aoff))
         return got
+
+    def _walk_root_children(self, vid: int, children: np.ndarray):
+        """Tokens and grouped boundaries below some root children, walked from lexer vector ``vid``."""
+        mask, b_node, b_st, b_len, acc_buf, nb, na, visited, _ = run_walk(
+            self.trie, self.lexer, self.lexer.vectors[vid], children.astype(np.int32))
+        self._stats["visited_nodes"] += int(visited)
+        return mask, group_boundaries(b_node, b_st, b_len, acc_buf, nb, len(self.terminal_ids))
 
     def _can_end_request(self, vid: int, nonempty: bool) -> tuple[tuple[int, np.ndarray], bool | None]:
         """What the kernel's can-end check starts from, and the answer when no check is needed."""
