@@ -83,6 +83,17 @@ def assert_same_masks(glr_matcher, earley_matcher, where: str) -> np.ndarray:
     return g
 
 
+def assert_same_masks_along(texts, a, b, tokenizer) -> None:
+    """Matchers of compiled grammars ``a`` and ``b`` give the same mask before every token of each
+    text and at its end, and both accept every token."""
+    for text in texts:
+        ma, mb = a.matcher(), b.matcher()
+        for i, t in enumerate(tokenizer.encode(text)):
+            assert_same_masks(ma, mb, f"{text[:40]!r} before token {i}")
+            assert ma.accept_token(t) and mb.accept_token(t), (text, i)
+        assert_same_masks(ma, mb, f"{text[:40]!r} at the end")
+
+
 @pytest.mark.parametrize("name", ["json", "arithmetic", "sql", "csv", "python", "json.gbnf"])
 @pytest.mark.parametrize("tok", ["smollm2-135m", "qwen2.5-coder-0.5b"])
 def test_glr_masks_equal_earley_masks_on_real_texts(name, tok):
@@ -291,12 +302,7 @@ def test_workspace_overflow_reruns_give_the_same_masks(cap, synth):
     glr._subwalks = lw.SubwalkCache()
     glr._workspace = glr._new_workspace(cap=cap)
     glr._kernel = None   # compiling built the kernel on default parts: rebuilt on these by the first mask
-    for text in SQL_TEXTS:
-        mg, me = glr.matcher(), earley.matcher()
-        for i, t in enumerate(synth.encode(text)):
-            assert_same_masks(mg, me, f"{text[:40]!r} before token {i}")
-            assert mg.accept_token(t) and me.accept_token(t)
-        assert_same_masks(mg, me, f"{text[:40]!r} at the end")
+    assert_same_masks_along(SQL_TEXTS, glr, earley, synth)
     assert glr._kernel.ws.cap > cap, "no call outgrew the workspace"
     assert not glr._glr_broken
 

@@ -16,7 +16,7 @@ import pytest
 from structgen.engine import compile_grammar
 from structgen.grammar import grammar_from_file, grammar_from_lark
 
-from test_engine_glr import SQL_TEXTS, assert_same_masks
+from test_engine_glr import SQL_TEXTS, assert_same_masks_along
 from test_engine_real_tokenizers import tokenizer_info
 
 CORPUS = Path(os.environ.get("STRUCTGEN_CORPORA", Path(__file__).resolve().parents[2] / "shared" / "corpora"))
@@ -42,15 +42,6 @@ def without_item_results(compiled):
     kernel.result_depth = 0
     kernel._bind()
     return compiled
-
-
-def assert_same_masks_along(texts, with_results, without, info) -> None:
-    for text in texts:
-        mw, mo = with_results.matcher(), without.matcher()
-        for i, t in enumerate(info.encode(text)):
-            assert_same_masks(mw, mo, f"{text[:40]!r} before token {i}")
-            assert mw.accept_token(t) and mo.accept_token(t), (text, i)
-        assert_same_masks(mw, mo, f"{text[:40]!r} at the end")
 
 
 @pytest.mark.parametrize("name, texts", [("arithmetic", ARITH_TEXTS), ("sql", SQL_TEXTS)])

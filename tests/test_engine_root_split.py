@@ -8,7 +8,7 @@ import pytest
 from structgen.engine import compile_grammar
 from structgen.grammar import grammar_from_file, grammar_from_lark
 
-from test_engine_glr import assert_same_masks
+from test_engine_glr import assert_same_masks_along
 from test_engine_real_tokenizers import tokenizer_info
 
 # keywords that are identifiers' prefixes (for, if, in, int, interface) and share first bytes
@@ -85,12 +85,7 @@ def test_keyword_masks_equal_earley_with_shared_first_bytes():
     grammar = grammar_from_lark(KEYWORDS)
     glr = compile_grammar(grammar, info, parser="glr", cache=False, mask_cache_bytes=0)
     earley = compile_grammar(grammar, info, parser="earley", cache=False)
-    for text in KEYWORD_TEXTS:
-        mg, me = glr.matcher(), earley.matcher()
-        for i, t in enumerate(info.encode(text)):
-            assert_same_masks(mg, me, f"{text[:30]!r} before token {i}")
-            assert mg.accept_token(t) and me.accept_token(t)
-        assert_same_masks(mg, me, f"{text[:30]!r} at the end")
+    assert_same_masks_along(KEYWORD_TEXTS, glr, earley, info)
     shared = 0
     for vid in glr._glr_roots:
         states = glr.lexer.vector_tuples[vid]

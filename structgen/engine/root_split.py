@@ -38,23 +38,28 @@ def split_root_walk(lexer, vid: int, children: np.ndarray, node_depth: np.ndarra
                     walk_children: Callable[[int, np.ndarray], RootWalk]) -> RootWalk | None:
     """The root walk of vector ``vid`` (mask, grouped boundaries as ``group_boundaries`` gives
     them) from the single-state root walks ``single_root(vid of (q,))``, or None when ``vid``
-    has one state.  Root children whose byte keeps two or more states alive are walked from the
-    whole vector by ``walk_children(vid, children)``; a single-state walk's tokens below them
-    are a subset of that walk's (each state runs on its own), its boundaries there are dropped."""
+    has one state or none that continues on any byte.  Root children whose byte keeps two or
+    more states alive are walked from the whole vector by ``walk_children(vid, children)``; a
+    single-state walk's tokens below them are a subset of that walk's (each state runs on its
+    own), its boundaries there are dropped."""
     states = lexer.vector_tuples[vid]
     if len(states) < 2:
         return None
     alive = lexer.trans[np.asarray(states, dtype=np.int64)] >= 0      # [states, 256]
     per_byte = alive.sum(axis=0)
     shared = per_byte > 1
-    if shared.sum() > MAX_SHARED_BYTES:
+    n_shared = int(shared.sum())
+    if n_shared > MAX_SHARED_BYTES:
         return None
+    if per_byte.max() == 0:
+        return None   # no state continues: the whole walk is the boundaries at the root children
     present = children >= 0
-    # first byte of a node: the root child whose preorder range holds it
-    child_ids = children[present]
-    order = np.argsort(child_ids)
-    child_sorted = child_ids[order]
-    child_byte = np.nonzero(present)[0][order]
+    if n_shared:
+        # first byte of a node: the root child whose preorder range holds it
+        child_ids = children[present]
+        order = np.argsort(child_ids)
+        child_sorted = child_ids[order]
+        child_byte = np.nonzero(present)[0][order]
     mask = None
     by_acc: dict[tuple[int, ...], list[np.ndarray]] = {}
     for j, q in enumerate(states):
@@ -67,12 +72,12 @@ def split_root_walk(lexer, vid: int, children: np.ndarray, node_depth: np.ndarra
             # boundaries at root children are where q alone dies (recomputed for the vector
             # below); under a shared byte, another state may still be alive there
             keep = node_depth[group] > 1
-            if shared.any():
+            if n_shared:
                 keep &= ~shared[child_byte[np.searchsorted(child_sorted, group, side="right") - 1]]
             deeper = group[keep]
             if len(deeper):
                 by_acc.setdefault(tuple(acc[aoff[g]:aoff[g + 1]].tolist()), []).append(deeper)
-    if shared.any():
+    if n_shared:
         s_mask, (nodes, noff, acc, aoff) = walk_children(vid, children[shared & present])
         mask = s_mask.copy() if mask is None else np.bitwise_or(mask, s_mask, out=mask)
         for g in range(len(noff) - 1):
@@ -82,8 +87,6 @@ def split_root_walk(lexer, vid: int, children: np.ndarray, node_depth: np.ndarra
         ends_here = children[(per_byte == 0) & present]
         if len(ends_here):
             by_acc.setdefault(accepted, []).append(ends_here)
-    if mask is None:
-        mask = np.zeros_like(single_root(lexer.intern((states[0],)))[0])
     return mask, _flatten(by_acc)
 
 
