@@ -28,6 +28,17 @@ KEYWORD_TEXTS = [
     'for forx := i;in int_;int integer;if iffy { x = "a b"; }',
 ]
 
+# two terminals match "key": the vector after it holds two dead states accepting both
+SAME_LEXEME = r'''
+start: (a | b)+
+a: X "=" NUM ";"
+b: Y "-" NUM ";"
+X: "key"
+Y: /key|other/
+NUM: /[0-9]+/
+'''
+SAME_LEXEME_TEXTS = ["key=1;other-3;key=22;"]
+
 
 def grouped(root) -> dict[tuple[int, ...], list[int]]:
     mask, (nodes, noff, acc, aoff) = root
@@ -55,19 +66,21 @@ def walked_vectors(compiled, texts, info) -> list[int]:
 @pytest.mark.parametrize("tokenizer", ["qwen2.5-coder-0.5b", "smollm2-135m"])
 @pytest.mark.parametrize("source,texts", [
     (KEYWORDS, KEYWORD_TEXTS),
+    (SAME_LEXEME, SAME_LEXEME_TEXTS),
     ("sql", ["SELECT name, age FROM users WHERE age > 30 ORDER BY name",
              "INSERT INTO items (id, label) VALUES (1, 'first')"]),
     ("json", ['{"a": [1, 2.5e3, true, null], "b": {"c": "x\\n"}}']),
 ])
 def test_split_root_walks_equal_whole_walks(tokenizer, source, texts):
     info = tokenizer_info(tokenizer)
-    grammar = grammar_from_lark(source) if source == KEYWORDS else grammar_from_file(source)
+    grammar = grammar_from_lark(source) if source in (KEYWORDS, SAME_LEXEME) else grammar_from_file(source)
     split = compile_grammar(grammar, info, parser="glr", cache=False, mask_cache_bytes=0)
     vids = walked_vectors(split, texts, info)
     assert split.stats["split_root_walks"] > 0, "no vector was assembled from single-state walks"
+    assert split.stats["dead_root_walks"] > 0, "no vector that dies on every byte was met"
     whole = compile_grammar(grammar, info, parser="glr", cache=False)
     whole.split_roots = False
-    multi = 0
+    multi = dead_shared = 0
     for vid in vids:
         states = split.lexer.vector_tuples[vid]
         w_vid = whole.lexer.intern(states)
@@ -75,7 +88,11 @@ def test_split_root_walks_equal_whole_walks(tokenizer, source, texts):
         assert np.array_equal(a[0], b[0]), f"tokens differ for lexer states {states}"
         assert grouped(a) == grouped(b), f"boundaries differ for lexer states {states}"
         multi += len(states) > 1
+        dead_shared += (len(split.lexer.accepting_terminals(vid)) > 1
+                        and not (split.lexer.trans[list(states)] >= 0).any())
     assert multi >= 1
+    if source == SAME_LEXEME:
+        assert dead_shared >= 1, "no vector ending two terminals' lexeme at once was met"
 
 
 def test_keyword_masks_equal_earley_with_shared_first_bytes():

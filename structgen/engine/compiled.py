@@ -23,7 +23,7 @@ from .lr_parser import GLRContext, LRSet
 from .lr_tables import LRBudgetExceeded, build_lr_tables
 from .lr_walk import (CE_AFTER_LEXEME, CE_NONE, CE_SET0, GLRKernel, GLRTooAmbiguous, NO_BOUNDARIES, NO_TERMS,
                       SubwalkCache, Workspace, pack_prefix_slices, pack_stacks, shift_start_vectors)
-from .root_split import root_children, split_root_walk
+from .root_split import dead_root_walk, root_children, split_root_walk
 from .slices import TokenSlice, build_prefix_slices, build_slices, covers
 from .trie import TokenTrie, build_token_trie
 from .walk import group_boundaries, run_walk
@@ -167,7 +167,7 @@ class CompiledGrammar:
                 np.cumsum([len(x) for x in parts], out=self._lr_off[1:])
                 self._lr_blob = np.concatenate(parts).astype(np.int32)
                 self._glr_roots: dict[int, tuple] = {}
-                self.split_roots = True   # multi-state root walks from single-state ones (see root_split)
+                self.split_roots = True   # root walks assembled without walking the whole trie (see root_split)
                 self._root_children: np.ndarray | None = None
                 self._subwalks: SubwalkCache | None = None   # allocated at the end of compiling (_kernel_resources)
                 self._workspace: Workspace | None = None
@@ -194,7 +194,7 @@ class CompiledGrammar:
         self._start_vectors: dict[frozenset[int], int] = {}
         self._covers: dict[tuple[int, str], bool] = {}
         # counters kept here; the GLR kernel's own come from its running totals (see ``stats``)
-        self._stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "split_root_walks": 0, "glr_calls": 0, "topk_hits": 0,
+        self._stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "split_root_walks": 0, "dead_root_walks": 0, "glr_calls": 0, "topk_hits": 0,
                        "memo_cuts": 0, "units_walked": 0, "units_replayed": 0, "item_results_used": 0,
                        "item_results_made": 0}
         self._kernel: GLRKernel | None = None
@@ -386,10 +386,15 @@ class CompiledGrammar:
             with self._lock:
                 if self._root_children is None:
                     self._root_children = root_children(self.trie.node_byte, self.trie.node_depth)
-                got = split_root_walk(self.lexer, vid, self._root_children, self.trie.node_depth, self._glr_root,
-                                      self._walk_root_children)
+                got = dead_root_walk(self.lexer, vid, self._root_children, (self.trie.vocab_size + 31) // 32)
                 if got is not None:
-                    self._stats["split_root_walks"] += 1
+                    self._stats["dead_root_walks"] += 1
+                else:
+                    got = split_root_walk(self.lexer, vid, self._root_children, self.trie.node_depth,
+                                          self._glr_root, self._walk_root_children)
+                    if got is not None:
+                        self._stats["split_root_walks"] += 1
+                if got is not None:
                     self._glr_roots[vid] = got
         if got is None:
             with self._lock:
