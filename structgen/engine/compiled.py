@@ -168,7 +168,8 @@ class CompiledGrammar:
                 self._lr_blob = np.concatenate(parts).astype(np.int32)
                 self._glr_roots: dict[int, tuple] = {}
                 self.split_roots = True   # root walks assembled without walking the whole trie (see root_split)
-                self._root_children: np.ndarray | None = None
+                self._root_children: np.ndarray | None = None   # root child per first byte (-1: none)
+                self._root_nodes: np.ndarray | None = None      # the root children, ascending
                 self._subwalks: SubwalkCache | None = None   # allocated at the end of compiling (_kernel_resources)
                 self._workspace: Workspace | None = None
                 # (vid, top states) -> (tokens they decide, deferred work, can-end answers they decide by
@@ -386,7 +387,8 @@ class CompiledGrammar:
             with self._lock:
                 if self._root_children is None:
                     self._root_children = root_children(self.trie.node_byte, self.trie.node_depth)
-                got = dead_root_walk(self.lexer, vid, self._root_children, (self.trie.vocab_size + 31) // 32)
+                    self._root_nodes = np.sort(self._root_children[self._root_children >= 0])
+                got = dead_root_walk(self.lexer, vid, self._root_nodes, (self.trie.vocab_size + 31) // 32)
                 if got is not None:
                     self._stats["dead_root_walks"] += 1
                 else:

@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .lr_walk import NO_BOUNDARIES
+
 RootWalk = tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 MAX_SHARED_BYTES = 16   # past this many first bytes kept alive by two states, the vector walks whole
 
@@ -33,20 +35,21 @@ def root_children(node_byte: np.ndarray, node_depth: np.ndarray) -> np.ndarray:
     return children
 
 
-def dead_root_walk(lexer, vid: int, children: np.ndarray, mask_words: int) -> RootWalk | None:
+def dead_root_walk(lexer, vid: int, root_nodes: np.ndarray, mask_words: int) -> RootWalk | None:
     """The root walk of a vector none of whose states continues on any byte (a keyword or an
     operator just completed), without walking: no token keeps the lexeme going, and every root
-    child is a boundary with the terminals the vector accepts (none: no boundary at all).  None
-    when some state continues.  Most new lexer vectors of the SQL replays are such (38 of 47);
-    walking them cost ~28 us each, for 256 boundaries in one group."""
-    states = lexer.vectors[vid]
-    if len(states) and int(lexer.trans[states].max()) >= 0:
+    child (``root_nodes``, ascending) is a boundary with the terminals the vector accepts (none:
+    no boundary at all).  None when some state continues.  Most new lexer vectors of the SQL
+    replays are such (38 of 47); walking them cost ~28 us each, for 256 boundaries in one group."""
+    continuing = lexer.continuing
+    if any(continuing[q] for q in lexer.vector_tuples[vid]):
         return None
     acc = sorted(lexer.accepting_terminals(vid))
-    nodes = np.sort(children[children >= 0]) if acc else np.zeros(0, dtype=np.int32)
-    noff = np.array([0, len(nodes)] if acc else [0], dtype=np.int32)
-    aoff = np.array([0, len(acc)] if acc else [0], dtype=np.int32)
-    return np.zeros(mask_words, dtype=np.uint32), (nodes.astype(np.int32), noff, np.array(acc, dtype=np.int32), aoff)
+    if not acc:
+        return np.zeros(mask_words, dtype=np.uint32), NO_BOUNDARIES
+    return np.zeros(mask_words, dtype=np.uint32), (root_nodes, np.array([0, len(root_nodes)], dtype=np.int32),
+                                                     np.array(acc, dtype=np.int32),
+                                                     np.array([0, len(acc)], dtype=np.int32))
 
 
 def split_root_walk(lexer, vid: int, children: np.ndarray, node_depth: np.ndarray,
