@@ -157,19 +157,38 @@ class LLGuidanceEngine(Engine):
         return (lambda: lt.fill_next_token_bitmask(m, bm)), m.consume_token, bm, [self.eos]
 
 
-def run_case(engine: Engine, kind: str, source, token_seqs: list[list[int]]) -> dict:
-    out = {"engine": engine.name, "compile_s": None, "error": None, "mask_s": [], "accepted": 0, "refused": 0}
-    try:
-        t0 = time.perf_counter()
-        compiled = engine.compile(kind, source)
-        out["compile_s"] = time.perf_counter() - t0
-    except Exception as exc:  # peers raise their own types; we record, never crash the run
-        out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+def run_case(engine: Engine, kind: str, source, token_seqs: list[list[int]], repeats: int = 1) -> dict:
+    """Compile (timed) and replay every sequence, ``repeats`` times from a fresh compile.
+
+    With several repeats, ``mask_s`` holds each mask's median over the repeats and
+    ``compile_s`` the median compile: this VM's speed swings up to 2x within minutes,
+    and one replay of a case with few masks makes a p99 out of one slow moment.
+    """
+    out = {"engine": engine.name, "compile_s": None, "error": None, "mask_s": [], "accepted": 0, "refused": 0,
+           "repeats": repeats}
+    compiles, runs = [], []
+    for _ in range(repeats):
+        try:
+            t0 = time.perf_counter()
+            compiled = engine.compile(kind, source)
+            compiles.append(time.perf_counter() - t0)
+        except Exception as exc:  # peers raise their own types; we record, never crash the run
+            out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            return out
+        times, accepted = [], 0
+        for seq in token_seqs:
+            t, ok, _ = engine.replay(compiled, seq)
+            times.extend(t)
+            accepted += ok
+        runs.append(times)
+        del compiled
+    if len({len(r) for r in runs}) != 1:
+        out["error"] = f"replays differ in length across repeats: {[len(r) for r in runs]}"
         return out
-    for seq in token_seqs:
-        times, ok, _ = engine.replay(compiled, seq)
-        out["mask_s"].extend(times)
-        out["accepted" if ok else "refused"] += 1
+    out["compile_s"] = float(np.median(compiles))
+    out["mask_s"] = np.median(np.array(runs), axis=0).tolist() if runs[0] else []
+    out["accepted"] = accepted
+    out["refused"] = len(token_seqs) - accepted
     return out
 
 
@@ -276,9 +295,9 @@ class CaseWorker(ForkedWorker):
         if not self.conn.poll(300) or self.conn.recv() != "ready":
             raise RuntimeError(f"{self.engine.name}: worker did not start")
 
-    def run(self, kind: str, source, token_seqs: list[list[int]], timeout_s: float) -> dict:
+    def run(self, kind: str, source, token_seqs: list[list[int]], timeout_s: float, repeats: int = 1) -> dict:
         self._ensure()
-        self.conn.send((kind, source, token_seqs))
+        self.conn.send((kind, source, token_seqs, repeats))
         failed = {"engine": self.engine.name, "compile_s": None, "mask_s": [], "accepted": 0, "refused": 0}
         got = self._wait(timeout_s, crashed=dict(failed, error="worker died"))
         if got is not None:
