@@ -226,3 +226,86 @@ def test_glr_masks_with_prefix_slices_equal_masks_without(grammar, texts):
             k += 1
             assert m.accept_token(t)
     assert on.stats["visited_nodes"] < off.stats["visited_nodes"]
+
+
+# ----- bounded slices (counted free text) ---------------------------------------------------
+
+COUNTED_GRAMMARS = {
+    "maxLength string": lambda: __import__("structgen.schema", fromlist=["x"]).grammar_from_json_schema(
+        {"type": "object", "properties": {"s": {"type": "string", "maxLength": 40}}, "required": ["s"]}),
+    "counted regex": lambda: __import__("structgen.grammar", fromlist=["x"]).grammar_from_regex(
+        r"A: [\w \.\*\-=\+,\?/]{10,50}\. The answer is [1-9][0-9]{0,9}\."),
+}
+
+
+@pytest.mark.parametrize("name", list(COUNTED_GRAMMARS) + ["json", "sql"])
+def test_numba_covered_length_equals_the_python_reference_on_every_lexer_state(name):
+    """covered_length() (numba, pairs shared across lengths) and covered_length_reference() agree for
+    every lexer state, every reference loop and several bounds; a closed product is also covers()."""
+    from structgen.engine import byte_level_tokenizer
+    from structgen.engine.slices import covered_length, covered_length_reference
+    grammar = COUNTED_GRAMMARS[name]() if name in COUNTED_GRAMMARS else grammar_from_file(name)
+    lexer = compile_grammar(grammar, byte_level_tokenizer(), cache=False).lexer
+    refs = [compile_regex(pattern) for _, pattern in REFERENCE_LOOPS]
+    bounded = closed = 0
+    for q in range(lexer.trans.shape[0]):
+        for ref in refs:
+            for max_len in (3, 24):
+                n = covered_length(lexer.trans, q, ref, max_len)
+                assert n == covered_length_reference(lexer.trans, q, ref, max_len), (name, q, max_len)
+                if n == max_len + 1:
+                    closed += 1
+                    assert covers(lexer.trans, q, ref)
+                bounded += 0 < n <= max_len
+    if name in COUNTED_GRAMMARS:
+        assert bounded > 0, "no counted state covered a loop up to some length"
+    else:
+        assert closed > 0, "no state covered a loop"
+
+
+@pytest.mark.parametrize("tok_name", ["qwen2.5-coder-0.5b", "smollm2-135m"])
+def test_bounded_slices_partition_the_vocabulary(tok_name):
+    from structgen.engine.slices import BOUNDED_LENGTHS, bounded_slice
+    info = tokenizer_info(tok_name)
+    trie = token_trie_for(info)
+    in_trie = trie.token_node >= 0
+    length = np.array([len(b) for b in info.token_bytes[:trie.vocab_size]] +
+                      [0] * (trie.vocab_size - len(info.token_bytes)))
+    for sl in trie.slices:
+        full = _bits(sl.mask, trie.vocab_size)
+        for bound in (BOUNDED_LENGTHS[0], BOUNDED_LENGTHS[-1]):
+            cut = bounded_slice(trie, sl, bound)
+            assert cut.max_len == bound and cut is bounded_slice(trie, sl, bound)   # built once per trie
+            in_cut = _bits(cut.mask, trie.vocab_size)
+            assert np.array_equal(in_cut, full & (length <= bound))
+            rem = np.zeros(trie.vocab_size, dtype=bool)
+            rem[cut.remainder.tok_ids] = True
+            assert not np.any(in_cut & rem) and np.array_equal(in_cut | rem, in_trie)
+            orig = cut.remainder.node_orig
+            assert np.array_equal(trie.node_depth[orig], cut.remainder.node_depth)
+
+
+@pytest.mark.parametrize("name,text", [
+    ("maxLength string", '{"s":"The quick brown fox jumps over it"}'),
+    ("counted regex", "A: So he got 10*5 = 50 in all. The answer is 50."),
+])
+def test_counted_masks_through_bounded_slices_equal_reference(name, text):
+    """Every position whose lexer state covers a loop only up to some length (maxLength string,
+    [\\w ...]{10,50}) gets its mask through a bounded slice, equal to the per-token reference."""
+    info = tokenizer_info("qwen2.5-coder-0.5b")
+    compiled = compile_grammar(COUNTED_GRAMMARS[name](), info, cache=False)
+    ids = info.encode(text)
+    m = compiled.matcher()
+    checked = set()
+    for i in range(len(ids) + 1):
+        sl = compiled.slice_for(m._state[1])
+        if sl is not None and sl.max_len is not None and sl.max_len not in checked:
+            checked.add(sl.max_len)   # one position per bound: the reference costs seconds each
+            fast = m.allowed_mask()
+            ref = reference_mask(m)
+            diff = np.nonzero(fast != ref)[0]
+            assert len(diff) == 0, (i, sl.max_len, [(int(t), info.token_bytes[t]) for t in diff[:8]])
+        if i < len(ids):
+            assert m.accept_token(ids[i])
+    assert m.is_accepting()
+    assert len(checked) >= 2 and compiled.stats["bounded_slice_walks"] > 0

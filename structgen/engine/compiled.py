@@ -24,7 +24,7 @@ from .lr_tables import LRBudgetExceeded, build_lr_tables
 from .lr_walk import (CE_AFTER_LEXEME, CE_NONE, CE_SET0, GLRKernel, GLRTooAmbiguous, NO_BOUNDARIES, NO_TERMS,
                       SubwalkCache, Workspace, pack_prefix_slices, pack_stacks, shift_start_vectors)
 from .root_split import dead_root_walk, root_children, split_root_walk
-from .slices import TokenSlice, build_prefix_slices, build_slices, covers
+from .slices import BOUNDED_LENGTHS, TokenSlice, bounded_slice, build_prefix_slices, build_slices, covered_length
 from .trie import TokenTrie, build_token_trie
 from .walk import group_boundaries, run_walk
 
@@ -193,9 +193,9 @@ class CompiledGrammar:
         self._cut_at = self.max_linked_states   # linked states that trigger the next cut (see cut_memos)
         self._slice_of_vector: dict[int, TokenSlice | None] = {}
         self._start_vectors: dict[frozenset[int], int] = {}
-        self._covers: dict[tuple[int, str], bool] = {}
+        self._covered_length: dict[tuple[int, str], int] = {}
         # counters kept here; the GLR kernel's own come from its running totals (see ``stats``)
-        self._stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "split_root_walks": 0, "dead_root_walks": 0, "glr_calls": 0, "topk_hits": 0,
+        self._stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "bounded_slice_walks": 0, "split_root_walks": 0, "dead_root_walks": 0, "glr_calls": 0, "topk_hits": 0,
                        "memo_cuts": 0, "units_walked": 0, "units_replayed": 0, "item_results_used": 0,
                        "item_results_made": 0}
         self._kernel: GLRKernel | None = None
@@ -292,21 +292,32 @@ class CompiledGrammar:
         return gid
 
     def slice_for(self, vid: int) -> TokenSlice | None:
-        """The largest token slice some live state of lexer vector ``vid`` covers, if any."""
+        """The largest token slice some live state of lexer vector ``vid`` covers, if any; else
+        the slice cut to the longest of ``BOUNDED_LENGTHS`` whose strings up to that many bytes
+        a live state covers (a counted state: see slices.bounded_slice)."""
         if vid in self._slice_of_vector:
             return self._slice_of_vector[vid]
         found = None
+        bounded = None
+        top = BOUNDED_LENGTHS[-1]
         for sl in self.trie.slices or ():
+            longest = 0
             for q in self.lexer.vector_tuples[vid]:
                 key = (q, sl.name)
-                ok = self._covers.get(key)
-                if ok is None:
-                    ok = self._covers[key] = covers(self.lexer.trans, q, sl.dfa)
-                if ok:
-                    found = sl
-                    break
-            if found is not None:
+                n = self._covered_length.get(key)
+                if n is None:
+                    n = self._covered_length[key] = covered_length(self.lexer.trans, q, sl.dfa, top)
+                longest = max(longest, n)
+            if longest > top:
+                found = sl
                 break
+            bound = max((b for b in BOUNDED_LENGTHS if b <= longest), default=0)
+            if bound and (bounded is None or bound > bounded[1]):
+                bounded = (sl, bound)
+                if bound == top:
+                    break   # a smaller slice can only tie
+        if found is None and bounded is not None:
+            found = bounded_slice(self.trie, *bounded)
         self._slice_of_vector[vid] = found
         return found
 
@@ -334,6 +345,7 @@ class CompiledGrammar:
             if sl is not None:
                 mask |= sl.mask  # the slice's tokens keep a live state alive: allowed outright
                 self._stats["slice_walks"] += 1
+                self._stats["bounded_slice_walks"] += sl.max_len is not None
             nodes, noff, terms, aoff = group_boundaries(b_node, b_st, b_len, acc_buf, nb, len(self.terminal_ids))
             groups = [(frozenset(terms[aoff[g]:aoff[g + 1]].tolist()), self._group(nodes[noff[g]:noff[g + 1]]))
                       for g in range(len(noff) - 1)]
@@ -406,6 +418,7 @@ class CompiledGrammar:
                 if sl is not None:
                     mask |= sl.mask
                     self._stats["slice_walks"] += 1
+                    self._stats["bounded_slice_walks"] += sl.max_len is not None
                 self._stats["walks"] += 1
                 self._stats["visited_nodes"] += int(visited)
                 flat_nodes, noff, flat_acc, aoff = group_boundaries(b_node, b_st, b_len, acc_buf, nb,

@@ -26,6 +26,7 @@ class TokenTrie:
     node_orig: np.ndarray | None = None  # int32 [N]: node ids in the full trie (sub-tries only)
     slices: list | None = None           # TokenSlice list (full tries only), see slices.py
     prefix_slices: object = None         # PrefixSlices (full tries only), see slices.py
+    bounded_slices: dict | None = None   # (slice name, byte bound) -> TokenSlice, built at first use
     packed: np.ndarray | None = None     # int64 [N]: the walk's view of each node, see pack_nodes
     walk_buffers: tuple = (4096, 16384)  # boundary / accepted-terminal room of a walk (grown on overflow)
 
