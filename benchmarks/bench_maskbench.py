@@ -416,6 +416,14 @@ def print_report(summaries: dict, ratios: dict, coverage: dict, n_files: int) ->
             print("\nstructgen replay errors: " + "; ".join(f"{e['file']}: {e['error'][:80]}" for e in sg["replay_errors"]))
 
 
+def _slowest_mask(times: list[float]) -> dict:
+    """An instance's slowest mask and the token position it came before (outliers are findable)."""
+    if not times:
+        return {"mask_max_s": None, "mask_max_at": None}
+    at = max(range(len(times)), key=times.__getitem__)
+    return {"mask_max_s": times[at], "mask_max_at": at}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=None, help="only the first N files (after --sample)")
@@ -457,7 +465,8 @@ def main(argv: list[str] | None = None) -> None:
           f"at end {la[0]:.2f}/{la[1]:.2f}/{la[2]:.2f} on {os.cpu_count()} CPUs")
     per_file = [{"file": r["file"], "engine": r["engine"], "compile_s": r["compile_s"], "error": r["error"],
                  "replay_error": r.get("replay_error"),
-                 "instances": [{k: v for k, v in i.items() if k != "mask_s"} for i in r["instances"]]}
+                 "instances": [{k: v for k, v in i.items() if k != "mask_s"} | _slowest_mask(i["mask_s"])
+                               for i in r["instances"]]}
                 for rows in by_engine.values() for r in rows]
     payload = {"benchmark": "maskbench", "vocab": "qwen2.5-coder-0.5b (151,936)", "files": len(cases),
                "structgen_compile": "warm caches" if args.warm_caches else "cold (DFA caches cleared before each schema)",

@@ -309,16 +309,3 @@ def test_counted_masks_through_bounded_slices_equal_reference(name, text):
             assert m.accept_token(ids[i])
     assert m.is_accepting()
     assert len(checked) >= 2 and compiled.stats["bounded_slice_walks"] > 0
-
-
-@pytest.mark.parametrize("name", list(COUNTED_GRAMMARS) + ["json", "sql"])
-def test_byte_classes_group_exactly_the_bytes_no_state_tells_apart(name):
-    from structgen.engine import byte_level_tokenizer
-    grammar = COUNTED_GRAMMARS[name]() if name in COUNTED_GRAMMARS else grammar_from_file(name)
-    lexer = compile_grammar(grammar, byte_level_tokenizer(), cache=False).lexer
-    cls = lexer.byte_classes
-    cols = [tuple(lexer.trans[:, b].tolist()) for b in range(256)]
-    for a in range(256):
-        for b in range(a + 1, 256):
-            assert (cls[a] == cls[b]) == (cols[a] == cols[b]), (a, b)
-    assert 1 < len(set(cls.tolist())) < 256

@@ -24,8 +24,7 @@ from .lr_tables import LRBudgetExceeded, build_lr_tables
 from .lr_walk import (CE_AFTER_LEXEME, CE_NONE, CE_SET0, GLRKernel, GLRTooAmbiguous, NO_BOUNDARIES, NO_TERMS,
                       SubwalkCache, Workspace, pack_prefix_slices, pack_stacks, shift_start_vectors)
 from .root_split import dead_root_walk, root_children, split_root_walk
-from .slices import (BOUNDED_LENGTHS, TokenSlice, bounded_slice, build_prefix_slices, build_slices,
-                     byte_representatives, covered_length)
+from .slices import BOUNDED_LENGTHS, TokenSlice, bounded_slice, build_prefix_slices, build_slices, covered_length
 from .trie import TokenTrie, build_token_trie
 from .walk import group_boundaries, run_walk
 
@@ -195,7 +194,6 @@ class CompiledGrammar:
         self._slice_of_vector: dict[int, TokenSlice | None] = {}
         self._start_vectors: dict[frozenset[int], int] = {}
         self._covered_length: dict[tuple[int, str], int] = {}
-        self._byte_reps: dict[str, np.ndarray] = {}   # per slice: one byte per class (slices.byte_representatives)
         # counters kept here; the GLR kernel's own come from its running totals (see ``stats``)
         self._stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "bounded_slice_walks": 0, "split_root_walks": 0, "dead_root_walks": 0, "glr_calls": 0, "topk_hits": 0,
                        "memo_cuts": 0, "units_walked": 0, "units_replayed": 0, "item_results_used": 0,
@@ -308,11 +306,7 @@ class CompiledGrammar:
                 key = (q, sl.name)
                 n = self._covered_length.get(key)
                 if n is None:
-                    reps = self._byte_reps.get(sl.name)
-                    if reps is None:
-                        reps = self._byte_reps[sl.name] = byte_representatives(self.lexer.byte_classes,
-                                                                               sl.dfa.transitions)
-                    n = self._covered_length[key] = covered_length(self.lexer.trans, q, sl.dfa, top, reps)
+                    n = self._covered_length[key] = covered_length(self.lexer.trans, q, sl.dfa, top)
                 longest = max(longest, n)
             if longest > top:
                 found = sl

@@ -7,7 +7,6 @@ to small ints so caches can be keyed cheaply.
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from ..grammar.ir import Terminal
@@ -74,9 +73,6 @@ class LexerTables:
         self._acc_cache: dict[int, frozenset[int]] = {}
         self._next_vector: dict[int, int] = {}
         self._continuing: np.ndarray | None = None
-        # bytes no state tells apart share a class: coverage checks try one byte per class
-        # (~1-2 ms for a 5,000-state table here, instead of in a first mask)
-        self.byte_classes = byte_classes(trans)
 
     def intern(self, states: tuple[int, ...]) -> int:
         vid = self._vec_ids.get(states)
@@ -129,49 +125,3 @@ class LexerTables:
         if len(vec) == 0:
             return np.zeros(256, dtype=bool)
         return (self.trans[vec] >= 0).any(axis=0)
-
-
-@numba.njit(cache=True)
-def _column_hashes(table, h):
-    """Fold each byte's column of ``table`` into ``h`` (FNV-style, rows outer: row-major reads)."""
-    for s in range(table.shape[0]):
-        for b in range(256):
-            h[b] = (h[b] ^ np.uint64(table[s, b] + 2)) * np.uint64(1099511628211)
-
-
-@numba.njit(cache=True)
-def same_column(table, a, b):
-    """Whether bytes ``a`` and ``b`` lead every row of ``table`` to the same state."""
-    for s in range(table.shape[0]):
-        if table[s, a] != table[s, b]:
-            return False
-    return True
-
-
-@numba.njit(cache=True)
-def _byte_classes(table, h):
-    """Class id per byte: bytes whose columns of ``table`` are equal share one (hashes ``h`` group
-    candidates, columns are compared in full: a collision only splits a class)."""
-    cls = np.empty(256, dtype=np.int32)
-    first = np.empty(256, dtype=np.int32)
-    n = 0
-    for b in range(256):
-        cls[b] = -1
-        for j in range(n):
-            c = first[j]
-            if h[c] == h[b] and same_column(table, b, c):
-                cls[b] = j
-                break
-        if cls[b] < 0:
-            first[n] = b
-            cls[b] = n
-            n += 1
-    return cls
-
-
-def byte_classes(table: np.ndarray) -> np.ndarray:
-    """int32[256]: bytes no row of ``table`` tells apart share a class id (~1-2 ms for a
-    5,000-state lexer; np.unique over its columns took 105)."""
-    h = np.full(256, 1469598103934665603, dtype=np.uint64)
-    _column_hashes(table, h)
-    return _byte_classes(table, h)

@@ -21,7 +21,6 @@ import numba
 import numpy as np
 
 from ..regex import ByteDFA, compile_regex
-from .lexer import same_column, byte_classes
 from .trie import TokenTrie, _subtree_ends, pack_nodes
 
 # Reference loop languages, largest first.  Only speed depends on this list:
@@ -83,10 +82,12 @@ def _keep_nodes(state, parent):
     return keep
 
 
-def build_slice(trie: TokenTrie, name: str, pattern: str, max_len: int | None = None) -> TokenSlice:
-    """The slice of reference loop ``pattern``; with ``max_len``, only its tokens of at most that
-    many bytes (the others join the remainder trie)."""
-    dfa = compile_regex(pattern)
+def build_slice(trie: TokenTrie, name: str, pattern: str, max_len: int | None = None,
+                dfa: ByteDFA | None = None) -> TokenSlice:
+    """The slice of reference loop ``pattern`` (``dfa``: its DFA, when already built); with
+    ``max_len``, only its tokens of at most that many bytes (the others join the remainder trie)."""
+    if dfa is None:
+        dfa = compile_regex(pattern)
     state, parent = _node_states(trie.node_byte, trie.node_depth, dfa.transitions, trie.max_depth)
     if max_len is not None:
         state[trie.node_depth > max_len] = -1
@@ -131,55 +132,33 @@ def build_slices(trie: TokenTrie) -> list[TokenSlice]:
 # walk runs over the trie of the other tokens: 5,765 of Qwen's string-body tokens are longer
 # than 12 bytes, 196 longer than 32.  Walking a maxLength string's counted states over the full
 # trie visited ~188k nodes, ~2 ms, at every position.
-BOUNDED_LENGTHS = (8, 12, 16, 24, 32)   # the byte bounds bounded slices are built for (196 string-body tokens are longer)
+# the byte bounds bounded slices are built for: 196 string-body tokens are longer than 32 bytes;
+# at 8 the remainder trie kept 176k nodes (5 MB, 9 ms to build) and walks saved only half
+BOUNDED_LENGTHS = (12, 16, 24, 32)
 BOUNDED_PAIRS_BITS = 12                      # covered_length's pair table: 4,096 slots
 
 
 def bounded_slice(trie: TokenTrie, sl: TokenSlice, max_len: int) -> TokenSlice:
     """The slice ``sl`` cut to tokens of at most ``max_len`` bytes, built at first use per trie
-    (~2.5 ms on Qwen's)."""
+    (2-4 ms and 1-2 MB each on Qwen's; ``warm_up`` builds them all)."""
     if trie.bounded_slices is None:
         trie.bounded_slices = {}
     cache = trie.bounded_slices
     key = (sl.name, max_len)
     got = cache.get(key)
     if got is None:
-        got = cache[key] = build_slice(trie, sl.name, dict(REFERENCE_LOOPS)[sl.name], max_len)
+        got = cache[key] = build_slice(trie, sl.name, dict(REFERENCE_LOOPS)[sl.name], max_len, sl.dfa)
     return got
 
 
 @numba.njit(cache=True)
-def _representatives(lexer_cls, rt):
-    reps = np.empty(256, dtype=np.int32)
-    n = 0
-    for b in range(256):
-        found = False
-        for j in range(n):
-            c = reps[j]
-            if lexer_cls[c] == lexer_cls[b] and same_column(rt, b, c):
-                found = True
-                break
-        if not found:
-            reps[n] = b
-            n += 1
-    return reps[:n].copy()
-
-
-def byte_representatives(lexer_classes: np.ndarray, ref_trans: np.ndarray) -> np.ndarray:
-    """One byte per class of bytes that neither the lexer (its ``byte_classes``) nor the reference
-    DFA tells apart: product explorations try one byte per class instead of 256 (a JSON Schema
-    lexer and the string-body loop have ~50)."""
-    return _representatives(lexer_classes, ref_trans)
-
-
-@numba.njit(cache=True)
-def _covered_length_kernel(lexer_trans, q, rt, max_len, table_bits, reps):
+def _covered_length_kernel(lexer_trans, q, rt, max_len, table_bits):
     """Product exploration of (reference DFA, lexer) from (0, q), one string length per level.
     Returns the largest n <= max_len such that every string of at most n bytes the reference
     stays alive on keeps q alive, or -1 when the pair table fills up (decide nothing).  A pair
     met at an earlier level is not expanded again: every string from there was already tried
     with at least as many bytes to go."""
-    for b in reps:
+    for b in range(256):
         if rt[0, b] >= 0 and lexer_trans[q, b] < 0:
             return 0   # most states die on some first byte: decided before allocating anything
     cap = 1 << table_bits
@@ -199,7 +178,7 @@ def _covered_length_kernel(lexer_trans, q, rt, max_len, table_bits, reps):
         for i in range(n_cur):
             r = cur_r[i]
             st = cur_s[i]
-            for b in reps:
+            for b in range(256):
                 r2 = rt[r, b]
                 if r2 < 0:
                     continue
@@ -227,16 +206,11 @@ def _covered_length_kernel(lexer_trans, q, rt, max_len, table_bits, reps):
     return max_len
 
 
-def covered_length(lexer_trans: np.ndarray, q: int, ref: ByteDFA, max_len: int,
-                   reps: np.ndarray | None = None) -> int:
+def covered_length(lexer_trans: np.ndarray, q: int, ref: ByteDFA, max_len: int) -> int:
     """Largest n <= ``max_len`` such that every byte string of at most n bytes the reference DFA
     stays alive on keeps lexer state ``q`` alive; ``max_len + 1`` when every length is (the
-    product closed: q covers R, as :func:`covers` says); 0 when undecided within the pair table.
-    ``reps``: :func:`byte_representatives` of the two tables (computed here when not given)."""
-    if reps is None:
-        reps = byte_representatives(byte_classes(lexer_trans), ref.transitions)
-    return max(0, int(_covered_length_kernel(lexer_trans, int(q), ref.transitions, max_len, BOUNDED_PAIRS_BITS,
-                                             reps)))
+    product closed: q covers R, as :func:`covers` says); 0 when undecided within the pair table."""
+    return max(0, int(_covered_length_kernel(lexer_trans, int(q), ref.transitions, max_len, BOUNDED_PAIRS_BITS)))
 
 
 def covered_length_reference(lexer_trans: np.ndarray, q: int, ref: ByteDFA, max_len: int) -> int:
