@@ -195,7 +195,8 @@ class CompiledGrammar:
         self._start_vectors: dict[frozenset[int], int] = {}
         self._covered_length: dict[tuple[int, str], int] = {}
         # counters kept here; the GLR kernel's own come from its running totals (see ``stats``)
-        self._stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "bounded_slice_walks": 0, "split_root_walks": 0, "dead_root_walks": 0, "glr_calls": 0, "topk_hits": 0,
+        self._stats = {"walks": 0, "visited_nodes": 0, "slice_walks": 0, "bounded_slice_walks": 0,
+                       "split_root_walks": 0, "dead_root_walks": 0, "glr_calls": 0, "topk_hits": 0,
                        "memo_cuts": 0, "units_walked": 0, "units_replayed": 0, "item_results_used": 0,
                        "item_results_made": 0}
         self._kernel: GLRKernel | None = None
@@ -321,6 +322,10 @@ class CompiledGrammar:
         self._slice_of_vector[vid] = found
         return found
 
+    def _count_slice_walk(self, sl: TokenSlice) -> None:
+        self._stats["slice_walks"] += 1
+        self._stats["bounded_slice_walks"] += sl.max_len is not None
+
     @staticmethod
     def _group_reference(b_node, b_st, b_len, acc_buf, nb) -> dict[frozenset[int], np.ndarray]:
         """Boundary nodes grouped by accepted terminals: the pure-Python reference of ``group_boundaries``."""
@@ -344,8 +349,7 @@ class CompiledGrammar:
                 self.trie if sl is None else sl.remainder, self.lexer, init, self._groups[group])
             if sl is not None:
                 mask |= sl.mask  # the slice's tokens keep a live state alive: allowed outright
-                self._stats["slice_walks"] += 1
-                self._stats["bounded_slice_walks"] += sl.max_len is not None
+                self._count_slice_walk(sl)
             nodes, noff, terms, aoff = group_boundaries(b_node, b_st, b_len, acc_buf, nb, len(self.terminal_ids))
             groups = [(frozenset(terms[aoff[g]:aoff[g + 1]].tolist()), self._group(nodes[noff[g]:noff[g + 1]]))
                       for g in range(len(noff) - 1)]
@@ -417,8 +421,7 @@ class CompiledGrammar:
                     self.trie if sl is None else sl.remainder, self.lexer, self.lexer.vectors[vid], self._groups[0])
                 if sl is not None:
                     mask |= sl.mask
-                    self._stats["slice_walks"] += 1
-                    self._stats["bounded_slice_walks"] += sl.max_len is not None
+                    self._count_slice_walk(sl)
                 self._stats["walks"] += 1
                 self._stats["visited_nodes"] += int(visited)
                 flat_nodes, noff, flat_acc, aoff = group_boundaries(b_node, b_st, b_len, acc_buf, nb,

@@ -131,9 +131,9 @@ def build_slices(trie: TokenTrie) -> list[TokenSlice]:
 # loop up to k bytes, so the loop's tokens of at most L <= k bytes are allowed at once and the
 # walk runs over the trie of the other tokens: 5,765 of Qwen's string-body tokens are longer
 # than 12 bytes, 196 longer than 32.  Walking a maxLength string's counted states over the full
-# trie visited ~188k nodes, ~2 ms, at every position.
-# the byte bounds bounded slices are built for: 196 string-body tokens are longer than 32 bytes;
-# at 8 the remainder trie kept 176k nodes (5 MB, 9 ms to build) and walks saved only half
+# trie visited ~188k nodes, ~2 ms, at every position.  The bounds stop at 32 (196 string-body
+# tokens are longer) and start at 12: at 8 the remainder trie kept 176k nodes (5 MB, 9 ms to
+# build) and walks saved only half.
 BOUNDED_LENGTHS = (12, 16, 24, 32)
 BOUNDED_PAIRS_BITS = 12                      # covered_length's pair table: 4,096 slots
 
