@@ -24,7 +24,8 @@ from .lr_tables import LRBudgetExceeded, build_lr_tables
 from .lr_walk import (CE_AFTER_LEXEME, CE_NONE, CE_SET0, GLRKernel, GLRTooAmbiguous, NO_BOUNDARIES, NO_TERMS,
                       SubwalkCache, Workspace, pack_prefix_slices, pack_stacks, shift_start_vectors)
 from .root_split import dead_root_walk, root_children, split_root_walk
-from .slices import BOUNDED_LENGTHS, TokenSlice, bounded_slice, build_prefix_slices, build_slices, covered_length
+from .slices import (BOUNDED_LENGTHS, TokenSlice, boundable, bounded_slice, build_prefix_slices, build_slices,
+                     covered_length)
 from .trie import TokenTrie, build_token_trie
 from .walk import group_boundaries, run_walk
 
@@ -313,7 +314,7 @@ class CompiledGrammar:
                 found = sl
                 break
             bound = max((b for b in BOUNDED_LENGTHS if b <= longest), default=0)
-            if bound and (bounded is None or bound > bounded[1]):
+            if bound and boundable(self.trie, sl) and (bounded is None or bound > bounded[1]):
                 bounded = (sl, bound)
                 if bound == top:
                     break   # a smaller slice can only tie

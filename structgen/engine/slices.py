@@ -135,12 +135,21 @@ def build_slices(trie: TokenTrie) -> list[TokenSlice]:
 # tokens are longer) and start at 12: at 8 the remainder trie kept 176k nodes (5 MB, 9 ms to
 # build) and walks saved only half.
 BOUNDED_LENGTHS = (12, 16, 24, 32)
+# Only loops whose remainder trie is at most this share of the full trie get bounded cuts: the
+# identifier and word loops leave 80% of Qwen's trie (a cut saved little and cost 8 MB, 17 ms).
+BOUNDED_MAX_REMAINDER_SHARE = 0.5
+
+
+def boundable(trie: TokenTrie, sl: TokenSlice) -> bool:
+    """Whether ``sl`` gets bounded cuts (see BOUNDED_MAX_REMAINDER_SHARE)."""
+    return sl.remainder.node_byte.shape[0] <= BOUNDED_MAX_REMAINDER_SHARE * trie.node_byte.shape[0]
 BOUNDED_PAIRS_BITS = 12                      # covered_length's pair table: 4,096 slots
 
 
 def bounded_slice(trie: TokenTrie, sl: TokenSlice, max_len: int) -> TokenSlice:
     """The slice ``sl`` cut to tokens of at most ``max_len`` bytes, built at first use per trie
-    (2-4 ms and 1-2 MB each on Qwen's; ``warm_up`` builds them all)."""
+    (on Qwen's: 2-4 ms and 1-2 MB each for the string bodies, which ``warm_up`` builds; 10-13 ms
+    and 5 MB for prose)."""
     if trie.bounded_slices is None:
         trie.bounded_slices = {}
     cache = trie.bounded_slices
