@@ -160,6 +160,20 @@ def bounded_slice(trie: TokenTrie, sl: TokenSlice, max_len: int) -> TokenSlice:
     return got
 
 
+@numba.njit(cache=True, inline="always")
+def _add_pair(keys, key):
+    """Insert ``key`` into the open-addressing set ``keys`` (-1 = empty slot, size a power of
+    two); True when it was not there yet.  The product explorations' pair sets."""
+    mask = keys.shape[0] - 1
+    h = (key * np.int64(2654435761)) & mask
+    while keys[h] != -1:
+        if keys[h] == key:
+            return False
+        h = (h + 1) & mask
+    keys[h] = key
+    return True
+
+
 @numba.njit(cache=True)
 def _covered_length_kernel(lexer_trans, q, rt, max_len, table_bits):
     """Product exploration of (reference DFA, lexer) from (0, q), one string length per level.
@@ -178,7 +192,7 @@ def _covered_length_kernel(lexer_trans, q, rt, max_len, table_bits):
     nxt_s = np.empty(cap, dtype=np.int32)
     n_states = np.int64(lexer_trans.shape[0])
     n_seen = 1
-    keys[(np.int64(q) * np.int64(2654435761)) & (cap - 1)] = np.int64(q)
+    _add_pair(keys, np.int64(q))   # (reference start 0, q)
     cur_r[0] = 0
     cur_s[0] = q
     n_cur = 1
@@ -194,15 +208,10 @@ def _covered_length_kernel(lexer_trans, q, rt, max_len, table_bits):
                 s2 = lexer_trans[st, b]
                 if s2 < 0:
                     return level - 1   # a string of `level` bytes kills q
-                key = np.int64(r2) * n_states + np.int64(s2)
-                h = (key * np.int64(2654435761)) & (cap - 1)
-                while keys[h] != -1 and keys[h] != key:
-                    h = (h + 1) & (cap - 1)
-                if keys[h] == -1:
-                    if 2 * (n_seen + 1) > cap:
-                        return -1
-                    keys[h] = key
+                if _add_pair(keys, np.int64(r2) * n_states + np.int64(s2)):
                     n_seen += 1
+                    if 2 * n_seen > cap:
+                        return -1
                     nxt_r[n_next] = r2
                     nxt_s[n_next] = s2
                     n_next += 1
@@ -267,7 +276,7 @@ def _covers_kernel(lexer_trans, q, rt, max_pairs):
     n = 1
     seen_r[0] = 0
     seen_s[0] = q
-    keys[(np.int64(q) * np.int64(2654435761)) & (cap - 1)] = np.int64(q)
+    _add_pair(keys, np.int64(q))   # (reference start 0, q)
     head = 0
     while head < n:
         r = seen_r[head]
@@ -280,14 +289,9 @@ def _covers_kernel(lexer_trans, q, rt, max_pairs):
             s2 = lexer_trans[st, b]
             if s2 < 0:
                 return 0
-            key = np.int64(r2) * n_states + np.int64(s2)
-            h = (key * np.int64(2654435761)) & (cap - 1)
-            while keys[h] != -1 and keys[h] != key:
-                h = (h + 1) & (cap - 1)
-            if keys[h] == -1:
+            if _add_pair(keys, np.int64(r2) * n_states + np.int64(s2)):
                 if n >= max_pairs:
                     return -1
-                keys[h] = key
                 seen_r[n] = r2
                 seen_s[n] = s2
                 n += 1
