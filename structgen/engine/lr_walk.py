@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 from .buffers import BUFFERS
-from .trie import pk_after, pk_depth, pk_set_tokens_listed
+from .trie import pk_after, pk_depth, pk_set_tokens, pk_set_tokens_listed
 from .walk import advance_states
 from .lr_stacks import (C_CMARK, C_DEF, C_EXP, C_FLOOR, C_MARK, C_MEMO, C_NODES, C_RES, C_SETBUF, C_SETS, C_VEC,
                         DEFER_BOUNDARY, DEFER_ITEM, DEFERRED, T_RD_START, T_SH_START, T_SH_TERM, UNKNOWN,
@@ -166,16 +166,19 @@ W32 = ("pool_state", "pool_parent", "todo", "exp_off", "exp_len", "exp_buf", "me
        "tb_group", "sg_acc", "sg_alen", "sg_count", "sg_pos", "node_slot", "memo_slot", "set_slot", "def_out",
        "stk_nodes", "tops", "cand_terms", "acc_terms", "chosen", "counts", "rec_start", "rec_len", "ps_cnt",
        "ps_applied", "states", "split_nodes", "byte_pos", "pool_height", "memo_floor", "exp_floor", "set_floor",
-       "bq_parent", "it_parent", "it_walk", "it_floor", "it_child", "it_next", "key_buf")
+       "bq_parent", "it_parent", "it_walk", "it_floor", "it_child", "it_next", "key_buf", "chain_states")
 W64 = ("node_table", "memo_table", "set_table", "visit", "la_stamp", "memo_key", "term_mark", "cand_mark", "ctr",
-       "owner", "rec_owner", "stats", "bq_gid", "it_gid")
+       "owner", "rec_owner", "stats", "bq_gid", "it_gid", "step_memo")
 GID = 5   # a boundary group's carried id: 4 words of first-byte bits, then its nodes' hash (see _group_id)
 
 # the kernel's ``stats`` part: N_STATS counters of the last call, then their running totals (the
 # total in the can-end answer's slot counts completed calls)
-N_STATS = 10
+N_STATS = 11
 STAT_CALLS = 5
 STAT_RESULTS_USED, STAT_RESULTS_MADE = 8, 9
+STAT_CHAIN_STEPS = 10
+# GLR steps of one-terminal lexemes, remembered per call by (set, terminal) for chain runs (see _glr_run)
+STEP_MEMO = 64
 
 # prefix-slice blob layout (int32 parts of pack_prefix_slices, in this order)
 PS_NODE, PS_NFIRST, PS_RLO, PS_RHI, PS_RDEPTH, PS_REND, PS_RTOKSTART, PS_RTOKIDS, PS_RORIG, PS_CHILD = range(10)
@@ -721,14 +724,14 @@ def glr_mask_kernel(
            w32_blob[w32_off[51]:w32_off[52]], w32_blob[w32_off[52]:w32_off[53]], w32_blob[w32_off[53]:w32_off[54]],
            w32_blob[w32_off[54]:w32_off[55]], w32_blob[w32_off[55]:w32_off[56]], w32_blob[w32_off[56]:w32_off[57]],
            w32_blob[w32_off[57]:w32_off[58]], w32_blob[w32_off[58]:w32_off[59]], w32_blob[w32_off[59]:w32_off[60]],
-           w32_blob[w32_off[60]:w32_off[61]], w32_blob[w32_off[61]:w32_off[62]])
+           w32_blob[w32_off[60]:w32_off[61]], w32_blob[w32_off[61]:w32_off[62]], w32_blob[w32_off[62]:w32_off[63]])
     w64 = (w64_blob[w64_off[0]:w64_off[1]], w64_blob[w64_off[1]:w64_off[2]], w64_blob[w64_off[2]:w64_off[3]],
            w64_blob[w64_off[3]:w64_off[4]], w64_blob[w64_off[4]:w64_off[5]], w64_blob[w64_off[5]:w64_off[6]],
            w64_blob[w64_off[6]:w64_off[7]], w64_blob[w64_off[7]:w64_off[8]], w64_blob[w64_off[8]:w64_off[9]],
            w64_blob[w64_off[9]:w64_off[10]], w64_blob[w64_off[10]:w64_off[11]], w64_blob[w64_off[11]:w64_off[12]],
-           w64_blob[w64_off[12]:w64_off[13]], w64_blob[w64_off[13]:w64_off[14]])
+           w64_blob[w64_off[12]:w64_off[13]], w64_blob[w64_off[13]:w64_off[14]], w64_blob[w64_off[14]:w64_off[15]])
     (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr, owner, rec_owner,
-     stats, _bq_gid, _it_gid) = w64
+     stats, _bq_gid, _it_gid, _step_memo) = w64
     exp_off = w32[3]
     vec_off = w32[12]
     node_slot = w32[34]
@@ -804,9 +807,9 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
      tb_group, sg_acc, sg_alen, sg_count, sg_pos, node_slot, memo_slot, set_slot, def_out, stk_nodes, tops,
      cand_terms, acc_terms, chosen, counts, rec_start, rec_len, ps_cnt, ps_applied, states_flat, split_nodes,
      byte_pos, pool_height, memo_floor, exp_floor, set_floor, bq_parent, it_parent, it_walk, it_floor, it_child,
-     it_next, key_buf) = w32
+     it_next, key_buf, chain_states) = w32
     (node_table, memo_table, set_table, visit, la_stamp, memo_key, term_mark, cand_mark, ctr, owner, rec_owner,
-     _stats, bq_gid_flat, it_gid_flat) = w64
+     _stats, bq_gid_flat, it_gid_flat, step_memo) = w64
     n_terms = term_start.shape[0]
     cap = pool_state.shape[0]
     sh_start = lr[T_SH_START]
@@ -820,6 +823,8 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
     it_gid = it_gid_flat[:GID * it_cap].reshape((it_cap, GID))
     tb_cap = tb_node.shape[0]
     carried = la[la.shape[0] - 1]   # expected_search's scratch lookahead bits (the spare last row)
+    for j in range(step_memo.shape[0]):
+        step_memo[j] = 0   # set ids are this call's
     n_bq = 0
     n_items = 0
     n_gn = 0
@@ -1118,6 +1123,11 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
                     return 0
             elif any_ignore and not unknown:
                 r_set = sid   # an ignored lexeme: same stacks, lexer restarts
+            if n_acc == 1 and not unknown:
+                skey = np.int64(sid) * np.int64(n_terms + 1) + acc_terms[0] + 1
+                h = 2 * ((skey * np.int64(2654435761)) & (STEP_MEMO - 1))
+                step_memo[h] = skey
+                step_memo[h + 1] = r_set
             if k == ce_k:
                 if r_set == DEFERRED:
                     stats[5] = -1
@@ -1242,6 +1252,87 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
             it_floor[it] = set_floor[sid]
         g_off = it_noff[it]
         g_len = it_nlen[it]
+        pa = it_parent[it]
+        if g_len == 1 and pa >= 0 and (it_set[pa] == sid or (it_parent[pa] >= 0 and it_set[it_parent[pa]] == sid)):
+            # ---- a chain run: the stacks came back within one or two lexemes (SQL's `a * * * *`, a run
+            # of `*` tokens up to 80 bytes long).  Follow the node's one-child path while each byte is a
+            # whole lexeme of one terminal whose GLR step this call already made (step_memo): the
+            # byte's live states continue on no next byte, so the item walk would end the lexeme
+            # there and the boundary step would give the memoized set.  Tokens on the path go into
+            # the mask; the first node the run cannot take becomes an item on its set.
+            x = gnode_buf[g_off]
+            xs = sid
+            n_done = 0
+            n_live = -1
+            while True:
+                x_end = f_end[x]
+                if x + 1 < x_end and f_end[x + 1] != x_end:
+                    break                                    # several children: the item walk's job
+                if vec_off[xs] < 0:
+                    break
+                bx = f_byte[x]
+                w6 = bx >> 6
+                bit = np.uint64(1) << np.uint64(bx & 63)
+                n_live = 0
+                for j in range(vec_off[xs], vec_off[xs] + vec_len[xs]):
+                    if first_bits[vec_buf[j], w6] & bit:
+                        chain_states[n_live] = trans[vec_buf[j], bx]
+                        n_live += 1
+                if n_live == 0:
+                    if n_done == 0:
+                        break                                # the item walk finds nothing either
+                    x = -1
+                    break
+                child = x + 1 if x + 1 < x_end else -1
+                nxt = -1
+                if child >= 0:
+                    by = f_byte[child]
+                    w6 = by >> 6
+                    bit = np.uint64(1) << np.uint64(by & 63)
+                    goes_on = False
+                    t = -1
+                    for j in range(n_live):
+                        q = chain_states[j]
+                        if first_bits[q, w6] & bit:
+                            goes_on = True
+                        if acc_term[q] >= 0:
+                            if t >= 0 and acc_term[q] != t:
+                                goes_on = True               # two terminals: not a one-terminal step
+                            t = acc_term[q]
+                    if goes_on:
+                        break
+                    if t >= 0:
+                        skey = np.int64(xs) * np.int64(n_terms + 1) + t + 1
+                        h = 2 * ((skey * np.int64(2654435761)) & (STEP_MEMO - 1))
+                        if step_memo[h] != skey:
+                            break                            # a step not made yet: the boundary's job
+                        nxt = step_memo[h + 1]
+                n_done += 1
+                pk_set_tokens(f_packed[x], x, f_tok_start, f_tok_ids, mask)
+                if nxt < 0:
+                    x = -1                                   # a leaf, or nothing fits after the lexeme
+                    break
+                x = child
+                xs = nxt
+            if n_done > 0:
+                stats[STAT_CHAIN_STEPS] += n_done
+                it_floor[it] = FLOOR_DIRTY   # its tokens are in no cached walk: no item result above it
+                if x >= 0:
+                    if n_items >= it_cap or n_gn >= gnode_buf.shape[0]:
+                        return 0
+                    gnode_buf[n_gn] = x
+                    it_noff[n_items] = n_gn
+                    it_nlen[n_items] = 1
+                    it_set[n_items] = xs
+                    it_parent[n_items] = it
+                    it_walk[n_items] = WALK_NONE
+                    it_floor[n_items] = FLOOR_NONE
+                    _group_id(gnode_buf, n_gn, 1, f_byte, it_gid, n_items)
+                    n_gn += 1
+                    n_items += 1
+                continue
+            if n_live == 0 and x >= 0:
+                continue
         # only the start states some first byte below the group's nodes keeps alive matter: the
         # walk (and its cache key) uses those, so contexts that differ only in terminals that
         # cannot start here share one cached walk (exact: the others die on the first byte)
@@ -1614,7 +1705,7 @@ class Workspace:
                    "ps_applied": max(n_prefix_slices, 1), "states": maxd * max(n_terms, 1),
                    "split_nodes": 32 * cap, "byte_pos": 257, "bq_parent": 4 * cap, "it_parent": 4 * cap,
                    "it_walk": 4 * cap, "it_floor": 4 * cap, "it_child": 4 * cap, "it_next": 4 * cap,
-                   "key_buf": MAX_RESULT_DEPTH + 1}
+                   "key_buf": MAX_RESULT_DEPTH + 1, "chain_states": n_terms + 1}
         sizes = [sizes32.get(name, cap) for name in W32]
         self.w32_off = np.zeros(len(W32) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.w32_off[1:])
@@ -1625,7 +1716,7 @@ class Workspace:
             self.w32_blob[self.w32_off[i]:self.w32_off[i + 1]] = -1
         sizes64 = {"node_table": tsize, "memo_table": tsize, "set_table": tsize, "term_mark": n_terms + 1,
                    "cand_mark": n_terms + 1, "ctr": 16, "owner": maxd, "rec_owner": maxd, "stats": 2 * N_STATS,
-                   "bq_gid": GID * 4 * cap, "it_gid": GID * 4 * cap}
+                   "bq_gid": GID * 4 * cap, "it_gid": GID * 4 * cap, "step_memo": 2 * STEP_MEMO}
         sizes = [sizes64.get(name, cap) for name in W64]
         self.w64_off = np.zeros(len(W64) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.w64_off[1:])
@@ -1785,7 +1876,8 @@ class GLRKernel:
         n = N_STATS
         return {"glr_calls": int(t[n + STAT_CALLS]), "visited_nodes": int(t[n]), "walks_replayed": int(t[n + 4]),
                 "units_walked": int(t[n + 6]), "units_replayed": int(t[n + 7]),
-                "item_results_used": int(t[n + STAT_RESULTS_USED]), "item_results_made": int(t[n + STAT_RESULTS_MADE])}
+                "item_results_used": int(t[n + STAT_RESULTS_USED]), "item_results_made": int(t[n + STAT_RESULTS_MADE]),
+                "chain_steps": int(t[n + STAT_CHAIN_STEPS])}
 
     def run(self, root_mask: np.ndarray, root_boundaries, stk_states: np.ndarray, stk_off: np.ndarray,
             stk_unknown: np.ndarray = NO_FLAGS, topk: int = 0, record: bool = False,

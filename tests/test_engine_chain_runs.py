@@ -1,0 +1,114 @@
+"""Chain runs in the GLR kernel: one-child trie paths of one-byte lexemes whose stacks come back
+(SQL's `a * * * *`, `;;;;`, a run of ignored spaces) are followed without items (see the chain-run
+block of ``lr_walk._glr_run``).  Masks must stay exactly Earley's and the per-token reference's,
+including where a run must stop: the lexeme goes on (`**`), two terminals end on the byte, the
+path branches or ends, or a step was not made yet."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from structgen.engine import compile_grammar
+from structgen.grammar import grammar_from_lark
+from structgen.vocab import TokenizerInfo
+
+from test_engine import check_masks_against_reference
+from test_engine_glr import assert_same_masks, walk_with_identical_masks
+
+# `*` is both multiplication and an operand, so `a * * * *` alternates between two stacks
+# (a 2-cycle); `;` after a statement list and an ignored single space give the same stacks back
+# (1-cycles); `**` makes a `*` lexeme go on, where a run must not skip
+STAR_GRAMMAR = r"""
+start: stmts
+stmts: stmts ";" | stmts stmt ";" | stmt ";"
+stmt: expr
+expr: expr "*" atom | expr "**" atom | expr "/" atom | atom
+atom: NAME | "*" | "(" expr ")"
+NAME: /[a-z]+/
+%ignore " "
+"""
+
+# the same without `**`: every `*` is a whole lexeme
+PLAIN_STAR_GRAMMAR = STAR_GRAMMAR.replace(' | expr "**" atom', "")
+
+
+def run_vocab() -> TokenizerInfo:
+    """Single bytes, plus runs as long as Qwen's (`*` x 80), runs that end in other bytes or
+    branch, and runs behind a prefix."""
+    pieces = {bytes([i]) for i in range(256)}
+    for k in range(2, 41):
+        for unit in (b"*", b" ", b";", b"* "):
+            pieces.add(unit * k)
+            pieces.add(b" " + unit * k)
+            pieces.add(unit * k + b"/")
+            pieces.add(unit * k + b")")
+            pieces.add(unit * k + b"a")
+        pieces.add(b"* " * k + b"**a")   # a run that meets a `**` lexeme: the run must stop there
+    for k in (45, 46):
+        pieces.add(b"* " * k + b"**a")   # ... also past the other runs, on a one-child path
+    for k in (48, 64, 80):
+        pieces.add(b"*" * k)
+        pieces.add(b"*" * (k - 1) + b"/\n")
+        pieces.add(b"/" + b"*" * k)
+    pieces.update((b"a", b"ab", b"a *", b"a**", b"(a", b"a)", b"*(", b"*;", b"*/*"))
+    token_bytes = sorted(pieces)
+    token_bytes.append(b"")   # EOS
+    return TokenizerInfo.from_token_bytes(token_bytes, eos_ids=[len(token_bytes) - 1])
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    return run_vocab()
+
+
+PREFIXES = ["a", "a *", "a * *", "(a *", "*", "a;", "a ; ;", "a ** *", "a / *", "a  ", "a * * ;"]
+
+
+@pytest.mark.parametrize("grammar_text", [STAR_GRAMMAR, PLAIN_STAR_GRAMMAR], ids=["with-pow", "plain"])
+def test_chain_runs_keep_masks_equal_to_earley(grammar_text, vocab):
+    """After prefixes that end inside every kind of run, and along random walks, the GLR kernel's
+    masks (with chain runs) equal the Earley parser's; the runs were really taken."""
+    grammar = grammar_from_lark(grammar_text)
+    glr = compile_grammar(grammar, vocab, parser="glr", cache=False)
+    earley = compile_grammar(grammar, vocab, parser="earley", cache=False)
+    for prefix in PREFIXES:
+        mg, me = glr.matcher(), earley.matcher()
+        for t in vocab.encode(prefix):
+            assert mg.accept_token(t) and me.accept_token(t), prefix
+        assert_same_masks(mg, me, f"after {prefix!r}")
+    rng = random.Random(11)
+    for i in range(12):
+        walk_with_identical_masks(glr, earley, rng, steps=12, where=f"walk {i}")
+    assert glr.stats["chain_steps"] > 200, glr.stats
+
+
+def test_chain_runs_allow_exactly_the_reference_tokens(vocab):
+    """The per-token pure-Python simulation agrees with every mask on random walks."""
+    compiled = compile_grammar(grammar_from_lark(STAR_GRAMMAR), vocab, parser="glr", cache=False)
+    check_masks_against_reference(compiled, random.Random(5), walks=6, steps=12)
+    assert compiled.stats["chain_steps"] > 0
+
+
+def test_long_star_runs_follow_the_two_stack_cycle(vocab):
+    """After `a *` the stars of a run alternate operand, operator, operand...: every run is
+    allowed, a run followed by a name only when it has an even number of stars (it then ends on
+    an operator), and never one followed by `)` (none is open)."""
+    grammar = grammar_from_lark(PLAIN_STAR_GRAMMAR)
+    glr = compile_grammar(grammar, vocab, parser="glr", cache=False)
+    earley = compile_grammar(grammar, vocab, parser="earley", cache=False)
+    mg, me = glr.matcher(), earley.matcher()
+    for t in vocab.encode("a *"):
+        assert mg.accept_token(t) and me.accept_token(t)
+    mask = assert_same_masks(mg, me, "after 'a *'")
+    bits = np.unpackbits(mask.view(np.uint8), bitorder="little")
+    tb = vocab.token_bytes
+    for k in (2, 17, 40, 48, 64, 80):
+        assert bits[tb.index(b"*" * k)], k
+    for k in range(2, 41):
+        for unit in (b"*", b"* "):
+            assert bits[tb.index(unit * k + b"a")] == (k % 2 == 0), (unit, k)
+            assert bits[tb.index(unit * k)], (unit, k)
+            assert not bits[tb.index(unit * k + b")")], (unit, k)
+    assert glr.stats["chain_steps"] > 0
