@@ -15,7 +15,8 @@ from structgen.grammar import grammar_from_lark
 from structgen.vocab import TokenizerInfo
 
 from test_engine import check_masks_against_reference
-from test_engine_glr import assert_same_masks, walk_with_identical_masks
+from test_engine_glr import CORPUS, assert_same_masks, assert_same_masks_along, walk_with_identical_masks
+from test_engine_real_tokenizers import tokenizer_info
 
 # `*` is both multiplication and an operand, so `a * * * *` alternates between two stacks
 # (a 2-cycle); `;` after a statement list and an ignored single space give the same stacks back
@@ -61,6 +62,11 @@ def run_vocab() -> TokenizerInfo:
 @pytest.fixture(scope="module")
 def vocab():
     return run_vocab()
+
+
+@pytest.fixture(scope="module")
+def qwen():
+    return tokenizer_info("qwen2.5-coder-0.5b")
 
 
 PREFIXES = ["a", "a *", "a * *", "(a *", "*", "a;", "a ; ;", "a ** *", "a / *", "a  ", "a * * ;"]
@@ -112,3 +118,20 @@ def test_long_star_runs_follow_the_two_stack_cycle(vocab):
             assert bits[tb.index(unit * k)], (unit, k)
             assert not bits[tb.index(unit * k + b")")], (unit, k)
     assert glr.stats["chain_steps"] > 0
+
+
+SYNCODE_SQL = CORPUS / "grammars" / "syncode" / "syncode" / "parsers" / "grammars" / "sql_grammar.lark"
+
+
+@pytest.mark.skipif(not SYNCODE_SQL.exists(), reason="needs ../shared/corpora (the syncode grammars)")
+def test_star_runs_of_a_real_vocabulary_keep_syncode_sql_masks(qwen):
+    """Qwen has runs of up to 80 `*` (behind `*`, ` *`, `/*`, ` /*`); syncode's SQL grammar reads
+    `a * * * *` as alternating product and operand.  Along real queries the GLR kernel's masks,
+    taken through chain runs, equal the Earley parser's."""
+    grammar = grammar_from_lark(SYNCODE_SQL.read_text(encoding="utf-8"))
+    glr = compile_grammar(grammar, qwen, parser="glr", cache=False)
+    earley = compile_grammar(grammar, qwen, parser="earley", cache=False)
+    texts = ["SELECT name, age FROM users WHERE age * 2 > 30 ORDER BY name LIMIT 10",
+             "SELECT c.country, COUNT(*) AS n FROM orders o GROUP BY c.country HAVING COUNT(*) > 5"]
+    assert_same_masks_along(texts, glr, earley, qwen)
+    assert glr.stats["chain_steps"] > 1000, glr.stats

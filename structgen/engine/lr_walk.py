@@ -654,6 +654,14 @@ def _record_item_results(n_items, it_parent, it_walk, it_floor, it_child, it_nex
                 ps_flags[j] = 0
 
 
+@numba.njit(cache=True, inline="always")
+def _step_slot(sid, t, n_terms):
+    """Key and slot in step_memo (direct-mapped: a collision forgets the older step) of the GLR step
+    of a one-terminal lexeme ``t`` on set ``sid``."""
+    skey = np.int64(sid) * np.int64(n_terms + 1) + t + 1
+    return skey, 2 * ((skey * np.int64(2654435761)) & (STEP_MEMO - 1))
+
+
 @numba.njit(cache=True, _nrt=False)
 def glr_mask_kernel(
         f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed,
@@ -1124,8 +1132,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
             elif any_ignore and not unknown:
                 r_set = sid   # an ignored lexeme: same stacks, lexer restarts
             if n_acc == 1 and not unknown:
-                skey = np.int64(sid) * np.int64(n_terms + 1) + acc_terms[0] + 1
-                h = 2 * ((skey * np.int64(2654435761)) & (STEP_MEMO - 1))
+                skey, h = _step_slot(sid, acc_terms[0], n_terms)
                 step_memo[h] = skey
                 step_memo[h + 1] = r_set
             if k == ce_k:
@@ -1302,8 +1309,7 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
                     if goes_on:
                         break
                     if t >= 0:
-                        skey = np.int64(xs) * np.int64(n_terms + 1) + t + 1
-                        h = 2 * ((skey * np.int64(2654435761)) & (STEP_MEMO - 1))
+                        skey, h = _step_slot(xs, t, n_terms)
                         if step_memo[h] != skey:
                             break                            # a step not made yet: the boundary's job
                         nxt = step_memo[h + 1]
