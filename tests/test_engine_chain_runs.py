@@ -34,6 +34,17 @@ NAME: /[a-z]+/
 # the same without `**`: every `*` is a whole lexeme
 PLAIN_STAR_GRAMMAR = STAR_GRAMMAR.replace(' | expr "**" atom', "")
 
+# `*` is a lexeme of two terminals (OP and STAR): a run must stop on it
+TWO_TERMINAL_GRAMMAR = r"""
+start: expr ";"
+expr: expr OP atom | atom
+atom: NAME | STAR
+OP: /[*\/]/
+STAR: "*"
+NAME: /[a-z]+/
+%ignore " "
+"""
+
 
 def run_vocab() -> TokenizerInfo:
     """Single bytes, plus runs as long as Qwen's (`*` x 80), runs that end in other bytes or
@@ -88,6 +99,22 @@ def test_chain_runs_keep_masks_equal_to_earley(grammar_text, vocab):
     for i in range(12):
         walk_with_identical_masks(glr, earley, rng, steps=12, where=f"walk {i}")
     assert glr.stats["chain_steps"] > 200, glr.stats
+
+
+def test_runs_stop_where_two_terminals_end_on_the_byte(vocab):
+    """`a * * * *` read as OP STAR OP STAR, with `*` a lexeme of both: masks equal Earley's after
+    prefixes inside star runs and along random walks."""
+    grammar = grammar_from_lark(TWO_TERMINAL_GRAMMAR)
+    glr = compile_grammar(grammar, vocab, parser="glr", cache=False)
+    earley = compile_grammar(grammar, vocab, parser="earley", cache=False)
+    for prefix in ["a", "a *", "a * *", "a / *", "a  *  "]:
+        mg, me = glr.matcher(), earley.matcher()
+        for t in vocab.encode(prefix):
+            assert mg.accept_token(t) and me.accept_token(t), prefix
+        assert_same_masks(mg, me, f"after {prefix!r}")
+    rng = random.Random(3)
+    for i in range(8):
+        walk_with_identical_masks(glr, earley, rng, steps=10, where=f"walk {i}")
 
 
 def test_chain_runs_allow_exactly_the_reference_tokens(vocab):
