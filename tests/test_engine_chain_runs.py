@@ -80,6 +80,21 @@ def qwen():
     return tokenizer_info("qwen2.5-coder-0.5b")
 
 
+def glr_and_earley(grammar_text: str, vocab: TokenizerInfo):
+    grammar = grammar_from_lark(grammar_text)
+    return (compile_grammar(grammar, vocab, parser="glr", cache=False),
+            compile_grammar(grammar, vocab, parser="earley", cache=False))
+
+
+def assert_same_masks_after(prefixes, glr, earley, vocab: TokenizerInfo) -> None:
+    """Both parsers accept every prefix and give the same mask after it."""
+    for prefix in prefixes:
+        mg, me = glr.matcher(), earley.matcher()
+        for t in vocab.encode(prefix):
+            assert mg.accept_token(t) and me.accept_token(t), prefix
+        assert_same_masks(mg, me, f"after {prefix!r}")
+
+
 PREFIXES = ["a", "a *", "a * *", "(a *", "*", "a;", "a ; ;", "a ** *", "a / *", "a  ", "a * * ;"]
 
 
@@ -87,14 +102,8 @@ PREFIXES = ["a", "a *", "a * *", "(a *", "*", "a;", "a ; ;", "a ** *", "a / *", 
 def test_chain_runs_keep_masks_equal_to_earley(grammar_text, vocab):
     """After prefixes that end inside every kind of run, and along random walks, the GLR kernel's
     masks (with chain runs) equal the Earley parser's; the runs were really taken."""
-    grammar = grammar_from_lark(grammar_text)
-    glr = compile_grammar(grammar, vocab, parser="glr", cache=False)
-    earley = compile_grammar(grammar, vocab, parser="earley", cache=False)
-    for prefix in PREFIXES:
-        mg, me = glr.matcher(), earley.matcher()
-        for t in vocab.encode(prefix):
-            assert mg.accept_token(t) and me.accept_token(t), prefix
-        assert_same_masks(mg, me, f"after {prefix!r}")
+    glr, earley = glr_and_earley(grammar_text, vocab)
+    assert_same_masks_after(PREFIXES, glr, earley, vocab)
     rng = random.Random(11)
     for i in range(12):
         walk_with_identical_masks(glr, earley, rng, steps=12, where=f"walk {i}")
@@ -104,14 +113,8 @@ def test_chain_runs_keep_masks_equal_to_earley(grammar_text, vocab):
 def test_runs_stop_where_two_terminals_end_on_the_byte(vocab):
     """`a * * * *` read as OP STAR OP STAR, with `*` a lexeme of both: masks equal Earley's after
     prefixes inside star runs and along random walks."""
-    grammar = grammar_from_lark(TWO_TERMINAL_GRAMMAR)
-    glr = compile_grammar(grammar, vocab, parser="glr", cache=False)
-    earley = compile_grammar(grammar, vocab, parser="earley", cache=False)
-    for prefix in ["a", "a *", "a * *", "a / *", "a  *  "]:
-        mg, me = glr.matcher(), earley.matcher()
-        for t in vocab.encode(prefix):
-            assert mg.accept_token(t) and me.accept_token(t), prefix
-        assert_same_masks(mg, me, f"after {prefix!r}")
+    glr, earley = glr_and_earley(TWO_TERMINAL_GRAMMAR, vocab)
+    assert_same_masks_after(["a", "a *", "a * *", "a / *", "a  *  "], glr, earley, vocab)
     rng = random.Random(3)
     for i in range(8):
         walk_with_identical_masks(glr, earley, rng, steps=10, where=f"walk {i}")
@@ -128,9 +131,7 @@ def test_long_star_runs_follow_the_two_stack_cycle(vocab):
     """After `a *` the stars of a run alternate operand, operator, operand...: every run is
     allowed, a run followed by a name only when it has an even number of stars (it then ends on
     an operator), and never one followed by `)` (none is open)."""
-    grammar = grammar_from_lark(PLAIN_STAR_GRAMMAR)
-    glr = compile_grammar(grammar, vocab, parser="glr", cache=False)
-    earley = compile_grammar(grammar, vocab, parser="earley", cache=False)
+    glr, earley = glr_and_earley(PLAIN_STAR_GRAMMAR, vocab)
     mg, me = glr.matcher(), earley.matcher()
     for t in vocab.encode("a *"):
         assert mg.accept_token(t) and me.accept_token(t)
@@ -155,9 +156,7 @@ def test_star_runs_of_a_real_vocabulary_keep_syncode_sql_masks(qwen):
     """Qwen has runs of up to 80 `*` (behind `*`, ` *`, `/*`, ` /*`); syncode's SQL grammar reads
     `a * * * *` as alternating product and operand.  Along real queries the GLR kernel's masks,
     taken through chain runs, equal the Earley parser's."""
-    grammar = grammar_from_lark(SYNCODE_SQL.read_text(encoding="utf-8"))
-    glr = compile_grammar(grammar, qwen, parser="glr", cache=False)
-    earley = compile_grammar(grammar, qwen, parser="earley", cache=False)
+    glr, earley = glr_and_earley(SYNCODE_SQL.read_text(encoding="utf-8"), qwen)
     texts = ["SELECT name, age FROM users WHERE age * 2 > 30 ORDER BY name LIMIT 10",
              "SELECT c.country, COUNT(*) AS n FROM orders o GROUP BY c.country HAVING COUNT(*) > 5"]
     assert_same_masks_along(texts, glr, earley, qwen)
