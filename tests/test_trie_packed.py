@@ -122,3 +122,70 @@ def test_glr_kernel_masks_agree_with_the_fallback_form():
             wa, wb = a.next_token_mask_words(), b.next_token_mask_words()
             assert (wa == wb).all(), f"{name}: masks differ before token {i}"
             assert a.accept_token(t) and b.accept_token(t)
+
+
+def _node_paths(trie) -> list[bytes]:
+    """Each node's bytes from the root (preorder: the parent is the last node one level up)."""
+    paths, stack = [b""], [b""]
+    for i in range(1, trie.n_nodes):
+        d = int(trie.node_depth[i])
+        del stack[d:]
+        stack.append(stack[-1] + bytes([int(trie.node_byte[i])]))
+        paths.append(stack[-1])
+    return paths
+
+
+def _brute_walk(vocab, paths, dfa, q, start):
+    """What a walk from lexer state ``q`` at trie node ``start`` (a lexeme starting with the
+    node's byte; the root: with any first byte) must give, token by token: tokens at or below
+    the node whose bytes from there keep ``q`` alive, and the nodes where ``q`` dies right after
+    an accepting state (lexeme boundaries)."""
+    path = paths[start][:-1]
+    node_of = {p: i for i, p in enumerate(paths)}
+    allowed, boundaries = set(), set()
+    for tid, b in enumerate(vocab):
+        if not b or not b.startswith(paths[start]):
+            continue
+        s = q
+        for k, byte in enumerate(b[len(path):]):
+            s2 = int(dfa.transitions[s, byte])
+            if s2 < 0:
+                if dfa.accepting[s]:
+                    boundaries.add(node_of[b[:len(path) + k + 1]])
+                break
+            s = s2
+        else:
+            allowed.add(tid)
+    return allowed, boundaries
+
+
+def test_single_state_walks_match_brute_force():
+    """The one-live-state walk (every regex) from every lexer state, from the root and from
+    nodes below it (a lexeme starting at the node's byte): exactly the tokens a byte-by-byte run allows, a mask of exactly the
+    vocabulary's words (the walk ORs tokenless nodes into a spare word past them), and every
+    lexeme boundary."""
+    vocab = random_vocab(3, 900)
+    trie = build_token_trie(vocab, len(vocab))
+    paths = _node_paths(trie)
+    words = (len(vocab) + 31) // 32
+    rng = random.Random(3)
+
+    class Lexer:
+        pass
+
+    for pattern in [r"[a-c ]{2,5}", r"ab*c?", r"[a-c_]+|\(\)", r"é{1,3}1"]:
+        dfa = compile_regex(pattern)
+        lexer = Lexer()
+        lexer.trans = dfa.transitions
+        lexer.acc_term = np.where(dfa.accepting, 0, -1).astype(np.int32)
+        starts = [0] + rng.sample(range(1, trie.n_nodes), 25)
+        for q in range(dfa.transitions.shape[0]):
+            for start in starts:
+                out = run_walk(trie, lexer, np.array([q], dtype=np.int32), np.array([start], dtype=np.int32))
+                mask = out[0]
+                assert mask.shape == (words,), pattern
+                bits = np.unpackbits(mask.view(np.uint8), bitorder="little")
+                got = set(np.nonzero(bits)[0].tolist())
+                allowed, boundaries = _brute_walk(vocab, paths, dfa, q, start)
+                assert got == allowed, (pattern, q, start)
+                assert set(out[1][:out[5]].tolist()) == boundaries, (pattern, q, start)

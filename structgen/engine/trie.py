@@ -108,6 +108,23 @@ def pk_set_tokens(x, i, tok_start, tok_ids, mask):
 
 
 @numba.njit(cache=True, inline="always")
+def pk_set_tokens_spare(x, i, tok_start, tok_ids, mask, spare):
+    """:func:`pk_set_tokens` for a ``mask`` with one spare word past the vocabulary's, at index
+    ``spare``: a node without exactly one token ORs a zero-token bit into that word instead of
+    branching.  Whether a node ends a token is close to a coin toss along a walk, and the
+    mispredicted branch was ~40% of a single-state walk's time (Qwen's trie, a regex's counted
+    run: 965 -> 551 us over 180k nodes)."""
+    k = (x >> PK_NTOK_SHIFT) & 3
+    t = (x >> PK_TOK_SHIFT) & PK_TOK_MASK
+    w = (t >> 5) if k == 1 else spare
+    mask[w] |= np.uint32(1) << np.uint32(t & 31)
+    if k == 2:
+        for q in range(tok_start[i], tok_start[i + 1]):
+            t = tok_ids[q]
+            mask[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+
+
+@numba.njit(cache=True, inline="always")
 def pk_set_tokens_listed(x, i, tok_start, tok_ids, mask, listed, n_listed):
     """:func:`pk_set_tokens`, also appending to ``listed`` every word of ``mask`` that turns
     non-zero (a sparse record of the walk's tokens); returns the new length of ``listed``."""

@@ -20,7 +20,7 @@ import numba
 import numpy as np
 
 from .lr_stacks import insertion_sort
-from .trie import pk_after, pk_depth, pk_set_tokens
+from .trie import pk_after, pk_depth, pk_set_tokens_spare
 
 
 @numba.njit(cache=True, inline="always")
@@ -49,7 +49,7 @@ def walk_kernel(packed, node_byte, node_depth, subtree_end, tok_start, tok_ids, 
                 trans, acc_term, init_states, starts, mask_words,
                 max_boundaries, max_acc, max_depth):
     """Returns (mask, b_node, b_acc_start, b_acc_len, acc_buf, n_boundaries, n_acc, visited, overflow)."""
-    mask = np.zeros(mask_words, dtype=np.uint32)
+    mask = np.zeros(mask_words + 1, dtype=np.uint32)   # + the spare word of pk_set_tokens_spare
     b_node = np.empty(max_boundaries, dtype=np.int32)
     b_acc_start = np.empty(max_boundaries, dtype=np.int32)
     b_acc_len = np.empty(max_boundaries, dtype=np.int32)
@@ -73,8 +73,9 @@ def walk_kernel(packed, node_byte, node_depth, subtree_end, tok_start, tok_ids, 
     if k0 == 1:
         # one live state (one terminal: every regex, most mid-lexeme states): no state
         # vectors to carry, a single transition per node
-        return _walk_one(packed, node_byte, node_depth, subtree_end, tok_start, tok_ids, node_orig, trans, acc_term,
-                         init_states[0], starts, mask, b_node, b_acc_start, b_acc_len, acc_buf, maxd)
+        out = _walk_one(packed, node_byte, node_depth, subtree_end, tok_start, tok_ids, node_orig, trans, acc_term,
+                        init_states[0], starts, mask, b_node, b_acc_start, b_acc_len, acc_buf, maxd)
+        return (out[0][:mask_words],) + out[1:]
     for si in range(starts.shape[0]):
         lo, hi, base = _subtree_range(starts[si], node_byte, node_depth, subtree_end)
         owner[0] = -1 - si
@@ -96,12 +97,12 @@ def walk_kernel(packed, node_byte, node_depth, subtree_end, tok_start, tok_ids, 
                 if has_acc:
                     if nb >= max_boundaries:
                         overflow = True
-                        return mask, b_node, b_acc_start, b_acc_len, acc_buf, nb, na, visited, overflow
+                        return mask[:mask_words], b_node, b_acc_start, b_acc_len, acc_buf, nb, na, visited, overflow
                     par = owner[d - 1]
                     if rec_owner[d - 1] != par or rec_start[d - 1] < 0:
                         if na + pc > max_acc:
                             overflow = True
-                            return mask, b_node, b_acc_start, b_acc_len, acc_buf, nb, na, visited, overflow
+                            return mask[:mask_words], b_node, b_acc_start, b_acc_len, acc_buf, nb, na, visited, overflow
                         st = na
                         for j in range(pc):
                             t = acc_term[states[d - 1, j]]
@@ -119,17 +120,18 @@ def walk_kernel(packed, node_byte, node_depth, subtree_end, tok_start, tok_ids, 
                 continue
             counts[d] = c
             owner[d] = i
-            pk_set_tokens(x, i, tok_start, tok_ids, mask)
+            pk_set_tokens_spare(x, i, tok_start, tok_ids, mask, mask_words)
             i += 1
-    return mask, b_node, b_acc_start, b_acc_len, acc_buf, nb, na, visited, overflow
+    return mask[:mask_words], b_node, b_acc_start, b_acc_len, acc_buf, nb, na, visited, overflow
 
 
 @numba.njit(cache=True)
 def _walk_one(packed, node_byte, node_depth, subtree_end, tok_start, tok_ids, node_orig, trans, acc_term, q0, starts,
               mask, b_node, b_acc_start, b_acc_len, acc_buf, maxd):
-    """:func:`walk_kernel` for a single live lexer state (same outputs)."""
+    """:func:`walk_kernel` for a single live lexer state (same outputs; ``mask`` with its spare word)."""
     max_boundaries = b_node.shape[0]
     max_acc = acc_buf.shape[0]
+    spare = mask.shape[0] - 1   # the spare word of pk_set_tokens_spare
     nb = 0
     na = 0
     visited = 0
@@ -137,14 +139,14 @@ def _walk_one(packed, node_byte, node_depth, subtree_end, tok_start, tok_ids, no
     # one live state: a boundary's accepted terminals are one terminal, so boundaries share one
     # acc_buf entry per terminal (no per-parent bookkeeping on the hot path)
     term_entry = np.full(max(acc_term.max() + 1, 1), -1, dtype=np.int32)
-    cur[0] = q0
     for si in range(starts.shape[0]):
         lo, hi, base = _subtree_range(starts[si], node_byte, node_depth, subtree_end)
+        cur[base] = q0   # cur is indexed by trie depth: no per-node offset
         i = lo
         while i < hi:
             visited += 1
             x = packed[i]
-            d = pk_depth(x) - base
+            d = pk_depth(x)
             prev = cur[d - 1]
             s = trans[prev, x & 255]
             if s < 0:
@@ -166,7 +168,7 @@ def _walk_one(packed, node_byte, node_depth, subtree_end, tok_start, tok_ids, no
                 i = pk_after(x, i, subtree_end)
                 continue
             cur[d] = s
-            pk_set_tokens(x, i, tok_start, tok_ids, mask)
+            pk_set_tokens_spare(x, i, tok_start, tok_ids, mask, spare)
             i += 1
     return mask, b_node, b_acc_start, b_acc_len, acc_buf, nb, na, visited, False
 
