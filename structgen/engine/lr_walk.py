@@ -995,12 +995,16 @@ def _glr_run(f_byte, f_depth, f_end, f_tok_start, f_tok_ids, f_packed, trans, ac
         ps_cnt[j] = 0
         ps_applied[j] = 0
     # the workspace's dmask holds the scratch mask, then the list of its non-zero words, then the
-    # same two for one first-byte unit of a split walk
+    # same two for one first-byte unit of a split walk; each scratch mask ends with the spare word
+    # of pk_set_tokens_listed, kept non-zero (never listed, never cleared, never read)
     n_words = mask.shape[0]
-    dirty = dmask[n_words:2 * n_words].view(np.int32)
-    dmask_u = dmask[2 * n_words:3 * n_words]
-    dirty_u = dmask[3 * n_words:4 * n_words].view(np.int32)
-    dmask = dmask[:n_words]
+    r = n_words + 1
+    dirty = dmask[r:2 * r].view(np.int32)
+    dmask_u = dmask[2 * r:3 * r]
+    dirty_u = dmask[3 * r:4 * r].view(np.int32)
+    dmask = dmask[:r]
+    dmask[n_words] = 1
+    dmask_u[n_words] = 1
     n_units = 0
     ps_child = ps32[ps_off[PS_CHILD]:ps_off[PS_CHILD + 1]]
     r_depth = ps32[ps_off[PS_RDEPTH]:ps_off[PS_RDEPTH + 1]]
@@ -1733,11 +1737,12 @@ class Workspace:
         self.n_terms = n_terms
         self.la = np.zeros((cap + 1, n_words_la), dtype=np.uint64)   # + expected_search's scratch row
         # scratch masks + their non-zero word lists: an item's walk, and one first-byte unit of it
-        self.dmask, _, _ = BUFFERS.zeros(self, 4 * mask_words, np.uint32, layout="dmask")   # scratch masks left zero
+        # (each with a spare word: see _glr_run)
+        self.dmask, _, _ = BUFFERS.zeros(self, 4 * (mask_words + 1), np.uint32, layout="dmask")   # scratch masks left zero
 
     def grown(self) -> "Workspace":
         """A workspace 4x larger, keeping the running totals of the stats."""
-        ws = Workspace(self.n_terms, self.la.shape[1], self.dmask.shape[0] // 4, self.max_depth,
+        ws = Workspace(self.n_terms, self.la.shape[1], self.dmask.shape[0] // 4 - 1, self.max_depth,
                        self.n_prefix_slices, self.cap * 4)
         ws.stats_view[N_STATS:] = self.stats_view[N_STATS:]
         return ws

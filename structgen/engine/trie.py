@@ -126,17 +126,18 @@ def pk_set_tokens_spare(x, i, tok_start, tok_ids, mask, spare):
 
 @numba.njit(cache=True, inline="always")
 def pk_set_tokens_listed(x, i, tok_start, tok_ids, mask, listed, n_listed):
-    """:func:`pk_set_tokens`, also appending to ``listed`` every word of ``mask`` that turns
-    non-zero (a sparse record of the walk's tokens); returns the new length of ``listed``."""
+    """:func:`pk_set_tokens_spare`, also appending to ``listed`` every word of ``mask`` that turns
+    non-zero (a sparse record of the walk's tokens); returns the new length of ``listed``.
+    ``mask``'s last word is the spare and must be non-zero, so it is never listed."""
     k = (x >> PK_NTOK_SHIFT) & 3
-    if k == 1:
-        t = (x >> PK_TOK_SHIFT) & PK_TOK_MASK
-        w = t >> 5
-        if mask[w] == 0:
-            listed[n_listed] = w
-            n_listed += 1
-        mask[w] |= np.uint32(1) << np.uint32(t & 31)
-    elif k == 2:
+    t = (x >> PK_TOK_SHIFT) & PK_TOK_MASK
+    w = (t >> 5) if k == 1 else mask.shape[0] - 1
+    v = mask[w]
+    if v == 0:
+        listed[n_listed] = w
+        n_listed += 1
+    mask[w] = v | (np.uint32(1) << np.uint32(t & 31))
+    if k == 2:
         for q in range(tok_start[i], tok_start[i + 1]):
             t = tok_ids[q]
             w = t >> 5
