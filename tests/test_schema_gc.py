@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 
 import pytest
 
@@ -58,11 +59,19 @@ def test_gc_paused_while_lowering(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_freeze_long_lived_exempts_existing_objects() -> None:
     from structgen.gcpolicy import freeze_long_lived
     keep = [[i] for i in range(1000)]
+    # No thread switch from the collection to the count: another thread (tqdm's monitor, started
+    # by earlier tests' progress bars) preempted in the middle of its loop holds temporaries that
+    # get frozen, and freeing them when it resumes shrinks the frozen count (CI saw n - 2 once).
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(60.0)
     try:
         n = freeze_long_lived()
-        assert n >= 1000 and gc.get_freeze_count() == n
+        count = gc.get_freeze_count()
+        sys.setswitchinterval(interval)
+        assert n >= 1000 and count == n
         scanned = {id(o) for o in gc.get_objects()}  # generations 0-2: what collections walk
         assert gc.is_tracked(keep[0]) and not any(id(x) in scanned for x in keep)
     finally:
+        sys.setswitchinterval(interval)
         gc.unfreeze()
     assert gc.get_freeze_count() == 0
