@@ -46,8 +46,12 @@ def synthetic_vocab(seed: int = 0, n: int = 600) -> TokenizerInfo:
     while len(pieces) < n:
         k = rng.randint(2, 5)
         pieces.add("".join(rng.choice(alphabet) for _ in range(k)).encode())
-    token_bytes = sorted(pieces)
-    token_bytes.append(b"")  # EOS
+    return vocab_of_pieces(pieces)
+
+
+def vocab_of_pieces(pieces: set[bytes]) -> TokenizerInfo:
+    """A tokenizer of ``pieces`` in byte order, then an EOS token with no bytes."""
+    token_bytes = sorted(pieces) + [b""]
     return TokenizerInfo.from_token_bytes(token_bytes, eos_ids=[len(token_bytes) - 1])
 
 

@@ -14,7 +14,7 @@ from structgen.engine import compile_grammar
 from structgen.grammar import grammar_from_lark
 from structgen.vocab import TokenizerInfo
 
-from test_engine import check_masks_against_reference
+from test_engine import check_masks_against_reference, vocab_of_pieces
 from test_engine_glr import CORPUS, assert_same_masks, assert_same_masks_along, walk_with_identical_masks
 from test_engine_real_tokenizers import tokenizer_info
 
@@ -65,9 +65,7 @@ def run_vocab() -> TokenizerInfo:
         pieces.add(b"*" * (k - 1) + b"/\n")
         pieces.add(b"/" + b"*" * k)
     pieces.update((b"a", b"ab", b"a *", b"a**", b"(a", b"a)", b"*(", b"*;", b"*/*"))
-    token_bytes = sorted(pieces)
-    token_bytes.append(b"")   # EOS
-    return TokenizerInfo.from_token_bytes(token_bytes, eos_ids=[len(token_bytes) - 1])
+    return vocab_of_pieces(pieces)
 
 
 @pytest.fixture(scope="module")

@@ -143,6 +143,8 @@ BOUNDED_MAX_REMAINDER_SHARE = 0.5
 def boundable(trie: TokenTrie, sl: TokenSlice) -> bool:
     """Whether ``sl`` gets bounded cuts (see BOUNDED_MAX_REMAINDER_SHARE)."""
     return sl.remainder.node_byte.shape[0] <= BOUNDED_MAX_REMAINDER_SHARE * trie.node_byte.shape[0]
+
+
 BOUNDED_PAIRS_BITS = 12                      # covered_length's pair table: 4,096 slots
 
 
